@@ -1,0 +1,45 @@
+"""One error hierarchy for everything that can be wrong with an embedding file.
+
+Each error carries the file it is about and a one-line, human reason; its ``status`` is the library status the
+file gets (see ``records.Status``). Nothing else is ever raised out of a decoder for bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EmbeddingError(Exception):
+    """A file could not be used as an embedding. ``reason`` is short and meant for users."""
+
+    status = "corrupt"
+
+    def __init__(self, path: str | Path | None, reason: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.reason = reason
+        where = f"{self.path}: " if self.path else ""
+        super().__init__(f"{where}{reason}")
+
+
+class UnsafeFileError(EmbeddingError):
+    """The file asks to run or import something outside the allow-list (a pickle global, a code object)."""
+
+    status = "unsafe"
+
+
+class CorruptFileError(EmbeddingError):
+    """The file is truncated, malformed or internally inconsistent."""
+
+    status = "corrupt"
+
+
+class NotAnEmbeddingError(EmbeddingError):
+    """The file is readable but holds something else (a LoRA, a checkpoint, a plain picture)."""
+
+    status = "not-an-embedding"
+
+
+class UnsupportedFileError(EmbeddingError):
+    """The file may be fine but this installation cannot read it (e.g. AVIF without the Pillow plugin)."""
+
+    status = "unsupported"

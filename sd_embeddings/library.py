@@ -1,0 +1,356 @@
+"""Folders -> entries: one per embedding file found, with status, reason, keyword, family, sidecars and hash.
+
+Scanning is incremental (a file whose size and mtime_ns are unchanged is not read again) and never stops on a
+bad file. Compatibility with the active model and keyword collisions are applied on top of what each file holds,
+so switching models re-evaluates every entry without touching the disk.
+
+Collision rule (documented in the README): among files with the same keyword (compared case-insensitively),
+the one usable with the active model wins; then the one in the shallower folder; then the one in the earlier
+scanned folder; then the alphabetically first relative path. The others are reported as ``duplicate``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import formats, sidecars
+from .errors import EmbeddingError, NotAnEmbeddingError
+from .hashing import HashCache
+from .records import EmbeddingData, Entry, Family, Status
+from .scanning import FoundFile, walk_folders
+
+logger = logging.getLogger(__name__)
+
+_WIDTH_NAMES = {Family.SD1: "768", Family.SD2: "1024", Family.SDXL: "768+1280"}
+
+
+def keyword_key(keyword: str) -> str:
+    """How keywords are compared: case-insensitive, runs of whitespace as one space (as CLIP tokenizes)."""
+    return " ".join(keyword.casefold().split())
+
+
+def compatibility(entry: Entry, family: Family | None) -> tuple[bool, str]:
+    """Whether a decodable entry works with the active model, and if not, a one-line reason."""
+    own = entry.family
+    if own is Family.UNKNOWN:
+        return False, f"vector width {entry.header.shape.describe() if entry.header else '?'} matches no " \
+                      "known model (SD1.5 768, SD2 1024, SDXL 768+1280)"
+    if family is None or own is family:
+        return True, ""
+    return False, f"{own.long_label} embedding ({_WIDTH_NAMES[own]}), model is {family.long_label}"
+
+
+@dataclass
+class ScanReport:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    loops: list[str] = field(default_factory=list)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+class Library:
+    """All embeddings under one or more folders. Thread-safe: readers get immutable snapshots."""
+
+    def __init__(self, folders: Iterable[str | os.PathLike], *, family: Family | None = None,
+                 hash_cache: HashCache | None = None, background_hashing: bool = True,
+                 cache_size: int = 512) -> None:
+        self.folders: list[str] = []
+        for folder in folders:
+            self.add_folder(folder)
+        self.family = family
+        self.hash_cache = hash_cache if hash_cache is not None else HashCache(None)
+        self.background_hashing = background_hashing
+        self.listeners: list[Callable[[Library], None]] = []
+        self.version = 0
+        self._lock = threading.RLock()
+        self._files: dict[str, Entry] = {}
+        self._dir_stamps: dict[str, int] = {}
+        self._entries: tuple[Entry, ...] = ()
+        self._winners: dict[str, Entry] = {}
+        self._data: collections.OrderedDict[str, tuple[int, int, EmbeddingData]] = collections.OrderedDict()
+        self._cache_size = cache_size
+        self._hasher: threading.Thread | None = None
+        self._hash_wakeup = threading.Event()
+
+    # -- folders and scanning ------------------------------------------------------------------------------
+
+    def add_folder(self, folder: str | os.PathLike) -> None:
+        path = os.path.abspath(os.fspath(folder))
+        if path not in self.folders:
+            self.folders.append(path)
+
+    def refresh(self, force: bool = False) -> ScanReport:
+        """Rescan every folder; only new or changed files (size or mtime_ns) are read. ``force`` re-reads all."""
+        with self._lock:
+            report = ScanReport()
+            found, dir_stamps, report.loops = walk_folders(self.folders)
+            previous = self._files
+            files: dict[str, Entry] = {}
+            for item in found:
+                old = previous.get(item.path)
+                if old is not None and not force and (old.size, old.mtime_ns) == (item.size, item.mtime_ns):
+                    files[item.path] = dataclasses.replace(old, sidecars=item.sidecars)
+                    continue
+                files[item.path] = self._read(item)
+                (report.changed if old is not None else report.added).append(item.path)
+            report.removed = [path for path in previous if path not in files]
+            for path in report.removed + report.changed:
+                self._data.pop(path, None)
+            self._files = files
+            self._dir_stamps = dir_stamps
+            if report.any or force or not self._entries and files:
+                self._resolve()
+            elif not files:
+                self._entries, self._winners = (), {}
+        if report.any or force:
+            self._notify()
+        self._start_hashing()
+        return report
+
+    def folders_changed(self) -> bool:
+        """Cheap check (one stat per folder): was a file added, removed or renamed anywhere since the scan?"""
+        for folder, stamp in self._dir_stamps.items():
+            try:
+                if os.stat(folder).st_mtime_ns != stamp:
+                    return True
+            except OSError:
+                return True
+        return False
+
+    def _read(self, item: FoundFile) -> Entry:
+        stem = os.path.splitext(item.name)[0]
+        entry = Entry(path=item.path, root=item.root, folder=item.folder, keyword=stem, format=item.format,
+                      size=item.size, mtime_ns=item.mtime_ns, status=Status.LOADED, sidecars=item.sidecars)
+        entry.sha256 = self.hash_cache.get(item.path, item.size, item.mtime_ns)
+        try:
+            if item.size == 0:
+                raise NotAnEmbeddingError(item.path, "empty file (0 bytes); the download or copy probably failed")
+            if item.format == "safetensors" and item.size > formats.MAX_EMBEDDING_BYTES:
+                entry.header = formats.header_only(_read_head(item.path), item.size, item.path)
+            else:
+                data = formats.decode(formats.read_file(item.path), item.path)
+                entry.header = formats.header_of(data)
+                self._remember(entry, data)
+            if item.format == "image" and entry.header.name:
+                entry.keyword = entry.header.name
+        except EmbeddingError as e:
+            entry.status, entry.reason = Status(e.status), e.reason
+            log = logger.info if entry.format == "image" and e.status == "not-an-embedding" else logger.warning
+            log("Embedding %s: %s", item.path, e.reason)
+        except Exception as e:  # a bug must not stop the scan; report it like a bad file
+            logger.exception("Unexpected error reading %s", item.path)
+            entry.status, entry.reason = Status.CORRUPT, f"unexpected error: {type(e).__name__}: {e}"
+        entry.file_status, entry.file_reason = entry.status, entry.reason
+        return entry
+
+    # -- statuses: compatibility and collisions ---------------------------------------------------------------
+
+    def set_family(self, family: Family | None) -> bool:
+        """Re-evaluate compatibility for a new active model family. Returns True if anything changed."""
+        with self._lock:
+            if family == self.family:
+                return False
+            self.family = family
+            self._resolve()
+        self._notify()
+        return True
+
+    def _resolve(self) -> None:
+        entries: list[Entry] = []
+        groups: dict[str, list[Entry]] = collections.defaultdict(list)
+        root_order = {root: i for i, root in enumerate(self.folders)}
+        for record in self._files.values():
+            entry = dataclasses.replace(record, collides_with=[])
+            if record.file_status is Status.LOADED:
+                ok, reason = compatibility(record, self.family)
+                entry.status, entry.reason = (Status.LOADED, "") if ok else (Status.INCOMPATIBLE, reason)
+                groups[keyword_key(entry.keyword)].append(entry)
+            entries.append(entry)
+        winners: dict[str, Entry] = {}
+        for key, group in groups.items():
+            group.sort(key=lambda e: (e.status is not Status.LOADED, e.folder.count("/") + bool(e.folder),
+                                      root_order.get(e.root, 0), e.relpath.casefold(), e.relpath))
+            winner = winners[key] = group[0]
+            for loser in group[1:]:
+                winner.collides_with.append(loser.path)
+                loser.collides_with.append(winner.path)
+                if loser.status is winner.status:
+                    why = _why(winner, loser)
+                    loser.status = Status.DUPLICATE
+                    loser.reason = f"same keyword as {_shown(winner)}, which is used instead ({why})"
+        entries.sort(key=lambda e: (e.keyword.casefold(), e.relpath))
+        self._entries = tuple(entries)
+        self._winners = winners
+        self.version += 1
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """Every file found, sorted by keyword (case-insensitive)."""
+        return self._entries
+
+    def usable(self) -> list[Entry]:
+        return [entry for entry in self._entries if entry.status is Status.LOADED]
+
+    def get(self, keyword: str) -> Entry | None:
+        """The entry a keyword resolves to (loaded or incompatible), after collisions."""
+        return self._winners.get(keyword_key(keyword))
+
+    def find(self, path: str | os.PathLike) -> Entry | None:
+        target = os.path.abspath(os.fspath(path))
+        return next((entry for entry in self._entries if entry.path == target), None)
+
+    def counts(self) -> collections.Counter[str]:
+        return collections.Counter(entry.status.value for entry in self._entries)
+
+    def load(self, entry: Entry) -> EmbeddingData:
+        """The vectors of an entry (decoded on first use, then kept in a small LRU cache)."""
+        with self._lock:
+            cached = self._data.get(entry.path)
+            if cached and cached[:2] == (entry.size, entry.mtime_ns):
+                self._data.move_to_end(entry.path)
+                return cached[2]
+        data = formats.decode(formats.read_file(entry.path), entry.path)
+        with self._lock:
+            self._remember(entry, data)
+        return data
+
+    def _remember(self, entry: Entry, data: EmbeddingData) -> None:
+        self._data[entry.path] = (entry.size, entry.mtime_ns, data)
+        self._data.move_to_end(entry.path)
+        while len(self._data) > self._cache_size:
+            self._data.popitem(last=False)
+
+    # -- hashes ---------------------------------------------------------------------------------------------
+
+    def ensure_hash(self, entry: Entry) -> str | None:
+        """The file's sha256, computed now if the background hasher has not got to it yet."""
+        if entry.sha256 is None:
+            try:
+                value = self.hash_cache.compute(entry.path, entry.size, entry.mtime_ns)
+            except OSError as e:
+                logger.warning("Cannot hash %s: %s", entry.path, e)
+                return None
+            self._set_hash(entry.path, value)
+            entry.sha256 = value
+        return entry.sha256
+
+    def _set_hash(self, path: str, value: str) -> None:
+        record = self._files.get(path)
+        if record is not None:
+            record.sha256 = value
+        for entry in self._entries:
+            if entry.path == path:
+                entry.sha256 = value
+
+    def _start_hashing(self) -> None:
+        if not self.background_hashing:
+            return
+        self._hash_wakeup.set()
+        if self._hasher is None or not self._hasher.is_alive():
+            self._hasher = threading.Thread(target=self._hash_loop, name="sd-embeddings-hasher", daemon=True)
+            self._hasher.start()
+
+    def _hash_loop(self) -> None:
+        while self._hash_wakeup.wait(timeout=30):
+            self._hash_wakeup.clear()
+            pending = [e for e in self._entries if e.sha256 is None and e.file_status is not None]
+            pending.sort(key=lambda e: e.status is not Status.LOADED)  # what prompts use first
+            for entry in pending:
+                if self._files.get(entry.path) is not None:
+                    self.ensure_hash(entry)
+            self.hash_cache.save()
+        self._hasher = None
+
+    def hash_all(self) -> None:
+        """Hash every entry now (CLI, benchmarks) and persist the cache."""
+        for entry in self._entries:
+            self.ensure_hash(entry)
+        self.hash_cache.save()
+
+    # -- sidecars --------------------------------------------------------------------------------------------
+
+    def sidecar_path(self, entry: Entry, name: str | None) -> str | None:
+        return os.path.join(os.path.dirname(entry.path), name) if name else None
+
+    def user_metadata(self, entry: Entry) -> dict:
+        path = self.sidecar_path(entry, entry.sidecars.metadata_file)
+        return sidecars.read_user_metadata(path) if path else {}
+
+    def description(self, entry: Entry) -> str:
+        """``x.json`` "description" if set, else ``x.txt`` / ``x.description.txt`` (as the WebUI does)."""
+        text = self.user_metadata(entry).get("description")
+        if isinstance(text, str) and text:
+            return text
+        path = self.sidecar_path(entry, entry.sidecars.description_file)
+        return sidecars.read_text(path) if path else ""
+
+    def metadata_path(self, entry: Entry) -> str:
+        """Where ``x.json`` lives (or would): beside the file, named after its stem."""
+        return os.path.splitext(entry.path)[0] + ".json"
+
+    def save_user_metadata(self, entry: Entry, updates: dict) -> dict:
+        """Merge ``updates`` into ``x.json`` beside a known entry (keys with value None are removed)."""
+        if self.find(entry.path) is None:
+            raise KeyError(f"not an entry of this library: {entry.path}")
+        path = self.metadata_path(entry)
+        data = sidecars.read_user_metadata(path)
+        for key, value in updates.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        sidecars.write_user_metadata(path, data)
+        with self._lock:
+            for item in (self._files.get(entry.path), *[e for e in self._entries if e.path == entry.path]):
+                if item is not None:
+                    item.sidecars.metadata_file = os.path.basename(path)
+        return data
+
+    def _notify(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(self)
+            except Exception:
+                logger.exception("Embedding library listener failed")
+
+
+def _read_head(path: str, limit: int = 8 + 1024 * 1024) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(limit)
+
+
+def _shown(entry: Entry) -> str:
+    return entry.relpath if not entry.root else os.path.join(os.path.basename(entry.root), entry.relpath)
+
+
+def _why(winner: Entry, loser: Entry) -> str:
+    if winner.status is not loser.status:
+        return "it fits the active model"
+    depth = (winner.folder.count("/") + bool(winner.folder), loser.folder.count("/") + bool(loser.folder))
+    if depth[0] != depth[1]:
+        return "shallower folder"
+    if winner.root != loser.root:
+        return "earlier embeddings folder"
+    return "alphabetical order of paths"
+
+
+def scan(folders: Sequence[str | os.PathLike] | str | os.PathLike, family: Family | None = None) -> Library:
+    """Convenience: a library over ``folders``, scanned once, hashes computed in the background."""
+    if isinstance(folders, (str, os.PathLike, Path)):
+        folders = [folders]
+    library = Library(folders, family=family)
+    library.refresh()
+    return library

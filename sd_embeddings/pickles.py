@@ -1,0 +1,332 @@
+"""Read PyTorch ``.pt``/``.bin`` pickles without ever running code from them.
+
+``torch.load`` is not used at all. A pickle may only name the globals in ``_ALLOWED``; each maps to a small
+function of ours that builds plain data (tensors are rebuilt from raw storage bytes by us). Anything else is
+refused with the name it asked for. Both layouts ``torch.save`` has used are read: the zip archive (torch >= 1.6)
+and the legacy stream (``_use_new_zipfile_serialization=False``, torch < 1.6).
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import struct
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import CorruptFileError, NotAnEmbeddingError, UnsafeFileError
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
+    "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+}
+_TORCH_DTYPES = {str(d).split(".")[-1]: d for d in set(_STORAGE_DTYPES.values())}
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class _StorageRef:
+    key: str
+    dtype: torch.dtype
+    numel: int
+
+
+@dataclass
+class TensorRef:
+    """A tensor described by the pickle, built only once its storage bytes are known to be sufficient."""
+
+    storage: _StorageRef
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
+class SafeParameterDict(dict):
+    """Stands in for ``torch.nn.ParameterDict``: keeps its pickled state as data, runs nothing."""
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, dict):
+            self.update(state)
+
+
+def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> TensorRef:
+    if not isinstance(storage, _StorageRef):
+        raise TypeError("tensor without a storage")
+    return TensorRef(storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+
+
+def _rebuild_tensor_v3(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any, hooks: Any,
+                       dtype: Any, *_: Any) -> TensorRef:
+    if not isinstance(storage, _StorageRef) or not isinstance(dtype, torch.dtype):
+        raise TypeError("tensor without a storage")
+    return _rebuild_tensor(_StorageRef(storage.key, dtype, storage.numel), offset, size, stride)
+
+
+def _rebuild_parameter(data: Any, *_: Any) -> Any:
+    return data
+
+
+def _rebuild_from_type(func: Any, new_type: Any, args: Any, state: Any = None) -> Any:
+    if func not in (_rebuild_tensor, _rebuild_tensor_v3, _rebuild_parameter):
+        raise TypeError("rebuild through a function that is not a tensor rebuild")
+    return func(*args)
+
+
+def _safe_dtype(*args: Any) -> np.dtype:
+    dtype = np.dtype(args[0])
+    if dtype.hasobject:
+        raise TypeError("numpy object arrays are refused")
+    return dtype
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, bytes):
+        raise TypeError("numpy scalar of an unsupported type")
+    return np.frombuffer(data, dtype=dtype, count=1)[0].item()
+
+
+def _numpy_reconstruct(cls: Any, shape: Any, dtype: Any) -> np.ndarray:
+    if cls is not np.ndarray:
+        raise TypeError("numpy reconstruct of a non-array")
+    return np.ndarray.__new__(np.ndarray, shape, np.dtype(dtype))
+
+
+def _codecs_encode(text: Any, encoding: str = "utf-8") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise TypeError("only latin1 byte strings are accepted")
+    return text.encode("latin1")
+
+
+def _reconstructor(cls: Any, base: Any, state: Any = None) -> Any:
+    if cls is not SafeParameterDict or base is not object:
+        raise TypeError("object reconstruction is refused")
+    return SafeParameterDict()
+
+
+def _allowed() -> dict[tuple[str, str], Any]:
+    table: dict[tuple[str, str], Any] = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+        ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
+        ("torch.nn.parameter", "Parameter"): "Parameter",
+        ("torch.nn.modules.container", "ParameterDict"): SafeParameterDict,
+        ("torch", "Size"): tuple,
+        ("torch", "device"): str,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("builtins", "object"): object,
+        ("copyreg", "_reconstructor"): _reconstructor,
+        ("_codecs", "encode"): _codecs_encode,
+        ("torch.storage", "UntypedStorage"): _StorageType(torch.uint8),
+    }
+    for name, dtype in _STORAGE_DTYPES.items():
+        table[("torch", name)] = _StorageType(dtype)
+    for name, dtype in _TORCH_DTYPES.items():
+        table[("torch", name)] = dtype
+    for package in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        table[(package, "scalar")] = _numpy_scalar
+        table[(package, "_reconstruct")] = _numpy_reconstruct
+    table[("numpy", "dtype")] = _safe_dtype
+    table[("numpy", "ndarray")] = np.ndarray
+    return table
+
+
+_ALLOWED = _allowed()
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, stream: io.BytesIO, path: str) -> None:
+        super().__init__(stream)
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        module = {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)  # Python 2 names
+        target = _ALLOWED.get((module, name))
+        if target is None:
+            raise UnsafeFileError(self.path, f"refused to load '{module}.{name}' from the pickle "
+                                             "(only tensors and plain data are allowed; nothing was run)")
+        return target
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module":
+            if pid[1] is not SafeParameterDict:
+                raise UnsafeFileError(self.path, "refused a pickled module class")
+            return pid[1]  # legacy files name the module class once; only ParameterDict gets here
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise CorruptFileError(self.path, "unknown persistent reference in the pickle")
+        storage_type, key, numel = pid[1], pid[2], pid[4]
+        if not isinstance(storage_type, _StorageType) or not isinstance(numel, int) or numel < 0:
+            raise CorruptFileError(self.path, "malformed tensor storage reference")
+        if len(pid) > 5 and pid[5] is not None:
+            raise NotAnEmbeddingError(self.path, "storage views from very old PyTorch files are not supported")
+        return _StorageRef(str(key), storage_type.dtype, numel)
+
+
+def _unpickle(data: bytes, path: str) -> Any:
+    try:
+        return _Unpickler(io.BytesIO(data), path).load()
+    except (UnsafeFileError, CorruptFileError, NotAnEmbeddingError):
+        raise
+    except RecursionError as e:
+        raise CorruptFileError(path, "pickle nests too deeply") from e
+    except Exception as e:  # the pickle machine raises many types for garbage input
+        raise CorruptFileError(path, f"broken pickle data ({type(e).__name__}: {str(e)[:80]})") from e
+
+
+def _read_storage_bytes(path: str, ref: _StorageRef, blob: bytes) -> torch.Tensor:
+    itemsize = torch.empty((), dtype=ref.dtype).element_size()
+    expected = ref.numel * itemsize
+    if len(blob) < expected:
+        raise CorruptFileError(path, f"tensor data is truncated ({len(blob)} of {expected} bytes)")
+    return torch.frombuffer(bytearray(blob[:expected]), dtype=ref.dtype) if expected else torch.empty(0, dtype=ref.dtype)
+
+
+def _materialize(obj: Any, storages: dict[str, torch.Tensor], path: str) -> Any:
+    """Replace every ``TensorRef`` in a plain structure by a real tensor (shared references resolved once)."""
+    done: dict[int, Any] = {}
+
+    def build(ref: TensorRef) -> torch.Tensor:
+        flat = storages.get(ref.storage.key)
+        if flat is None:
+            raise CorruptFileError(path, f"tensor data '{ref.storage.key}' is missing")
+        numel = int(np.prod(ref.size)) if ref.size else 1
+        if any(s < 0 for s in ref.size) or ref.offset < 0:
+            raise CorruptFileError(path, "negative tensor size or offset")
+        span = ref.offset + sum((s - 1) * st for s, st in zip(ref.size, ref.stride)) + 1 if numel else 0
+        if span > flat.numel():
+            raise CorruptFileError(path, f"tensor {list(ref.size)} reaches past its data")
+        return flat.as_strided(ref.size, ref.stride, ref.offset).clone() if numel else flat.new_empty(ref.size)
+
+    def walk(node: Any, depth: int = 0) -> Any:
+        if depth > 50:
+            raise CorruptFileError(path, "structure nests too deeply")
+        if isinstance(node, TensorRef):
+            if id(node) not in done:
+                done[id(node)] = build(node)
+            return done[id(node)]
+        if isinstance(node, dict):
+            if id(node) in done:
+                return done[id(node)]
+            out = type(node)() if isinstance(node, (collections.OrderedDict, SafeParameterDict)) else {}
+            done[id(node)] = out
+            for key, value in node.items():
+                out[key] = walk(value, depth + 1)
+            return out
+        if isinstance(node, (list, tuple)):
+            if id(node) not in done:
+                done[id(node)] = type(node)(walk(v, depth + 1) for v in node)
+            return done[id(node)]
+        return node
+
+    return walk(obj)
+
+
+def _zip_members(data: bytes, path: str) -> dict[str, bytes]:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            if len(infos) > 10_000:
+                raise CorruptFileError(path, "zip archive has too many members")
+            total = sum(info.file_size for info in infos)
+            if total > 64 * len(data) + 1_000_000:
+                raise CorruptFileError(path, "zip archive expands far beyond its size (zip bomb?)")
+            return {info.filename: archive.read(info) for info in infos}
+    except CorruptFileError:
+        raise
+    except Exception as e:
+        raise CorruptFileError(path, f"broken zip archive ({type(e).__name__}: {str(e)[:80]})") from e
+
+
+def _load_zip(data: bytes, path: str) -> Any:
+    members = _zip_members(data, path)
+    pickles = [name for name in members if name.endswith("/data.pkl") and name.count("/") == 1]
+    if len(pickles) != 1:
+        raise NotAnEmbeddingError(path, "zip file is not a PyTorch save (no data.pkl)")
+    prefix = pickles[0][: -len("data.pkl")]
+    big_endian = members.get(prefix + "byteorder", b"little").strip() == b"big"
+    obj = _unpickle(members[pickles[0]], path)
+    storages: dict[str, torch.Tensor] = {}
+    for ref in _storage_refs(obj):
+        blob = members.get(f"{prefix}data/{ref.key}")
+        if blob is None:
+            raise CorruptFileError(path, f"tensor data '{ref.key}' is missing from the archive")
+        flat = _read_storage_bytes(path, ref, blob)
+        storages[ref.key] = flat.view(torch.uint8).view(-1, flat.element_size()).flip(1).view(ref.dtype).view(-1) \
+            if big_endian and flat.element_size() > 1 else flat
+    return _materialize(obj, storages, path)
+
+
+def _load_legacy(data: bytes, path: str) -> Any:
+    stream = io.BytesIO(data)
+
+    def next_object() -> Any:
+        return _Unpickler(stream, path).load()
+
+    try:
+        if next_object() != _LEGACY_MAGIC:
+            raise NotAnEmbeddingError(path, "not a PyTorch file (a pickle of something else)")
+        next_object()  # protocol version
+        next_object()  # sys info
+        obj = next_object()
+        keys = next_object()
+    except (UnsafeFileError, CorruptFileError, NotAnEmbeddingError):
+        raise
+    except Exception as e:  # the pickle machine raises many types for garbage input
+        raise CorruptFileError(path, f"broken legacy PyTorch pickle ({type(e).__name__})") from e
+    if not isinstance(keys, list):
+        raise CorruptFileError(path, "legacy PyTorch file has no storage index")
+    refs = {ref.key: ref for ref in _storage_refs(obj)}
+    storages: dict[str, torch.Tensor] = {}
+    offset = stream.tell()
+    for key in keys:
+        ref = refs.get(str(key))
+        if ref is None or len(data) < offset + 8 or struct.unpack_from("<q", data, offset)[0] != ref.numel:
+            raise CorruptFileError(path, "legacy tensor data is truncated or does not match its index")
+        nbytes = ref.numel * torch.empty((), dtype=ref.dtype).element_size()
+        storages[ref.key] = _read_storage_bytes(path, ref, data[offset + 8: offset + 8 + nbytes])
+        offset += 8 + nbytes
+    return _materialize(obj, storages, path)
+
+
+def _storage_refs(obj: Any) -> list[_StorageRef]:
+    found: dict[str, _StorageRef] = {}
+    seen: set[int] = set()
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, TensorRef):
+            found.setdefault(node.storage.key, node.storage)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return list(found.values())
+
+
+def load_pickle(data: bytes, path: str) -> Any:
+    """Decode a torch-saved object from bytes into dicts, lists, numbers, strings and float tensors."""
+    if data[:4] == b"PK\x03\x04":
+        return _load_zip(data, path)
+    if data[:2] == b"\x80\x02" or data[:1] == b"\x80":
+        return _load_legacy(data, path)
+    if data[:6] == b"ustar\x00" or data[257:262] == b"ustar":
+        raise NotAnEmbeddingError(path, "very old PyTorch tar format is not supported")
+    raise NotAnEmbeddingError(path, "not a PyTorch file (no zip or pickle signature)")

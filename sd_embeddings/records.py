@@ -1,0 +1,189 @@
+"""Plain records shared by every room: model families, statuses, decoded vectors and library entries."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+SD1_WIDTH = 768
+SD2_WIDTH = 1024
+SDXL_G_WIDTH = 1280
+SDXL_KEYS = ("clip_l", "clip_g")
+
+
+class Family(str, enum.Enum):
+    """Model family an embedding was trained for, told apart by vector width."""
+
+    SD1 = "sd1"
+    SD2 = "sd2"
+    SDXL = "sdxl"
+    UNKNOWN = "unknown"
+
+    @property
+    def label(self) -> str:
+        return {"sd1": "SD1", "sd2": "SD2", "sdxl": "SDXL", "unknown": "?"}[self.value]
+
+    @property
+    def long_label(self) -> str:
+        return {"sd1": "SD1.5", "sd2": "SD2.x", "sdxl": "SDXL", "unknown": "unknown model"}[self.value]
+
+    @classmethod
+    def parse(cls, text: str) -> Family:
+        key = text.strip().lower().replace(".", "").replace("-", "").replace(" ", "")
+        aliases = {"sd1": cls.SD1, "sd15": cls.SD1, "sd1x": cls.SD1, "sd2": cls.SD2, "sd21": cls.SD2,
+                   "sd2x": cls.SD2, "sdxl": cls.SDXL, "xl": cls.SDXL}
+        if key not in aliases:
+            raise ValueError(f"unknown model family {text!r}; expected sd1, sd2 or sdxl")
+        return aliases[key]
+
+
+class Status(str, enum.Enum):
+    LOADED = "loaded"
+    INCOMPATIBLE = "incompatible"
+    UNSAFE = "unsafe"
+    CORRUPT = "corrupt"
+    NOT_AN_EMBEDDING = "not-an-embedding"
+    UNSUPPORTED = "unsupported"
+    DUPLICATE = "duplicate"
+
+    @property
+    def is_problem(self) -> bool:
+        """Broken files: what makes the CLI exit 1 and what the tab lists under "problems"."""
+        return self in (Status.UNSAFE, Status.CORRUPT, Status.UNSUPPORTED, Status.NOT_AN_EMBEDDING)
+
+
+def family_for_widths(widths: dict[str, int]) -> Family:
+    """Family from the width of each tensor part (``""`` = single tensor, or ``clip_l``/``clip_g``)."""
+    if "clip_l" in widths and "clip_g" in widths:
+        if widths["clip_l"] == SD1_WIDTH and widths["clip_g"] == SDXL_G_WIDTH:
+            return Family.SDXL
+        return Family.UNKNOWN
+    if len(widths) != 1:
+        return Family.UNKNOWN
+    (width,) = widths.values()
+    return {SD1_WIDTH: Family.SD1, SD2_WIDTH: Family.SD2}.get(width, Family.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a file holds, known from its header without loading tensors.
+
+    ``parts`` maps a part key to ``(rows, width)``: ``{"": (2, 768)}`` for SD1/SD2 files,
+    ``{"clip_l": (8, 768), "clip_g": (8, 1280)}`` for SDXL.
+    """
+
+    parts: dict[str, tuple[int, int]]
+
+    @property
+    def vectors(self) -> int:
+        if "clip_g" in self.parts:
+            return self.parts["clip_g"][0]
+        return max((rows for rows, _ in self.parts.values()), default=0)
+
+    @property
+    def width(self) -> int:
+        """The WebUI's ``Embedding.shape``: the width, summed over SDXL's two parts."""
+        if "clip_l" in self.parts and "clip_g" in self.parts:
+            return self.parts["clip_l"][1] + self.parts["clip_g"][1]
+        return sum(width for _, width in self.parts.values())
+
+    @property
+    def family(self) -> Family:
+        return family_for_widths({key: width for key, (_, width) in self.parts.items()})
+
+    def describe(self) -> str:
+        return ", ".join(f"{key or 'vectors'} {rows}x{width}" for key, (rows, width) in self.parts.items())
+
+
+@dataclass
+class EmbeddingData:
+    """Decoded content of one embedding file. ``vec`` is float32: one tensor, or SDXL's ``clip_l``/``clip_g``."""
+
+    vec: torch.Tensor | dict[str, torch.Tensor]
+    layout: str
+    name: str | None = None
+    step: int | None = None
+    sd_checkpoint: str | None = None
+    sd_checkpoint_name: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> Shape:
+        tensors = self.vec if isinstance(self.vec, dict) else {"": self.vec}
+        return Shape({key: (int(t.shape[0]), int(t.shape[-1])) for key, t in tensors.items()})
+
+
+@dataclass(frozen=True)
+class Header:
+    """What scanning learns from a file without keeping its tensors."""
+
+    shape: Shape
+    layout: str
+    name: str | None = None
+    step: int | None = None
+    sd_checkpoint: str | None = None
+    sd_checkpoint_name: str | None = None
+
+
+@dataclass
+class Sidecars:
+    """Files next to an embedding: preview image, description text, user metadata JSON."""
+
+    preview: str | None = None
+    description_file: str | None = None
+    metadata_file: str | None = None
+
+
+@dataclass
+class Entry:
+    """One file found by a scan, whatever its state. Paths are absolute; ``folder`` is relative to its root."""
+
+    path: str
+    root: str
+    folder: str
+    keyword: str
+    format: str
+    size: int
+    mtime_ns: int
+    status: Status
+    reason: str = ""
+    header: Header | None = None
+    sidecars: Sidecars = field(default_factory=Sidecars)
+    sha256: str | None = None
+    collides_with: list[str] = field(default_factory=list)
+    file_status: Status | None = None
+    """Status from reading the file alone (before compatibility and collisions are applied)."""
+    file_reason: str = ""
+
+    @property
+    def shorthash(self) -> str | None:
+        return self.sha256[:12] if self.sha256 else None
+
+    @property
+    def family(self) -> Family:
+        return self.header.shape.family if self.header else Family.UNKNOWN
+
+    @property
+    def vectors(self) -> int:
+        return self.header.shape.vectors if self.header else 0
+
+    @property
+    def width(self) -> int:
+        return self.header.shape.width if self.header else 0
+
+    @property
+    def relpath(self) -> str:
+        """Path relative to the scanned root, always with ``/``."""
+        return f"{self.folder}/{self.filename}" if self.folder else self.filename
+
+    @property
+    def filename(self) -> str:
+        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
+
+    @property
+    def is_usable(self) -> bool:
+        return self.status is Status.LOADED
