@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from . import image_format, pickles, safetensors_file
-from .errors import CorruptFileError, EmbeddingError, NotAnEmbeddingError
+from .errors import CorruptFileError, NotAnEmbeddingError
 from .records import SDXL_KEYS, EmbeddingData, Header, Shape
 
 logger = logging.getLogger(__name__)

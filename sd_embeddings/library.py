@@ -90,14 +90,19 @@ class Library:
         if path not in self.folders:
             self.folders.append(path)
 
-    def refresh(self, force: bool = False) -> ScanReport:
-        """Rescan every folder; only new or changed files (size or mtime_ns) are read. ``force`` re-reads all."""
+    def refresh(self, force: bool = False, progress: Callable[[int, int], None] | None = None) -> ScanReport:
+        """Rescan every folder; only new or changed files (size or mtime_ns) are read. ``force`` re-reads all.
+
+        ``progress(done, total)`` is called as files are read (for a progress bar on long scans).
+        """
         with self._lock:
             report = ScanReport()
             found, dir_stamps, report.loops = walk_folders(self.folders)
             previous = self._files
             files: dict[str, Entry] = {}
-            for item in found:
+            for done, item in enumerate(found, 1):
+                if progress is not None:
+                    progress(done, len(found))
                 old = previous.get(item.path)
                 if old is not None and not force and (old.size, old.mtime_ns) == (item.size, item.mtime_ns):
                     files[item.path] = dataclasses.replace(old, sidecars=item.sidecars)
@@ -274,10 +279,13 @@ class Library:
             self.hash_cache.save()
         self._hasher = None
 
-    def hash_all(self) -> None:
+    def hash_all(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Hash every entry now (CLI, benchmarks) and persist the cache."""
-        for entry in self._entries:
+        entries = self._entries
+        for done, entry in enumerate(entries, 1):
             self.ensure_hash(entry)
+            if progress is not None:
+                progress(done, len(entries))
         self.hash_cache.save()
 
     # -- sidecars --------------------------------------------------------------------------------------------

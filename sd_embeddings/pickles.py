@@ -193,7 +193,9 @@ def _read_storage_bytes(path: str, ref: _StorageRef, blob: bytes) -> torch.Tenso
     expected = ref.numel * itemsize
     if len(blob) < expected:
         raise CorruptFileError(path, f"tensor data is truncated ({len(blob)} of {expected} bytes)")
-    return torch.frombuffer(bytearray(blob[:expected]), dtype=ref.dtype) if expected else torch.empty(0, dtype=ref.dtype)
+    if not expected:
+        return torch.empty(0, dtype=ref.dtype)
+    return torch.frombuffer(bytearray(blob[:expected]), dtype=ref.dtype)
 
 
 def _materialize(obj: Any, storages: dict[str, torch.Tensor], path: str) -> Any:

@@ -187,3 +187,13 @@ class Entry:
     @property
     def is_usable(self) -> bool:
         return self.status is Status.LOADED
+
+    @property
+    def is_plain_image(self) -> bool:
+        """A picture with no embedding in it: listed quietly, not counted as a broken file."""
+        return self.format == "image" and self.status is Status.NOT_AN_EMBEDDING
+
+    @property
+    def is_problem(self) -> bool:
+        """A broken file worth telling the user about (unsafe, corrupt, unsupported, not an embedding)."""
+        return self.status.is_problem and not self.is_plain_image
