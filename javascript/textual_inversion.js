@@ -1,0 +1,346 @@
+// Textual Inversion tab: cards, search/sort/filter, click-to-insert, metadata dialog.
+// One classic script, one namespace (window.sdEmbeddings), safe to load twice. Works in AUTOMATIC1111's WebUI
+// (gradio 3.41) and in the standalone gradio page; the pane markup comes from sd_embeddings/cards.py.
+(function () {
+  "use strict";
+  if (window.sdEmbeddings && window.sdEmbeddings.ready) return;
+  const NS = (window.sdEmbeddings = window.sdEmbeddings || {});
+  const CHUNK = 60;
+  const states = new WeakMap();
+  const lastBox = {}; // tab -> "positive" | "negative"
+  const touched = new WeakSet(); // textareas the user has put a caret in
+
+  function app() {
+    return typeof window.gradioApp === "function" ? window.gradioApp() : document;
+  }
+  function byId(id) {
+    return app().querySelector("#" + CSS.escape(id)) || document.getElementById(id);
+  }
+  function esc(text) {
+    return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+  function reEscape(text) {
+    return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  }
+
+  // ---- prompt boxes ------------------------------------------------------------------------------------
+  function promptBox(tab, negative) {
+    const holder = byId(tab + (negative ? "_neg_prompt" : "_prompt"));
+    return holder ? holder.querySelector("textarea") : null;
+  }
+  function boxOf(textarea) {
+    for (let el = textarea.parentElement; el; el = el.parentElement) {
+      const m = el.id && /^(\w+?)_(neg_)?prompt$/.exec(el.id);
+      if (m) return { tab: m[1], negative: !!m[2] };
+    }
+    return null;
+  }
+  document.addEventListener("focusin", (ev) => {
+    if (!ev.target || ev.target.tagName !== "TEXTAREA") return;
+    const where = boxOf(ev.target);
+    if (!where) return;
+    lastBox[where.tab] = where.negative ? "negative" : "positive";
+    touched.add(ev.target);
+  }, true);
+  function separator() {
+    const o = window.opts;
+    return o && typeof o.extra_networks_add_text_separator === "string" ? o.extra_networks_add_text_separator : " ";
+  }
+  NS.escapePrompt = (name) => name.replace(/[\\()[\]]/g, "\\$&");
+  NS.promptText = (keyword, weight) => {
+    const name = NS.escapePrompt(keyword);
+    return weight !== null && weight !== undefined && weight !== 1 ? "(" + name + ":" + weight + ")" : name;
+  };
+  function pattern(keyword) {
+    const n = reEscape(NS.escapePrompt(keyword));
+    const num = "[+-]?(?:\\d+\\.?\\d*|\\.\\d+)";
+    return new RegExp("\\(\\s*" + n + "\\s*(?::\\s*" + num + "\\s*)?\\)|(?<![\\p{L}\\p{N}_\\\\])" + n +
+      "(?![\\p{L}\\p{N}_])", "giu");
+  }
+  // Removes every occurrence (plain, emphasised or weighted) with its separator; null when there was none.
+  NS.removeFromPrompt = (value, keyword, sep) => {
+    const parts = value.split(pattern(keyword));
+    if (parts.length === 1) return null;
+    const mark = sep.trim() ? reEscape(sep.trim()) : "";
+    const trailing = new RegExp("\\s*" + (mark ? "(?:" + mark + ")?" : "") + "\\s*$");
+    const leading = new RegExp("^\\s*" + (mark ? "(?:" + mark + ")?" : "") + "\\s*");
+    let out = parts[0];
+    for (const right of parts.slice(1)) {
+      const left = out.replace(trailing, "");
+      if (!left.trim()) out = right.replace(leading, "");
+      else if (!right.trim()) out = left;
+      else out = left + (/^\s/.test(right) || (mark && right.trimStart().startsWith(mark)) ? right : sep + right);
+    }
+    return out;
+  };
+  NS.insertIntoPrompt = (value, text, pos, sep) => {
+    const before = value.slice(0, pos), after = value.slice(pos), mark = sep.trim();
+    let lead = "", trail = "";
+    if (before.trim()) {
+      if (mark && before.trimEnd().endsWith(mark)) lead = /\s$/.test(before) ? "" : " ";
+      else if (!(/\s$/.test(before) && !mark)) lead = sep;
+    }
+    if (after.trim()) {
+      if (mark && after.trimStart().startsWith(mark)) trail = "";
+      else if (/^\s/.test(after)) trail = mark;
+      else trail = sep;
+    }
+    const head = before + lead + text;
+    return { value: head + trail + after, caret: head.length };
+  };
+  function fireInput(textarea) {
+    if (typeof window.updateInput === "function") return window.updateInput(textarea);
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+  // Toggle a card's keyword in the right box. other=true (Shift/Alt-click) sends it to the other box.
+  NS.toggle = (tab, card, other) => {
+    let negative = card.target === "negative" || (card.target === "focused" && lastBox[tab] === "negative");
+    if (other) negative = !negative;
+    const box = promptBox(tab, negative);
+    if (!box) return null;
+    const sep = separator();
+    const removed = NS.removeFromPrompt(box.value, card.keyword, sep);
+    if (removed !== null) {
+      box.value = removed;
+    } else {
+      const pos = touched.has(box) && box.selectionEnd !== null ? box.selectionEnd : box.value.length;
+      const done = NS.insertIntoPrompt(box.value, NS.promptText(card.keyword, card.weight), pos, sep);
+      box.value = done.value;
+      if (touched.has(box)) box.setSelectionRange(done.caret, done.caret);
+    }
+    fireInput(box);
+    return negative ? "negative" : "positive";
+  };
+
+  // ---- data, filtering, rendering ----------------------------------------------------------------------
+  function decode(state, doc) {
+    const f = doc.fields;
+    state.doc = doc;
+    state.all = doc.cards.map((row, idx) => {
+      const card = { idx };
+      f.forEach((k, i) => (card[k] = row[i]));
+      card.search = (card.keyword + " " + card.relpath + " " + card.description).toLowerCase();
+      return card;
+    });
+    state.byId = new Map(state.all.map((c) => [c.card_id, c]));
+  }
+  function matches(state, card, terms) {
+    const fam = state.family;
+    if (fam === "usable" ? card.status !== "loaded" : fam && card.family !== fam) return false;
+    if (state.folder && card.folder !== state.folder && !card.folder.startsWith(state.folder + "/")) return false;
+    return terms.every((t) => card.search.includes(t));
+  }
+  function compute(state) {
+    const terms = state.query.toLowerCase().split(/\s+/).filter(Boolean);
+    const view = state.all.filter((c) => matches(state, c, terms));
+    const key = state.sort;
+    if (key !== "name") view.sort((a, b) => a[key] - b[key] || a.idx - b.idx);
+    if (state.dir === "desc") view.reverse();
+    state.view = view;
+  }
+  function cardHtml(c, i) {
+    const cls = ["card", "sdemb-card"];
+    if (c.status !== "loaded") cls.push("sdemb-unusable");
+    if (c.collides_with.length) cls.push("sdemb-collision");
+    const hover = c.relpath + "\nsha256 " + (c.shorthash || "(not computed yet)");
+    const pic = c.preview ? '<img class="preview sdemb-preview" src="' + esc(c.preview) + '" alt="" loading="lazy">'
+      : '<div class="sdemb-placeholder" aria-hidden="true">' + esc(c.keyword.slice(0, 2)) + "</div>";
+    let badges = '<span class="sdemb-badge sdemb-family-' + esc(c.family.toLowerCase()) + '">' + esc(c.family) +
+      '</span><span class="sdemb-badge">' + c.vectors + "v</span>";
+    if (c.target === "negative") badges += '<span class="sdemb-badge sdemb-neg">neg</span>';
+    if (c.weight !== null) badges += '<span class="sdemb-badge">&times;' + esc(c.weight) + "</span>";
+    let notes = c.reason ? '<span class="sdemb-reason">' + esc(c.reason) + "</span>" : "";
+    if (c.collides_with.length) notes += '<span class="sdemb-clash">same keyword: ' + esc(c.collides_with.join(", ")) + "</span>";
+    return '<div class="' + cls.join(" ") + '" tabindex="0" role="button" data-name="' + esc(c.keyword) +
+      '" data-id="' + esc(c.card_id) + '" data-sort-default="' + i + '" title="' + esc(hover) + '">' + pic +
+      '<div class="button-row"><button type="button" class="sdemb-edit" title="Edit metadata" ' +
+      'aria-label="Edit metadata">&#9998;</button></div><div class="sdemb-badges">' + badges + "</div>" +
+      '<div class="actions"><div class="additional"><span class="hidden search_terms">' + esc(c.keyword) + " " +
+      esc(c.relpath) + " " + esc(c.description) + '</span></div><span class="name">' + esc(c.keyword) +
+      '</span><span class="sdemb-folder">' + esc(c.folder || "/") + "</span>" + notes +
+      '<span class="description">' + esc(c.description) + "</span></div></div>";
+  }
+  function renderMore(state, upTo) {
+    const end = Math.min(state.view.length, Math.max(upTo || 0, state.rendered + CHUNK));
+    let html = "";
+    for (let i = state.rendered; i < end; i++) html += cardHtml(state.view[i], i);
+    state.sentinel.insertAdjacentHTML("beforebegin", html);
+    state.rendered = end;
+  }
+  function render(state, keep) {
+    const box = state.cards;
+    const scroll = [box.scrollTop, window.scrollY];
+    const want = keep ? state.rendered : 0;
+    compute(state);
+    state.rendered = 0;
+    box.innerHTML = "";
+    if (!state.all.length) box.insertAdjacentHTML("beforeend", emptyHtml(state.doc.roots));
+    else if (!state.view.length) box.insertAdjacentHTML("beforeend", '<div class="sdemb-empty">No embeddings match.</div>');
+    box.appendChild(state.sentinel);
+    renderMore(state, want);
+    if (keep) {
+      box.scrollTop = scroll[0];
+      window.scrollTo(window.scrollX, scroll[1]);
+    }
+    const count = byId(state.t + "_controls");
+    const label = count && count.querySelector(".sdemb-count");
+    if (label) label.textContent = state.view.length.toLocaleString() + " of " + state.all.length.toLocaleString();
+  }
+  function emptyHtml(roots) {
+    return '<div class="sdemb-empty"><p><b>No embeddings here yet.</b></p><p>Drop Textual Inversion files ' +
+      "(<code>.safetensors</code>, <code>.pt</code>, <code>.bin</code>, or embedding <code>.png</code>/" +
+      "<code>.webp</code> pictures) into:</p><ul>" + roots.map((r) => "<li><code>" + esc(r) + "</code></li>").join("") +
+      "</ul><p>Sub-folders are fine; <code>name.preview.png</code> becomes the preview of <code>name</code>. " +
+      "Then press Refresh. For a first look, <code>python -m sd_embeddings samples DIR</code> writes samples.</p></div>";
+  }
+  function renderSide(state) {
+    const counts = {};
+    for (const c of state.all) {
+      const parts = c.folder ? c.folder.split("/") : [];
+      for (let i = 0; i <= parts.length; i++) counts[parts.slice(0, i).join("/")] = (counts[parts.slice(0, i).join("/")] || 0) + 1;
+    }
+    state.tree.innerHTML = state.doc.folders.map((f) => {
+      const depth = f ? f.split("/").length : 0, name = f ? f.split("/").pop() : "All folders";
+      const on = (state.folder || "") === f ? " sdemb-on" : "";
+      return '<button type="button" class="sdemb-folder-btn' + on + '" data-folder="' + esc(f) + '" style="padding-left:' +
+        (0.4 + depth * 0.9) + 'em">' + esc(name) + ' <small>' + (counts[f] || 0) + "</small></button>";
+    }).join("");
+    state.pane.classList.toggle("sdemb-no-tree", state.doc.folders.length < 2 && !state.treeForced);
+    const problems = state.pane.querySelector(".sdemb-problems");
+    const rows = state.doc.problems, loud = rows.filter((r) => !r.quiet);
+    const open = problems.querySelector("details[open]") ? " open" : "";
+    problems.innerHTML = !rows.length ? "" : "<details" + open + "><summary>" + (loud.length ? loud.length +
+      " file(s) could not be used" : rows.length + " picture(s) without embedding data") + "</summary><ul>" +
+      rows.map((r) => '<li class="' + (r.quiet ? "sdemb-quiet" : "") + '"><code>' + esc(r.relpath) + "</code> <b>" +
+        esc(r.status) + "</b>: " + esc(r.reason) + "</li>").join("") + "</ul></details>";
+  }
+  async function load(state, how) {
+    const res = await fetch(state.api + (how === "refresh" ? "/refresh" : "/cards"), { method: how === "refresh" ? "POST" : "GET" });
+    if (!res.ok) throw new Error("embeddings list: HTTP " + res.status);
+    decode(state, await res.json());
+    state.version = state.doc.version;
+    renderSide(state);
+    render(state, how !== "first");
+  }
+  NS.reload = (tab) => Promise.all(panes(tab).map((s) => load(s, "reload")));
+  NS.refresh = (tab) => Promise.all(panes(tab).map((s) => load(s, "refresh")));
+  function panes(tab) {
+    return Array.from(app().querySelectorAll(".sdemb-pane")).map((p) => states.get(p)).filter((s) => s && (!tab || s.tab === tab));
+  }
+
+  // ---- metadata dialog ---------------------------------------------------------------------------------
+  NS.editMetadata = async (state, id) => {
+    const res = await fetch(state.api + "/metadata?id=" + encodeURIComponent(id));
+    if (!res.ok) return;
+    const info = await res.json(), meta = info.metadata, file = info.file;
+    const dialog = document.createElement("dialog");
+    dialog.className = "sdemb-dialog";
+    const option = (v, label) => '<option value="' + v + '"' + ((meta.target || "auto") === v ? " selected" : "") + ">" + label + "</option>";
+    dialog.innerHTML = '<form method="dialog"><h3>' + esc(info.card.keyword) + "</h3><dl>" +
+      "<dt>File</dt><dd>" + esc(file.relpath) + "</dd><dt>Size</dt><dd>" + esc(file.size.toLocaleString()) + " bytes</dd>" +
+      "<dt>Modified</dt><dd>" + esc(file.modified) + "</dd><dt>sha256</dt><dd><code>" + esc(file.sha256) + "</code></dd>" +
+      "<dt>Status</dt><dd>" + esc(info.card.status + (info.card.reason ? ": " + info.card.reason : "")) + "</dd></dl>" +
+      '<label>Insert into <select name="target">' + option("auto", "auto (" + (info.card.target === "negative" &&
+        info.card.target_source === "auto" ? "negative by name/folder" : "prompt box focused last") + ")") +
+      option("positive", "positive prompt") + option("negative", "negative prompt") + "</select></label>" +
+      '<label>Preferred weight <input name="weight" type="number" step="0.05" min="-100" max="100" placeholder="1"></label>' +
+      '<label>Description <textarea name="description" rows="3"></textarea></label>' +
+      '<label>Notes <textarea name="notes" rows="3"></textarea></label>' +
+      '<menu><button value="cancel" type="submit">Cancel</button><button value="save" type="submit" class="sdemb-save">Save</button></menu></form>';
+    const form = dialog.querySelector("form");
+    form.weight.value = meta["preferred weight"] != null ? meta["preferred weight"] : "";
+    form.description.value = info.description || "";
+    form.notes.value = meta.notes || "";
+    dialog.addEventListener("close", async () => {
+      dialog.remove();
+      if (dialog.returnValue !== "save") return;
+      const body = { id, target: form.target.value, weight: form.weight.value, description: form.description.value, notes: form.notes.value };
+      const saved = await fetch(state.api + "/metadata", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      if (!saved.ok) return console.error("sd-embeddings: saving metadata failed", saved.status);
+      const card = state.byId.get(id);
+      Object.assign(card, (await saved.json()).card);
+      card.search = (card.keyword + " " + card.relpath + " " + card.description).toLowerCase();
+      render(state, true);
+    });
+    document.body.appendChild(dialog);
+    dialog.showModal();
+  };
+
+  // ---- wiring ------------------------------------------------------------------------------------------
+  function activate(state, el, other) {
+    const card = state.byId && state.byId.get(el.dataset.id);
+    if (card) NS.toggle(state.tab, card, other);
+  }
+  function wire(state) {
+    const t = state.t, on = (id, ev, fn) => { const el = byId(t + id); if (el) el.addEventListener(ev, fn); return el; };
+    on("_extra_search", "input", (ev) => { state.query = ev.target.value; render(state, false); });
+    on("_extra_sort", "change", (ev) => { state.sort = ev.target.value; render(state, false); });
+    on("_extra_family", "change", (ev) => { state.family = ev.target.value; render(state, false); });
+    on("_extra_sort_dir", "click", (ev) => {
+      state.dir = state.dir === "asc" ? "desc" : "asc";
+      ev.currentTarget.dataset.dir = state.dir;
+      ev.currentTarget.innerHTML = state.dir === "asc" ? "&#8593;" : "&#8595;";
+      render(state, false);
+    });
+    on("_extra_tree_view", "click", () => { state.treeForced = !state.pane.classList.toggle("sdemb-no-tree"); });
+    on("_extra_refresh", "click", (ev) => {
+      const button = ev.currentTarget;
+      button.disabled = true;
+      load(state, "refresh").finally(() => (button.disabled = false));
+    });
+    state.tree.addEventListener("click", (ev) => {
+      const b = ev.target.closest(".sdemb-folder-btn");
+      if (!b) return;
+      state.folder = b.dataset.folder || null;
+      renderSide(state);
+      render(state, false);
+    });
+    state.cards.addEventListener("click", (ev) => {
+      const el = ev.target.closest(".sdemb-card");
+      if (!el) return;
+      if (ev.target.closest(".sdemb-edit")) return NS.editMetadata(state, el.dataset.id);
+      activate(state, el, ev.shiftKey || ev.altKey);
+    });
+    state.cards.addEventListener("keydown", (ev) => {
+      const el = ev.target.classList && ev.target.classList.contains("sdemb-card") ? ev.target : null;
+      if (!el || (ev.key !== "Enter" && ev.key !== " ")) return;
+      ev.preventDefault();
+      activate(state, el, ev.shiftKey || ev.altKey);
+    });
+    new IntersectionObserver((seen) => {
+      if (seen.some((s) => s.isIntersecting) && state.rendered < state.view.length) renderMore(state);
+    }, { rootMargin: "600px" }).observe(state.sentinel);
+    const every = parseInt(state.pane.dataset.watch || "0", 10);
+    if (every > 0) state.timer = setInterval(() => poll(state), every);
+  }
+  async function poll(state) {
+    if (!state.pane.isConnected) return clearInterval(state.timer);
+    try {
+      const res = await fetch(state.api + "/version");
+      if (res.ok && (await res.json()).version !== state.version) await load(state, "reload");
+    } catch (e) { /* host restarting: try again next tick */ }
+  }
+  function initPane(pane) {
+    if (states.has(pane)) return;
+    const t = pane.dataset.t, sentinel = document.createElement("div");
+    sentinel.className = "sdemb-sentinel";
+    const state = { pane, t, tab: pane.dataset.tab, api: pane.dataset.api, cards: byId(t + "_cards"), sentinel,
+      tree: pane.querySelector(".sdemb-tree"), all: [], view: [], rendered: 0, query: "", sort: "name", dir: "asc",
+      family: "", folder: null };
+    states.set(pane, state);
+    pane.dataset.sdembInit = "1";
+    wire(state);
+    load(state, "first").catch((e) => console.error("sd-embeddings:", e));
+  }
+  NS.init = () => app().querySelectorAll(".sdemb-pane:not([data-sdemb-init])").forEach(initPane);
+  let queued = false;
+  new MutationObserver(() => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; NS.init(); });
+  }).observe(document.documentElement, { childList: true, subtree: true });
+  NS.states = states;
+  NS.ready = true;
+  if (document.readyState !== "loading") NS.init();
+  else document.addEventListener("DOMContentLoaded", NS.init);
+})();

@@ -1,0 +1,152 @@
+"""Standalone host: a txt2img-like gradio page with the Textual Inversion tab, without a WebUI.
+
+``create_app(library) -> fastapi.FastAPI`` builds the page (prompt ``#txt2img_prompt``, negative prompt
+``#txt2img_neg_prompt``, a model-family selector, an Encode button and report, the tab from ``cards.pane_html``)
+and mounts the tab's routes (``http_routes.make_router``). ``serve(...)`` runs it with uvicorn on 127.0.0.1 by
+default; a watcher thread rescans when a folder changes, and the page notices by polling ``/version``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+from pathlib import Path
+
+from . import cards, http_routes
+from .library import Library
+from .records import Family
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+WATCH_MS = 2000
+
+
+def _asset(name: str) -> str:
+    return (ROOT / name).read_text(encoding="utf-8")
+
+
+def head_html() -> str:
+    """The tab's script and style, inlined so the page needs no static-file route."""
+    return f"<style>{_asset('style.css')}</style><script>{_asset('javascript/textual_inversion.js')}</script>"
+
+
+def _table(headers: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _side_html(title: str, side: dict) -> str:
+    chunks = side.get("chunks") or []
+    parts = [f"<h4>{html.escape(title)}</h4>"]
+    parts.append(_table(["chunk", "tokens", "text"], [[i + 1, c.get("tokens", "?"), c.get("text", "")]
+                                                       for i, c in enumerate(chunks)]))
+    used = side.get("embeddings") or []
+    if used:
+        parts.append(_table(["embedding", "vectors", "weight", "hash"],
+                            [[u.get("name", ""), u.get("vectors", ""), u.get("weight", ""), u.get("shorthash", "")]
+                             for u in used]))
+    else:
+        parts.append("<p>No embeddings used.</p>")
+    for warning in side.get("warnings") or []:
+        parts.append(f'<p class="sdemb-warning">&#9888; {html.escape(str(warning))}</p>')
+    if side.get("ti_hashes"):
+        parts.append(f"<p><code>TI hashes: {html.escape(str(side['ti_hashes']))}</code></p>")
+    if side.get("shape"):
+        parts.append(f"<p>Conditioning shape: <code>{html.escape(str(side['shape']))}</code>"
+                     f"{' checksum ' + html.escape(str(side['checksum'])) if side.get('checksum') else ''}</p>")
+    return "".join(parts)
+
+
+def report_html(report: dict) -> str:
+    """The Encode report (``encoding.encode_report`` output) as escaped HTML, positive then negative."""
+    body = "".join(_side_html(title, report[key]) for key, title in (("positive", "Prompt"),
+                                                                     ("negative", "Negative prompt"))
+                   if isinstance(report.get(key), dict))
+    for warning in report.get("warnings") or []:
+        body += f'<p class="sdemb-warning">&#9888; {html.escape(str(warning))}</p>'
+    return f'<div class="sdemb-report">{body}</div>'
+
+
+def encode(library: Library, positive: str, negative: str) -> str:
+    try:
+        from .encoding import encode_report
+    except ImportError as e:
+        return f'<p class="sdemb-warning">Encoding is not available: {html.escape(str(e))}</p>'
+    try:
+        report = encode_report(library, positive, negative, family=library.family)
+    except Exception as e:  # show the failure on the page; the host keeps running
+        logger.exception("Encode failed")
+        return f'<p class="sdemb-warning">Encode failed: {html.escape(type(e).__name__)}: {html.escape(str(e))}</p>'
+    return report_html(report)
+
+
+def build_blocks(library: Library):
+    import gradio as gr
+
+    with gr.Blocks(title="Textual Inversion embeddings") as blocks:
+        gr.Markdown("## Textual Inversion embeddings")
+        with gr.Row():
+            with gr.Column(scale=4):
+                positive = gr.Textbox(label="Prompt", lines=3, elem_id="txt2img_prompt")
+                negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="txt2img_neg_prompt")
+            with gr.Column(scale=1, min_width=180):
+                family = gr.Dropdown([("SD1.5", "sd1"), ("SD2.x", "sd2"), ("SDXL", "sdxl")], label="Model family",
+                                     value=library.family.value if library.family else "sd1",
+                                     elem_id="sdemb_family")
+                button = gr.Button("Encode", variant="primary", elem_id="sdemb_encode")
+        report = gr.HTML(elem_id="sdemb_report", js_on_load=None)
+        with gr.Tab("Textual Inversion", elem_id="txt2img_textual_inversion"):
+            gr.HTML(lambda: cards.pane_html(library, "txt2img", watch_ms=WATCH_MS), js_on_load=None,
+                    elem_id="txt2img_textual_inversion_cards_html")
+
+        def switch(value: str) -> None:
+            library.set_family(Family.parse(value))
+
+        family.change(switch, inputs=family, outputs=None).then(
+            None, js="() => { if (window.sdEmbeddings) window.sdEmbeddings.reload(); }")
+        button.click(lambda p, n: encode(library, p, n), inputs=[positive, negative], outputs=report)
+    return blocks
+
+
+def create_app(library: Library):
+    """FastAPI app: the tab's routes plus the gradio page at ``/``."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    app = FastAPI(title="sd-embeddings")
+    app.include_router(http_routes.make_router(lambda: library))
+    return gr.mount_gradio_app(app, build_blocks(library), path="/", head=head_html())
+
+
+def watch(library: Library, stop: threading.Event, every: float = WATCH_MS / 1000) -> threading.Thread:
+    """Rescan whenever a folder's listing changes (one stat per folder per tick)."""
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                if library.folders_changed():
+                    library.refresh()
+            except Exception:  # keep watching; the next tick tries again
+                logger.exception("Watching the embeddings folders failed")
+
+    thread = threading.Thread(target=loop, name="sd-embeddings-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve(folder: str, host: str = "127.0.0.1", port: int = 7861, family: Family | None = Family.SD1) -> None:
+    import uvicorn
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    library = Library([folder], family=family)
+    library.refresh()
+    stop = threading.Event()
+    watch(library, stop)
+    logger.info("Serving %s on http://%s:%d", folder, host, port)
+    try:
+        uvicorn.run(create_app(library), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
