@@ -1,0 +1,279 @@
+"""Prompt text -> weighted fragments -> token ids -> 75-token chunks with embedding placements.
+
+Follows the WebUI (``prompt_parser.parse_prompt_attention`` and ``tokenize_line``) with two deliberate fixes:
+the comma-padding backtrack moves an embedding together with its tokens (the WebUI leaves it behind, so it
+becomes ``!`` tokens; ``ChunkOptions.keep_embeddings_on_backtrack=False`` restores that for exact parity), and an
+embedding with more than 75 vectors is spread over consecutive chunks with a notice instead of overflowing one.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .library import Library
+from .records import Entry, Status
+from .tokenizer import Tokenizer
+
+CHUNK_LENGTH = 75
+PLACEHOLDER_ID = 0  # what the WebUI puts where embedding rows go; the rows are replaced before the transformer
+BREAK_WEIGHT = -1.0
+
+_ATTENTION = re.compile(r"""
+\\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:
+""", re.X)
+_BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
+
+
+def parse_attention(text: str) -> list[tuple[str, float]]:
+    """WebUI attention syntax -> ``[(text, weight)]``; ``("BREAK", -1.0)`` marks a forced chunk break.
+
+    ``(x)`` x1.1, ``(x:w)`` xw, ``[x]`` /1.1, nesting multiplies, ``\\(`` etc. are literal, unclosed brackets are
+    closed at the end, stray closers are text, neighbours with equal weights are merged.
+    """
+    parts: list[list] = []
+    round_open: list[int] = []
+    square_open: list[int] = []
+
+    def multiply(start: int, factor: float) -> None:
+        for part in parts[start:]:
+            part[1] *= factor
+
+    for match in _ATTENTION.finditer(text):
+        piece, weight = match.group(0), match.group(1)
+        if piece.startswith("\\"):
+            parts.append([piece[1:], 1.0])
+        elif piece == "(":
+            round_open.append(len(parts))
+        elif piece == "[":
+            square_open.append(len(parts))
+        elif weight is not None and round_open:
+            multiply(round_open.pop(), float(weight))
+        elif piece == ")" and round_open:
+            multiply(round_open.pop(), 1.1)
+        elif piece == "]" and square_open:
+            multiply(square_open.pop(), 1 / 1.1)
+        else:
+            for i, words in enumerate(_BREAK.split(piece)):
+                if i > 0:
+                    parts.append(["BREAK", BREAK_WEIGHT])
+                parts.append([words, 1.0])
+    for start in round_open:
+        multiply(start, 1.1)
+    for start in square_open:
+        multiply(start, 1 / 1.1)
+    if not parts:
+        return [("", 1.0)]
+    merged = [parts[0]]
+    for part in parts[1:]:
+        if part[1] == merged[-1][1]:
+            merged[-1][0] += part[0]
+        else:
+            merged.append(part)
+    return [(piece, weight) for piece, weight in merged]
+
+
+class KeywordIndex:
+    """Keyword token ids bucketed by first id, longest first: the WebUI's ``ids_lookup``."""
+
+    def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer) -> None:
+        buckets: dict[int, list[tuple[tuple[int, ...], Entry]]] = {}
+        for entry in entries:
+            ids = tuple(tokenizer.encode(entry.keyword))
+            if ids:
+                buckets.setdefault(ids[0], []).append((ids, entry))
+        for bucket in buckets.values():
+            bucket.sort(key=lambda item: -len(item[0]))  # stable: library order breaks ties
+        self.buckets = buckets
+
+    def match(self, tokens: Sequence[int], position: int) -> tuple[Entry, int] | None:
+        bucket = self.buckets.get(tokens[position])
+        if bucket:
+            for ids, entry in bucket:
+                if tuple(tokens[position:position + len(ids)]) == ids:
+                    return entry, len(ids)
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(bucket) for bucket in self.buckets.values())
+
+
+@dataclass
+class Indexes:
+    usable: KeywordIndex
+    unusable: KeywordIndex
+    """Keywords that will stay plain text: incompatible winners and files that failed to load."""
+
+
+_INDEX_CACHE: weakref.WeakKeyDictionary[Library, dict[int, tuple[int, Tokenizer, Indexes]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def indexes_for(library: Library, tokenizer: Tokenizer) -> Indexes:
+    """Keyword indexes of a library, rebuilt only when the library's version changes."""
+    per_tokenizer = _INDEX_CACHE.setdefault(library, {})
+    cached = per_tokenizer.get(id(tokenizer))
+    if cached is not None and cached[0] == library.version and cached[1] is tokenizer:
+        return cached[2]
+    usable = library.usable()
+    usable_keys = {entry.keyword.casefold() for entry in usable}
+    unusable = [entry for entry in library.entries if entry.keyword.casefold() not in usable_keys
+                and (entry.status is Status.INCOMPATIBLE or (entry.file_status or entry.status).is_problem)]
+    built = Indexes(KeywordIndex(usable, tokenizer), KeywordIndex(unusable, tokenizer))
+    per_tokenizer[id(tokenizer)] = (library.version, tokenizer, built)
+    return built
+
+
+@dataclass
+class Placement:
+    """Embedding rows in a chunk: body positions ``offset .. offset+vectors-1`` (tensor rows one further)."""
+
+    entry: Entry
+    offset: int
+    vectors: int
+    weight: float
+    first_row: int = 0
+    chunk: int = -1
+
+
+@dataclass
+class Chunk:
+    tokens: list[int]
+    """77 ids as fed to the encoder: start, 75 body ids (placeholders ``0`` at embedding rows, end-id padding), end."""
+    weights: list[float]
+    placements: list[Placement]
+    token_count: int
+    """Body positions in use (words and embedding vectors), without padding."""
+
+
+@dataclass
+class Notice:
+    kind: str  # "too-long" | "unusable"
+    entry: Entry
+    weight: float = 1.0
+
+
+@dataclass
+class PromptTokens:
+    text: str
+    chunks: list[Chunk]
+    token_count: int
+    """As the WebUI's counter shows it: 75 per full chunk before the last, then the last chunk's tokens."""
+    notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def token_limit(self) -> int:
+        return max(1, len(self.chunks)) * CHUNK_LENGTH
+
+    @property
+    def placements(self) -> list[Placement]:
+        return [placement for chunk in self.chunks for placement in chunk.placements]
+
+
+@dataclass(frozen=True)
+class ChunkOptions:
+    comma_backtrack: int = 20
+    """The WebUI's ``comma_padding_backtrack``: move words after a comma this close to a full chunk's end."""
+    keep_embeddings_on_backtrack: bool = True
+    """False reproduces the WebUI bug where a moved embedding is left behind and becomes ``!`` tokens."""
+    parse_attention: bool = True
+    """False = the WebUI's emphasis mode "None": brackets are plain text."""
+
+
+class _Chunker:
+    def __init__(self, tokenizer: Tokenizer, options: ChunkOptions) -> None:
+        self.tok = tokenizer
+        self.options = options
+        self.chunks: list[Chunk] = []
+        self.token_count = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.ids: list[int] = []
+        self.weights: list[float] = []
+        self.placements: list[Placement] = []
+        self.last_comma = -1
+
+    def next_chunk(self, is_last: bool = False) -> None:
+        used = len(self.ids)
+        self.token_count += used if is_last else CHUNK_LENGTH
+        pad = CHUNK_LENGTH - used
+        tokens = [self.tok.bos_id, *self.ids, *[self.tok.eos_id] * pad, self.tok.eos_id]
+        weights = [1.0, *self.weights, *[1.0] * pad, 1.0]
+        for placement in self.placements:
+            placement.chunk = len(self.chunks)
+        self.chunks.append(Chunk(tokens, weights, self.placements, used))
+        self._reset()
+
+    def backtrack(self) -> None:
+        """Move what follows the last comma of a full chunk into a new chunk."""
+        cut = self.last_comma + 1
+        moved_ids, moved_weights = self.ids[cut:], self.weights[cut:]
+        moved = [p for p in self.placements if p.offset >= cut] if self.options.keep_embeddings_on_backtrack else []
+        self.ids, self.weights = self.ids[:cut], self.weights[:cut]
+        self.placements = [p for p in self.placements if all(p is not m for m in moved)]
+        self.next_chunk()
+        self.ids, self.weights = moved_ids, moved_weights
+        for placement in moved:
+            placement.offset -= cut
+        self.placements = moved
+
+    def place(self, entry: Entry, weight: float, notices: list[Notice]) -> None:
+        count = entry.vectors
+        if count > CHUNK_LENGTH:
+            notices.append(Notice("too-long", entry, weight))
+            if self.ids:
+                self.next_chunk()
+        elif len(self.ids) + count > CHUNK_LENGTH:
+            self.next_chunk()  # an embedding is never split across a chunk edge
+        for first in range(0, count, CHUNK_LENGTH):
+            if len(self.ids) == CHUNK_LENGTH:
+                self.next_chunk()
+            rows = min(CHUNK_LENGTH, count - first)
+            self.placements.append(Placement(entry, len(self.ids), rows, weight, first))
+            self.ids += [PLACEHOLDER_ID] * rows
+            self.weights += [weight] * rows
+
+    def fragment(self, ids: list[int], weight: float, indexes: Indexes | None, notices: list[Notice]) -> None:
+        backtrack = self.options.comma_backtrack
+        position = 0
+        while position < len(ids):
+            token = ids[position]
+            if token == self.tok.comma_id:
+                self.last_comma = len(self.ids)
+            elif (backtrack and len(self.ids) == CHUNK_LENGTH and self.last_comma != -1
+                  and len(self.ids) - self.last_comma <= backtrack):
+                self.backtrack()
+            if len(self.ids) == CHUNK_LENGTH:
+                self.next_chunk()
+            found = indexes.usable.match(ids, position) if indexes else None
+            if found is not None:
+                self.place(found[0], weight, notices)
+                position += found[1]
+                continue
+            if indexes and indexes.unusable.buckets:
+                missed = indexes.unusable.match(ids, position)
+                if missed is not None:
+                    notices.append(Notice("unusable", missed[0], weight))
+            self.ids.append(token)
+            self.weights.append(weight)
+            position += 1
+
+
+def tokenize_prompt(text: str, tokenizer: Tokenizer, indexes: Indexes | None = None,
+                    options: ChunkOptions | None = None) -> PromptTokens:
+    """One prompt line -> chunks of 77 ids with per-token weights and embedding placements."""
+    options = options or ChunkOptions()
+    fragments = parse_attention(text) if options.parse_attention else [(text, 1.0)]
+    chunker = _Chunker(tokenizer, options)
+    notices: list[Notice] = []
+    for piece, weight in fragments:
+        if piece == "BREAK" and weight == BREAK_WEIGHT:
+            chunker.next_chunk()
+            continue
+        chunker.fragment(tokenizer.encode(piece), weight, indexes, notices)
+    if chunker.ids or not chunker.chunks:
+        chunker.next_chunk(is_last=True)
+    return PromptTokens(text, chunker.chunks, chunker.token_count, notices)
