@@ -1,0 +1,66 @@
+"""What the extension prints in the WebUI's console: one summary line, and one line per broken file.
+
+The WebUI leaves logging unconfigured unless ``--loglevel``/``SD_WEBUI_LOG_LEVEL`` is given, so the adapter
+attaches one plain handler to the ``sd_embeddings`` logger in that case: warnings from the core (one line per bad
+file, no traceback) and the summary below reach the console; library chatter at INFO does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+
+from ..library import Library
+from ..records import Family, Status
+
+logger = logging.getLogger(__name__)
+_HANDLER_NAME = "sd-embeddings-console"
+
+
+def setup_logging() -> None:
+    """Attach our console handler once (idempotent across Reload UI); nothing if the WebUI configured logging."""
+    package = logging.getLogger("sd_embeddings")
+    if logging.root.handlers or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    package.addHandler(handler)
+    package.setLevel(logging.WARNING)
+    package.propagate = False
+    logger.setLevel(logging.INFO)
+
+
+def summary(library: Library) -> str:
+    """``Textual inversion: 14 loaded, 2 incompatible (SDXL), 1 unsafe — see the tab``."""
+    entries = library.entries
+    counts = Counter(entry.status for entry in entries)
+    families = Counter(entry.family for entry in entries if entry.status is Status.INCOMPATIBLE)
+    parts = [f"{counts[Status.LOADED]} loaded"]
+    if counts[Status.INCOMPATIBLE]:
+        which = ", ".join(family.label for family in Family if families[family])
+        parts.append(f"{counts[Status.INCOMPATIBLE]} incompatible ({which})")
+    for status in (Status.DUPLICATE, Status.UNSAFE, Status.CORRUPT, Status.UNSUPPORTED):
+        if counts[status]:
+            parts.append(f"{counts[status]} {status.value}")
+    pictures = counts[Status.NOT_AN_EMBEDDING]
+    if pictures:
+        parts.append(f"{pictures} not an embedding")
+    tail = " — see the tab" if len(parts) > 1 else ""
+    return f"Textual inversion: {', '.join(parts)}{tail}"
+
+
+class SummaryPrinter:
+    """Logs the summary when it changes, once a model is known (so 'incompatible' means something)."""
+
+    def __init__(self) -> None:
+        self.last = ""
+
+    def __call__(self, library: Library, model_known: bool) -> None:
+        if not model_known:
+            return
+        line = summary(library)
+        if line != self.last:
+            self.last = line
+            logger.info("%s", line)

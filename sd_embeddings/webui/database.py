@@ -1,0 +1,250 @@
+"""An ``EmbeddingDatabase``-compatible object served by our ``Library``.
+
+Same surface as the WebUI's database (``word_embeddings``, ``skipped_embeddings``, ``ids_lookup``,
+``expected_shape``, ``embedding_dirs``, ``register_embedding(_by_name)``, ``load_textual_inversion_embeddings``,
+``find_embedding_at_position``, ``get_expected_shape``), so prompt processing, Lora's bundled embeddings, the Train
+tab, the API and third-party extensions keep reading it. Differences, all deliberate:
+
+* files come from the library: safe decoding of every format, sub-folders, collisions resolved with a reason;
+* the per-generation check notices new, overwritten and deleted files in any sub-folder (``watcher``), for the
+  cost of an ``Event.is_set()`` plus one ``stat`` per folder when nothing changed;
+* a model switch (also to an already-loaded model) is noticed on the next call and re-evaluates compatibility;
+* names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..library import Library
+from ..records import Family, Status
+from . import watcher as watching
+from .embedding import embedding_class
+
+logger = logging.getLogger(__name__)
+
+SHAPE_FAMILIES = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL}
+
+
+class EmbeddingDir:
+    """Stands in for the WebUI's ``DirWithTextualInversionEmbeddings`` (``path``, ``mtime``, ``has_changed``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.mtime: float | None = None
+
+    def has_changed(self) -> bool:
+        return os.path.isdir(self.path) and (self.mtime is None or os.path.getmtime(self.path) > self.mtime)
+
+    def update(self) -> None:
+        if os.path.isdir(self.path):
+            self.mtime = os.path.getmtime(self.path)
+
+
+class LibraryDatabase:
+    """Drop-in for ``modules.sd_hijack.model_hijack.embedding_db``."""
+
+    def __init__(self, library: Library, watcher: watching.ChangeWatcher | None = None) -> None:
+        self.library = library
+        self.watcher = watcher
+        self.ids_lookup: dict[int, list[tuple[list[int], Any]]] = {}
+        self.word_embeddings: dict[str, Any] = {}
+        self.skipped_embeddings: dict[str, Any] = {}
+        self.expected_shape = -1
+        self.embedding_dirs: dict[str, EmbeddingDir] = {}
+        self.previously_displayed_embeddings: tuple = ()
+        self.version = 0
+        self.model_family: Family | None = None
+        self.webui_dirs: list[str] = []
+        self._lock = threading.RLock()
+        self._model_key: tuple[int, int] | None = None
+        self._built: tuple[int, tuple[int, int] | None] | None = None
+        self._external: dict[str, Any] = {}
+        self._ids_cache: dict[tuple[int, str], list[int]] = {}
+        self._objects: dict[tuple[str, int, int], Any] = {}
+        self.after_rebuild: list[Callable[[LibraryDatabase], None]] = []
+
+    @property
+    def scanned(self) -> bool:
+        """Has the library been scanned and the tables built at least once?"""
+        return self._built is not None
+
+    # -- folders ----------------------------------------------------------------------------------------
+
+    def add_embedding_dir(self, path: str) -> None:
+        self.embedding_dirs[path] = EmbeddingDir(path)
+        self.library.add_folder(path)
+
+    def clear_embedding_dirs(self) -> None:
+        self.embedding_dirs.clear()
+        self.library.folders.clear()
+
+    # -- registration (WebUI semantics: tokenized name, bucket by first id, longest first) ------------------
+
+    def register_embedding(self, embedding: Any, model: Any) -> Any:
+        return self.register_embedding_by_name(embedding, model, embedding.name)
+
+    def register_embedding_by_name(self, embedding: Any, model: Any, name: str) -> Any:
+        """Register (or with ``embedding=None`` unregister) a name; callers outside us are remembered."""
+        with self._lock:
+            if embedding is None:
+                self._external.pop(name, None)
+            else:
+                self._external[name] = embedding
+            result = self._register(embedding, model, name)
+            self.version += 1
+            return result
+
+    def _register(self, embedding: Any, model: Any, name: str) -> Any:
+        ids = self._tokenize(model, name)
+        first = ids[0]
+        bucket = [item for item in self.ids_lookup.get(first, []) if item[1].name != name] \
+            if name in self.word_embeddings else list(self.ids_lookup.get(first, []))
+        if embedding is not None:
+            bucket.append((ids, embedding))
+        bucket.sort(key=lambda item: len(item[0]), reverse=True)
+        self.ids_lookup[first] = bucket
+        if embedding is None:
+            self.word_embeddings.pop(name, None)
+            if not bucket:
+                del self.ids_lookup[first]
+            return None
+        self.word_embeddings[name] = embedding
+        return embedding
+
+    def _tokenize(self, model: Any, name: str) -> list[int]:
+        key = (id(model.cond_stage_model), name)
+        ids = self._ids_cache.get(key)
+        if ids is None:
+            ids = list(model.cond_stage_model.tokenize([name])[0])
+            if len(self._ids_cache) > 50_000:
+                self._ids_cache.clear()
+            self._ids_cache[key] = ids
+        return ids
+
+    def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
+        for ids, embedding in self.ids_lookup.get(tokens[offset], ()):
+            if tokens[offset:offset + len(ids)] == ids:
+                return embedding, len(ids)
+        return None, None
+
+    # -- model ----------------------------------------------------------------------------------------------
+
+    def get_expected_shape(self) -> int:
+        model = _current_model()
+        if model is None:
+            return -1
+        return int(model.cond_stage_model.encode_embedding_init_text(",", 1).shape[1])
+
+    def _sync_model(self, model: Any) -> bool:
+        """Notice a new active model (also a switch to an already-loaded one); re-evaluate compatibility."""
+        key = (id(model), id(model.cond_stage_model)) if model is not None else None
+        if key == self._model_key:
+            return False
+        self._model_key = key
+        self.expected_shape = self.get_expected_shape() if model is not None else -1
+        self.model_family = SHAPE_FAMILIES.get(self.expected_shape)
+        self.library.set_family(self.model_family)
+        return True
+
+    # -- loading ----------------------------------------------------------------------------------------------
+
+    def load_textual_inversion_embeddings(self, force_reload: bool = False, sync_with_sd_model: bool = True) -> None:
+        """Apply file and model changes. Cheap when nothing changed; ``force_reload`` rescans every folder."""
+        with self._lock:
+            model = _current_model() if sync_with_sd_model else None
+            model_changed = self._sync_model(model) if sync_with_sd_model else False
+            if force_reload or self.files_may_have_changed():
+                self.library.refresh()
+                if self.watcher is not None:
+                    self.watcher.watch(self.library)
+            for embdir in self.embedding_dirs.values():
+                embdir.update()
+            if force_reload or model_changed or self._built != (self.library.version, self._model_key):
+                self._rebuild(model)
+        self._print_at_load()
+
+    def files_may_have_changed(self) -> bool:
+        """Did anything change on disk since the last scan? Never scans; see ``watcher`` for what it costs."""
+        if self._built is None:
+            return True
+        if self.watcher is not None and self.watcher.consume():
+            return True
+        if self.watcher is not None and self.watcher.complete:
+            return False
+        return self.library.folders_changed()
+
+    def _rebuild(self, model: Any) -> None:
+        from modules import devices, shared
+        from modules.textual_inversion.textual_inversion import Embedding
+
+        cls = embedding_class(Embedding)
+        hashing = not getattr(shared.cmd_opts, "no_hashing", False)
+        loaded: dict[str, Any] = {}
+        skipped: dict[str, Any] = {}
+        objects: dict[tuple[str, int, int], Any] = {}
+        for entry in self.library.entries:
+            if entry.status not in (Status.LOADED, Status.INCOMPATIBLE):
+                continue
+            stamp = (entry.path, entry.size, entry.mtime_ns)
+            embedding = self._objects.get(stamp)
+            if embedding is None:
+                embedding = cls(self.library, entry, devices.device, hashing)
+            embedding.entry = entry
+            objects[stamp] = embedding
+            fits = entry.status is Status.LOADED and (self.expected_shape == -1 or entry.width == self.expected_shape)
+            (loaded if fits else skipped)[embedding.name] = embedding
+        self._objects = objects
+        self.ids_lookup.clear()
+        self.word_embeddings.clear()
+        self.skipped_embeddings.clear()
+        self.skipped_embeddings.update(skipped)
+        for name, embedding in loaded.items():
+            self._add(model, name, embedding)
+        for name, embedding in list(self._external.items()):
+            if name not in self.word_embeddings:
+                self._add(model, name, embedding)
+        ordered = sorted(self.word_embeddings.values(), key=lambda e: e.name.lower())
+        self.word_embeddings.clear()
+        self.word_embeddings.update((e.name, e) for e in ordered)
+        self._built = (self.library.version, self._model_key)
+        self.version += 1
+        for listener in list(self.after_rebuild):
+            try:
+                listener(self)
+            except Exception:
+                logger.exception("Embedding database listener failed")
+
+    def _add(self, model: Any, name: str, embedding: Any) -> None:
+        if model is None:  # no tokenizer before the model loads: listed, matched once the model is there
+            self.word_embeddings[name] = embedding
+            return
+        try:
+            self._register(embedding, model, name)
+        except IndexError:
+            logger.warning("Embedding %s: its name %r gives no tokens; it cannot be used in a prompt",
+                           getattr(embedding, "filename", name), name)
+
+    def _print_at_load(self) -> None:
+        from modules import shared
+
+        shown = (tuple(self.word_embeddings), tuple(self.skipped_embeddings))
+        if not getattr(shared.opts, "textual_inversion_print_at_load", False) or shown == \
+                self.previously_displayed_embeddings:
+            return
+        self.previously_displayed_embeddings = shown
+        print(f"Textual inversion embeddings loaded({len(shown[0])}): {', '.join(shown[0])}")
+        if shown[1]:
+            print(f"Textual inversion embeddings skipped({len(shown[1])}): {', '.join(shown[1])}")
+
+
+def _current_model() -> Any:
+    """The active model, without triggering a load (``shared.sd_model`` would load one)."""
+    from modules import sd_models
+
+    model = getattr(sd_models.model_data, "sd_model", None)
+    return model if model is not None and getattr(model, "cond_stage_model", None) is not None else None

@@ -1,0 +1,98 @@
+"""``Embedding`` objects for the WebUI, backed by library entries.
+
+The class subclasses the WebUI's own ``modules.textual_inversion.textual_inversion.Embedding`` (built lazily, once
+per base class) so ``isinstance`` checks, ``save()`` and ``checksum()`` keep working. Vectors are decoded on first
+use of ``.vec`` (through the library's cache) and moved to the compute device as float32, as the WebUI does at load.
+``hash``/``shorthash`` come from the library's path-keyed hash cache unless someone assigns them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from ..library import Library
+from ..records import Entry
+
+
+def _to_device(vec: Any, device: Any) -> Any:
+    import torch
+
+    if isinstance(vec, dict):
+        return {key: _to_device(value, device) for key, value in vec.items()}
+    return vec.detach().to(device=device, dtype=torch.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def embedding_class(base: type) -> type:
+    """A subclass of the WebUI's ``Embedding`` whose data comes from a ``Library`` entry."""
+
+    class LibraryEmbedding(base):  # type: ignore[misc, valid-type]
+        """One embedding file as the WebUI sees it; ``entry``/``reason``/``family`` are our additions."""
+
+        def __init__(self, library: Library, entry: Entry, device: Any = None, hashing: bool = True) -> None:
+            self._library = library
+            self._device = device
+            self._hashing = hashing
+            self._vec = None
+            self._hash: str | None = None
+            self._shorthash: str | None = None
+            self.entry = entry
+            header = entry.header
+            base.__init__(self, None, entry.keyword, step=header.step if header else None)
+            self.shape = entry.width
+            self.vectors = entry.vectors
+            self.sd_checkpoint = header.sd_checkpoint if header else None
+            self.sd_checkpoint_name = header.sd_checkpoint_name if header else None
+            self.filename = entry.path
+            self.loaded = None  # as for files from the embeddings folder (Lora checks it)
+
+        @property
+        def reason(self) -> str:
+            return self.entry.reason
+
+        @property
+        def family(self) -> str:
+            return self.entry.family.value
+
+        def stamp(self) -> tuple[str, int, int]:
+            return self.entry.path, self.entry.size, self.entry.mtime_ns
+
+        @property
+        def vec(self) -> Any:
+            if self._vec is None and getattr(self, "entry", None) is not None:
+                self._vec = _to_device(self._library.load(self.entry).vec, self._device)
+            return self._vec
+
+        @vec.setter
+        def vec(self, value: Any) -> None:
+            self._vec = value
+
+        @property
+        def vec_loaded(self) -> bool:
+            return self._vec is not None
+
+        @property
+        def hash(self) -> str:
+            if self._hash is not None:
+                return self._hash
+            if not self._hashing or getattr(self, "entry", None) is None:
+                return ""
+            return self._library.ensure_hash(self.entry) or ""
+
+        @hash.setter
+        def hash(self, value: str | None) -> None:
+            self._hash = value
+
+        @property
+        def shorthash(self) -> str:
+            if self._shorthash is not None:
+                return self._shorthash
+            return self.hash[:12]
+
+        @shorthash.setter
+        def shorthash(self, value: str | None) -> None:
+            self._shorthash = value
+
+    LibraryEmbedding.__qualname__ = LibraryEmbedding.__name__
+    return LibraryEmbedding

@@ -1,0 +1,91 @@
+"""The "Textual Inversion" extra-networks page, replacing the WebUI's built-in one (same title, same element ids).
+
+The pane itself (cards with badges and reasons, folders, problems list, search/sort/refresh with the WebUI's ids
+``{tab}_textual_inversion_extra_search`` etc.) is ``cards.pane_html`` plus ``javascript/textual_inversion.js``.
+This class keeps the WebUI's page contract so its machinery keeps working: ``create_item`` returns the WebUI's
+item dict (``get-single-card`` and "Edit metadata" use it), ``list_items`` covers every usable or incompatible
+embedding, ``refresh`` rescans, ``allowed_directories_for_previews`` lists every scanned folder. The pane is
+rendered from the library, so it is filled before the model finishes loading.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..records import Status
+
+logger = logging.getLogger(__name__)
+
+TITLE = "Textual Inversion"
+LISTED = (Status.LOADED, Status.INCOMPATIBLE)
+
+
+@functools.lru_cache(maxsize=2)
+def page_class(base: type) -> type:
+    """Our page as a subclass of ``modules.ui_extra_networks.ExtraNetworksPage`` (built on first use)."""
+
+    class TextualInversionPage(base):  # type: ignore[misc, valid-type]
+        def __init__(self, get_db: Callable[[], Any]) -> None:
+            super().__init__(TITLE)
+            self.allow_negative_prompt = True
+            self.get_db = get_db
+
+        def refresh(self) -> None:
+            self.get_db().load_textual_inversion_embeddings(force_reload=True)
+
+        def create_item(self, name: str, index: int | None = None, enable_filter: bool = True) -> dict | None:
+            from modules import shared
+            from modules.ui_extra_networks import quote_js
+
+            library = self.get_db().library
+            entry = library.get(name)
+            if entry is None or entry.status not in LISTED:
+                return None
+            path = os.path.splitext(entry.path)[0]
+            terms = [self.search_terms_from_path(entry.path)] + ([entry.sha256] if entry.sha256 else [])
+            return {
+                "name": entry.keyword, "filename": entry.path, "shorthash": entry.shorthash or "",
+                "preview": self.find_preview(path), "description": self.find_description(path),
+                "search_terms": terms, "prompt": quote_js(entry.keyword),
+                "local_preview": f"{path}.preview.{shared.opts.samples_format}",
+                "sort_keys": {"default": index if index is not None else 0, **self.get_sort_keys(entry.path)},
+                "family": entry.family.value, "reason": entry.reason,
+            }
+
+        def list_items(self) -> Iterator[dict]:
+            entries = [e for e in self.get_db().library.entries if e.status in LISTED]
+            for index, entry in enumerate(entries):
+                item = self.create_item(entry.keyword, index)
+                if item is not None:
+                    yield item
+
+        def allowed_directories_for_previews(self) -> list[str]:
+            return list(self.get_db().library.folders)
+
+        def create_html(self, tabname: str, *, empty: bool = False) -> str:
+            from .. import cards
+
+            self.lister.reset()
+            self.items = {item["name"]: item for item in self.list_items()}
+            for item in self.items.values():
+                self.read_user_metadata(item)
+            return cards.pane_html(self.get_db().library, tabname)
+
+    return TextualInversionPage
+
+
+def replace_builtin_page(get_db: Callable[[], Any]) -> Any:
+    """``on_before_ui``: drop every page titled "Textual Inversion" and register ours in its place."""
+    from modules import ui_extra_networks
+
+    pages = ui_extra_networks.extra_pages
+    position = next((i for i, p in enumerate(pages) if p.name == TITLE.lower()), len(pages))
+    pages[:] = [p for p in pages if p.name != TITLE.lower()]
+    page = page_class(ui_extra_networks.ExtraNetworksPage)(get_db)
+    ui_extra_networks.register_page(page)  # appends and recomputes allowed_dirs
+    pages.insert(position, pages.pop())  # keep the built-in page's place in the tab order
+    return page
