@@ -83,7 +83,7 @@ def _raw_contents(raw: bytes, path: str, container: str) -> tuple[list[dict], di
         header = safetensors_file.parse_header(raw, len(raw), path)
         tensors = safetensors_file.read_tensors(raw, header, path)
         specs = header.tensors
-        stats = [dict(_tensor_stats(k, v), dtype=specs[k].dtype) for k, v in tensors.items()]
+        stats = [dict(_tensor_stats(k, v), dtype=specs[k].dtype_name) for k, v in tensors.items()]
         return stats, dict(header.metadata)
     if container == "pickle":
         obj = pickles.load_pickle(raw, path)

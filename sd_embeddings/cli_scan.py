@@ -37,7 +37,8 @@ def open_library(folders: list[str], family: Family | None) -> Library | None:
     if missing:
         print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
         return None
-    return Library(folders, family=family, hash_cache=HashCache(default_cache_path()), background_hashing=False)
+    return Library(folders, family=family, hash_cache=HashCache(default_cache_path()), background_hashing=False,
+                   deep=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ layout it finds into an ``EmbeddingData``. It raises only ``EmbeddingError`` sub
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,8 @@ MAX_VECTORS = 1000
 """More rows than this is a token table or a model part, not an embedding (75 fill a whole prompt chunk)."""
 MAX_EMBEDDING_BYTES = 64 * 1024 * 1024
 """Files above this are not decoded: the largest real embeddings are well under 1 MB."""
+_TENSOR_TYPES = (torch.Tensor, pickles.TensorRef, safetensors_file.TensorSpec)
+"""Real tensors, and the shape-only stand-ins scanning uses."""
 
 
 def format_of(path: str | Path) -> str | None:
@@ -108,24 +109,31 @@ def _as_text(value: Any) -> str | None:
     return None if value is None else str(value)[:300]
 
 
-def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
-    if not isinstance(tensor, torch.Tensor):
+def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
+    """Validate a tensor (real or a lazy ``TensorRef``) as [vectors, width]; 1-D is one vector."""
+    if not isinstance(tensor, _TENSOR_TYPES):
         raise NotAnEmbeddingError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
     if not tensor.is_floating_point():
         raise NotAnEmbeddingError(path, f"{what} holds {str(tensor.dtype).replace('torch.', '')} values, not floats")
-    if tensor.dim() == 1:
-        tensor = tensor.unsqueeze(0)
-    while tensor.dim() > 2 and tensor.shape[0] == 1:
-        tensor = tensor.squeeze(0)
-    if tensor.dim() != 2:
+    shape = list(tensor.shape)
+    if len(shape) == 1:
+        shape = [1, *shape]
+    while len(shape) > 2 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 2:
         raise NotAnEmbeddingError(path, f"{what} has shape {list(tensor.shape)}, expected [vectors, width]")
-    rows, width = tensor.shape
+    rows, width = shape
     if rows == 0 or width == 0:
         raise CorruptFileError(path, f"{what} holds no vectors (shape {list(tensor.shape)})")
     if rows > MAX_VECTORS:
         raise NotAnEmbeddingError(path, f"{what} has {rows:,} vectors; that is a token table or model part, "
                                         f"not an embedding (at most {MAX_VECTORS})")
-    tensor = tensor.detach().to(torch.float32).contiguous()
+    return rows, width
+
+
+def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
+    rows, width = _matrix_shape(tensor, path, what)
+    tensor = tensor.detach().reshape(rows, width).to(torch.float32).contiguous()
     bad = (~torch.isfinite(tensor)).any(dim=1)
     if bool(bad.any()):
         raise CorruptFileError(path, f"{int(bad.sum())} of {rows} vectors contain NaN or infinite values")
@@ -133,7 +141,7 @@ def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
 
 
 def _tensors(data: dict) -> dict[str, Any]:
-    return {str(k): v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    return {str(k): v for k, v in data.items() if isinstance(v, _TENSOR_TYPES)}
 
 
 def _what_else(path: str, tensors: dict[str, Any]) -> NotAnEmbeddingError:
@@ -148,8 +156,11 @@ def _what_else(path: str, tensors: dict[str, Any]) -> NotAnEmbeddingError:
                                      "(or clip_l + clip_g for SDXL)")
 
 
-def interpret(data: Any, path: str, container: str) -> EmbeddingData:
-    """Find the vectors in a decoded object, in the WebUI's order: string_to_param, clip_l+clip_g, one tensor."""
+def _locate(data: Any, path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Where the vectors are, in the WebUI's order: string_to_param, clip_l+clip_g, one tensor.
+
+    Returns the layout name, the parts (``""`` or ``clip_l``/``clip_g`` -> tensor or TensorRef) and metadata.
+    """
     if not isinstance(data, dict):
         raise NotAnEmbeddingError(path, f"holds a {type(data).__name__}, not an embedding dictionary")
     meta = {"name": _as_text(data.get("name")), "step": _as_int(data.get("step")),
@@ -163,40 +174,83 @@ def interpret(data: Any, path: str, container: str) -> EmbeddingData:
             count = len(params) if isinstance(params, dict) else 0
             raise NotAnEmbeddingError(path, f"embedding file has multiple terms in it ({count}); "
                                             "only single-term files can be used")
-        (vec,) = params.values()
-        return EmbeddingData(_rows(vec, path, "string_to_param"), f"{container}:a1111", **meta)
+        return "a1111", {"": next(iter(params.values()))}, meta
     tensors = _tensors(data)
     if all(key in tensors for key in SDXL_KEYS):
-        parts = {key: _rows(tensors[key], path, key) for key in SDXL_KEYS}
-        if parts["clip_l"].shape[0] != parts["clip_g"].shape[0]:
-            raise CorruptFileError(path, f"clip_l has {parts['clip_l'].shape[0]} vectors but clip_g has "
-                                         f"{parts['clip_g'].shape[0]}")
-        return EmbeddingData(parts, f"{container}:sdxl", **meta)
+        return "sdxl", {key: tensors[key] for key in SDXL_KEYS}, meta
     if len(tensors) == 1:
-        ((key, vec),) = tensors.items()
+        key = next(iter(tensors))
         layout = "emb_params" if key == "emb_params" else ("diffusers" if key.startswith("<") else "single")
-        return EmbeddingData(_rows(vec, path, f"'{key}'"), f"{container}:{layout}", **meta)
+        return layout, {"": tensors[key]}, meta
     if not tensors:
         raise NotAnEmbeddingError(path, "Couldn't identify this file as a textual inversion embedding "
                                         "or a diffusers concept (no tensors found)")
     raise _what_else(path, tensors)
 
 
+def _check_sdxl_rows(parts: dict[str, tuple[int, int]], path: str) -> None:
+    if "clip_l" in parts and parts["clip_l"][0] != parts["clip_g"][0]:
+        raise CorruptFileError(path, f"clip_l has {parts['clip_l'][0]} vectors but clip_g has {parts['clip_g'][0]}")
+
+
+def interpret(data: Any, path: str, container: str) -> EmbeddingData:
+    """Decoded object -> float32 vectors, validated (shape, NaN/Inf, SDXL row counts)."""
+    layout, parts, meta = _locate(data, path)
+    what = {"": "string_to_param" if layout == "a1111" else "the tensor"}
+    _check_sdxl_rows({k: _matrix_shape(v, path, what.get(k, k)) for k, v in parts.items()}, path)
+    vecs = {key: _rows(value, path, what.get(key, key)) for key, value in parts.items()}
+    return EmbeddingData(vecs if layout == "sdxl" else vecs[""], f"{container}:{layout}", **meta)
+
+
+def shape_of(data: Any, path: str, container: str) -> Header:
+    """Like ``interpret`` but from shapes only (tensors may be lazy ``TensorRef``s); values are not checked."""
+    layout, parts, meta = _locate(data, path)
+    shapes = {key: _matrix_shape(value, path, key or "the tensor") for key, value in parts.items()}
+    _check_sdxl_rows(shapes, path)
+    return Header(Shape(shapes), f"{container}:{layout}", **meta)
+
+
+SCAN_READ_BYTES = 1024 * 1024
+"""Files up to this size are read in one go when scanning (a single read costs the same as a 4 KiB one)."""
+
+
+def scan_file(path: str, size: int) -> Header:
+    """What a file holds, from as little reading as possible: no tensor values are loaded or checked.
+
+    Safetensors: the JSON header. Pickles: the pickled structure (storages are only referenced). Images have
+    to be decoded. Values (NaN/Inf, truncated data) are checked later by ``decode``.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(min(size, SCAN_READ_BYTES) if size <= MAX_EMBEDDING_BYTES else 64 * 1024)
+    kind = sniff(head, format_of(path) or "unknown")
+    if kind == "safetensors":
+        return header_only(head if len(head) >= size else _read_head(path, head), size, path)
+    if size > MAX_EMBEDDING_BYTES:
+        raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
+                                        "(checkpoints and LoRAs belong in their own folders)")
+    raw = head if len(head) >= size else read_file(path)
+    if kind == "pickle":
+        return shape_of(pickles.load_pickle(raw, path, lazy=True, file_size=size), path, "pt")
+    return header_of(decode(raw, path))
+
+
+def _read_head(path: str, head: bytes) -> bytes:
+    """Enough of a safetensors file to hold its whole header."""
+    length = safetensors_file.header_length(head, max(len(head), 8), path) if len(head) >= 8 else 0
+    if 8 + length <= len(head):
+        return head
+    with open(path, "rb") as handle:
+        return handle.read(8 + length)
+
+
 def header_only(raw: bytes, file_size: int, path: str) -> Header:
-    """Shape of a big safetensors file from its header alone (used when the file is too big to decode)."""
+    """Shape of a safetensors file from its header alone (no tensor bytes are read)."""
     header = safetensors_file.parse_header(raw, file_size, path)
-    specs = header.tensors
-    if all(key in specs for key in SDXL_KEYS):
-        parts = {key: specs[key].shape for key in SDXL_KEYS}
-    elif len(specs) == 1:
-        parts = {"": next(iter(specs.values())).shape}
-    else:
-        raise _what_else(path, dict(specs))
-    shape = Shape({k if k in SDXL_KEYS else "": (math.prod(s[:-1]) if len(s) > 1 else 1, s[-1] if s else 0)
-                   for k, s in parts.items()})
-    if shape.vectors > MAX_VECTORS:
-        raise NotAnEmbeddingError(path, f"{shape.vectors:,} vectors; not an embedding")
-    return Header(shape, "safetensors:header", header.metadata.get("name"))
+    data: dict[str, Any] = dict(header.tensors)
+    for key in ("name", "step", "sd_checkpoint", "sd_checkpoint_name"):
+        if key in header.metadata and key not in data:
+            data[key] = header.metadata[key]
+    return shape_of(data, path, "safetensors")
 
 
 def to_saveable(data: EmbeddingData) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import logging
 import os
 import threading
@@ -53,10 +54,11 @@ class ScanReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
+    sidecars_changed: bool = False
 
     @property
     def any(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
+        return bool(self.added or self.changed or self.removed or self.sidecars_changed)
 
 
 class Library:
@@ -64,13 +66,16 @@ class Library:
 
     def __init__(self, folders: Iterable[str | os.PathLike], *, family: Family | None = None,
                  hash_cache: HashCache | None = None, background_hashing: bool = True,
-                 cache_size: int = 512) -> None:
+                 deep: bool = False, cache_size: int = 512) -> None:
+        """``deep`` decodes every value while scanning (CLI); otherwise scans read headers only and a
+        background pass (``background_hashing``) hashes and verifies each file afterwards."""
         self.folders: list[str] = []
         for folder in folders:
             self.add_folder(folder)
         self.family = family
         self.hash_cache = hash_cache if hash_cache is not None else HashCache(None)
         self.background_hashing = background_hashing
+        self.deep = deep
         self.listeners: list[Callable[[Library], None]] = []
         self.version = 0
         self._lock = threading.RLock()
@@ -105,7 +110,10 @@ class Library:
                     progress(done, len(found))
                 old = previous.get(item.path)
                 if old is not None and not force and (old.size, old.mtime_ns) == (item.size, item.mtime_ns):
-                    files[item.path] = dataclasses.replace(old, sidecars=item.sidecars)
+                    if old.sidecars != item.sidecars:
+                        old = dataclasses.replace(old, sidecars=item.sidecars)
+                        report.sidecars_changed = True
+                    files[item.path] = old
                     continue
                 files[item.path] = self._read(item)
                 (report.changed if old is not None else report.added).append(item.path)
@@ -141,12 +149,13 @@ class Library:
         try:
             if item.size == 0:
                 raise NotAnEmbeddingError(item.path, "empty file (0 bytes); the download or copy probably failed")
-            if item.format == "safetensors" and item.size > formats.MAX_EMBEDDING_BYTES:
-                entry.header = formats.header_only(_read_head(item.path), item.size, item.path)
-            else:
+            if self.deep:
                 data = formats.decode(formats.read_file(item.path), item.path)
                 entry.header = formats.header_of(data)
+                entry.verified = True
                 self._remember(entry, data)
+            else:
+                entry.header = formats.scan_file(item.path, item.size)
             if item.format == "image" and entry.header.name:
                 entry.keyword = entry.header.name
         except EmbeddingError as e:
@@ -176,7 +185,7 @@ class Library:
         groups: dict[str, list[Entry]] = collections.defaultdict(list)
         root_order = {root: i for i, root in enumerate(self.folders)}
         for record in self._files.values():
-            entry = dataclasses.replace(record, collides_with=[])
+            entry = _copy(record)
             if record.file_status is Status.LOADED:
                 ok, reason = compatibility(record, self.family)
                 entry.status, entry.reason = (Status.LOADED, "") if ok else (Status.INCOMPATIBLE, reason)
@@ -227,10 +236,52 @@ class Library:
             if cached and cached[:2] == (entry.size, entry.mtime_ns):
                 self._data.move_to_end(entry.path)
                 return cached[2]
-        data = formats.decode(formats.read_file(entry.path), entry.path)
+        try:
+            data = formats.decode(formats.read_file(entry.path), entry.path)
+        except EmbeddingError as e:
+            self._mark_bad(entry, e)
+            raise
         with self._lock:
             self._remember(entry, data)
         return data
+
+    def _mark_bad(self, entry: Entry, error: EmbeddingError) -> None:
+        """A file that scanned fine turned out bad when its values were read: re-resolve without it."""
+        logger.warning("Embedding %s: %s", entry.path, error.reason)
+        with self._lock:
+            record = self._files.get(entry.path)
+            if record is None or (record.size, record.mtime_ns) != (entry.size, entry.mtime_ns):
+                return
+            record.file_status, record.file_reason = Status(error.status), error.reason
+            record.status, record.reason, record.verified = record.file_status, error.reason, True
+            self._data.pop(entry.path, None)
+            self._resolve()
+        self._notify()
+
+    def verify(self, entry: Entry) -> None:
+        """Read a file once: hash it (if not known) and decode every value (if not yet checked)."""
+        record = self._files.get(entry.path)
+        if record is None or (record.verified and record.sha256):
+            return
+        try:
+            raw = formats.read_file(entry.path)
+        except EmbeddingError as e:
+            self._mark_bad(entry, e)
+            return
+        if record.sha256 is None and len(raw) == record.size:
+            value = hashlib.sha256(raw).hexdigest()
+            self.hash_cache.put(entry.path, record.size, record.mtime_ns, value)
+            self._set_hash(entry.path, value)
+        if record.verified or record.file_status is not Status.LOADED:
+            return
+        try:
+            data = formats.decode(raw, entry.path)
+        except EmbeddingError as e:
+            self._mark_bad(entry, e)
+            return
+        with self._lock:
+            record.verified = True
+            self._remember(record, data)
 
     def _remember(self, entry: Entry, data: EmbeddingData) -> None:
         self._data[entry.path] = (entry.size, entry.mtime_ns, data)
@@ -271,11 +322,12 @@ class Library:
     def _hash_loop(self) -> None:
         while self._hash_wakeup.wait(timeout=30):
             self._hash_wakeup.clear()
-            pending = [e for e in self._entries if e.sha256 is None and e.file_status is not None]
+            records = self._files
+            pending = [e for e in self._entries if e.path in records
+                       and not (records[e.path].sha256 and records[e.path].verified)]
             pending.sort(key=lambda e: e.status is not Status.LOADED)  # what prompts use first
             for entry in pending:
-                if self._files.get(entry.path) is not None:
-                    self.ensure_hash(entry)
+                self.verify(entry)
             self.hash_cache.save()
         self._hasher = None
 
@@ -335,9 +387,12 @@ class Library:
                 logger.exception("Embedding library listener failed")
 
 
-def _read_head(path: str, limit: int = 8 + 1024 * 1024) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read(limit)
+def _copy(record: Entry) -> Entry:
+    """A fresh public entry from a file record (cheaper than dataclasses.replace on every rescan)."""
+    entry = object.__new__(Entry)
+    entry.__dict__.update(record.__dict__)
+    entry.collides_with = []
+    return entry
 
 
 def _shown(entry: Entry) -> str:

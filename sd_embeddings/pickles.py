@@ -44,12 +44,29 @@ class _StorageRef:
 
 @dataclass
 class TensorRef:
-    """A tensor described by the pickle, built only once its storage bytes are known to be sufficient."""
+    """A tensor described by the pickle, built only once its storage bytes are known to be sufficient.
+
+    Scanning stops here: ``shape`` and ``dtype`` are known without reading any tensor data.
+    """
 
     storage: _StorageRef
     offset: int
     size: tuple[int, ...]
     stride: tuple[int, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.size
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.storage.dtype
+
+    def dim(self) -> int:
+        return len(self.size)
+
+    def is_floating_point(self) -> bool:
+        return self.storage.dtype.is_floating_point
 
 
 class SafeParameterDict(dict):
@@ -254,7 +271,34 @@ def _zip_members(data: bytes, path: str) -> dict[str, bytes]:
         raise CorruptFileError(path, f"broken zip archive ({type(e).__name__}: {str(e)[:80]})") from e
 
 
-def _load_zip(data: bytes, path: str) -> Any:
+def _zip_structure_fast(data: bytes, path: str) -> Any | None:
+    """The object in ``data.pkl`` read straight after the first local header (torch writes it first, stored).
+
+    A pickle ends itself (STOP), so neither the central directory nor the member sizes are needed; anything
+    unexpected returns None and the caller reads the archive properly.
+    """
+    if len(data) < 30:
+        return None
+    name_len, extra_len = struct.unpack_from("<HH", data, 26)
+    method = struct.unpack_from("<H", data, 8)[0]
+    name = data[30: 30 + name_len]
+    if method != 0 or not name.endswith(b"/data.pkl") or name.count(b"/") != 1:
+        return None
+    stream = io.BytesIO(data)
+    stream.seek(30 + name_len + extra_len)
+    try:
+        return _Unpickler(stream, path).load()
+    except (UnsafeFileError, NotAnEmbeddingError):
+        raise
+    except Exception:  # truncated head or odd layout: let the full reader decide
+        return None
+
+
+def _load_zip(data: bytes, path: str, lazy: bool = False) -> Any:
+    if lazy:
+        found = _zip_structure_fast(data, path)
+        if found is not None:
+            return found
     members = _zip_members(data, path)
     pickles = [name for name in members if name.endswith("/data.pkl") and name.count("/") == 1]
     if len(pickles) != 1:
@@ -262,6 +306,8 @@ def _load_zip(data: bytes, path: str) -> Any:
     prefix = pickles[0][: -len("data.pkl")]
     big_endian = members.get(prefix + "byteorder", b"little").strip() == b"big"
     obj = _unpickle(members[pickles[0]], path)
+    if lazy:
+        return obj
     storages: dict[str, torch.Tensor] = {}
     for ref in _storage_refs(obj):
         blob = members.get(f"{prefix}data/{ref.key}")
@@ -273,12 +319,10 @@ def _load_zip(data: bytes, path: str) -> Any:
     return _materialize(obj, storages, path)
 
 
-def _load_legacy(data: bytes, path: str) -> Any:
+def _load_legacy(data: bytes, path: str, lazy: bool = False, file_size: int | None = None) -> Any:
     stream = io.BytesIO(data)
-
-    def next_object() -> Any:
-        return _Unpickler(stream, path).load()
-
+    unpickler = _Unpickler(stream, path)  # BytesIO has no peek(): each load() stops exactly at its STOP
+    next_object = unpickler.load
     try:
         if next_object() != _LEGACY_MAGIC:
             raise NotAnEmbeddingError(path, "not a PyTorch file (a pickle of something else)")
@@ -295,6 +339,11 @@ def _load_legacy(data: bytes, path: str) -> Any:
     refs = {ref.key: ref for ref in _storage_refs(obj)}
     storages: dict[str, torch.Tensor] = {}
     offset = stream.tell()
+    if lazy:
+        needed = sum(8 + ref.numel * torch.empty((), dtype=ref.dtype).element_size() for ref in refs.values())
+        if offset + needed > (file_size if file_size is not None else len(data)):
+            raise CorruptFileError(path, "tensor data is truncated (the file is shorter than its index says)")
+        return obj
     for key in keys:
         ref = refs.get(str(key))
         if ref is None or len(data) < offset + 8 or struct.unpack_from("<q", data, offset)[0] != ref.numel:
@@ -323,12 +372,16 @@ def _storage_refs(obj: Any) -> list[_StorageRef]:
     return list(found.values())
 
 
-def load_pickle(data: bytes, path: str) -> Any:
-    """Decode a torch-saved object from bytes into dicts, lists, numbers, strings and float tensors."""
+def load_pickle(data: bytes, path: str, lazy: bool = False, file_size: int | None = None) -> Any:
+    """Decode a torch-saved object from bytes into dicts, lists, numbers, strings and tensors.
+
+    With ``lazy`` tensors stay ``TensorRef`` (shape and dtype only) and ``data`` may be just the head of a
+    file of ``file_size`` bytes: this is how scanning learns what a file holds without loading it.
+    """
     if data[:4] == b"PK\x03\x04":
-        return _load_zip(data, path)
-    if data[:2] == b"\x80\x02" or data[:1] == b"\x80":
-        return _load_legacy(data, path)
+        return _load_zip(data, path, lazy)
+    if data[:1] == b"\x80":
+        return _load_legacy(data, path, lazy, file_size)
     if data[:6] == b"ustar\x00" or data[257:262] == b"ustar":
         raise NotAnEmbeddingError(path, "very old PyTorch tar format is not supported")
     raise NotAnEmbeddingError(path, "not a PyTorch file (no zip or pickle signature)")

@@ -158,6 +158,8 @@ class Entry:
     file_status: Status | None = None
     """Status from reading the file alone (before compatibility and collisions are applied)."""
     file_reason: str = ""
+    verified: bool = False
+    """True once every value was decoded and checked (scans read headers only; a background pass verifies)."""
 
     @property
     def shorthash(self) -> str | None:

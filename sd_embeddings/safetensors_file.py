@@ -24,11 +24,23 @@ _DTYPES: dict[str, tuple[torch.dtype, int]] = {
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """One tensor as the header describes it; quacks like a tensor for shape checks (``dim``, ``dtype``)."""
+
     name: str
-    dtype: str
+    dtype_name: str
     shape: tuple[int, ...]
     begin: int
     end: int
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype_name][0]
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
 
 
 @dataclass(frozen=True)
@@ -95,9 +107,9 @@ def read_tensors(raw: bytes, header: SafetensorsHeader, path: str) -> dict[str, 
     """Tensors as float32 (non-float tensors are refused: an embedding is floats)."""
     out: dict[str, torch.Tensor] = {}
     for name, spec in header.tensors.items():
-        dtype, _ = _DTYPES[spec.dtype]
+        dtype = spec.dtype
         if not dtype.is_floating_point:
-            raise NotAnEmbeddingError(path, f"tensor '{name}' holds {spec.dtype} values, not floats")
+            raise NotAnEmbeddingError(path, f"tensor '{name}' holds {spec.dtype_name} values, not floats")
         chunk = raw[header.data_start + spec.begin: header.data_start + spec.end]
         if len(chunk) != spec.end - spec.begin:
             raise CorruptFileError(path, "safetensors data is truncated")

@@ -60,18 +60,19 @@ def walk_folders(roots: Sequence[str]) -> tuple[list[FoundFile], dict[str, int],
 
 def _files_in(folder: str, root: str, rel: str, items: list[os.DirEntry], stack: list) -> list[FoundFile]:
     names_lower = {item.name.lower(): item.name for item in items}
-    tensor_stems = {os.path.splitext(item.name)[0].lower() for item in items
-                    if formats.format_of(item.name) in ("pickle", "safetensors")}
+    kinds = {item.name: formats.format_of(item.name) for item in items}
+    tensor_stems = {name.rsplit(".", 1)[0].lower() for name, kind in kinds.items()
+                    if kind in ("pickle", "safetensors")}
     out: list[FoundFile] = []
     for item in sorted(items, key=lambda i: i.name):
         try:
             if item.is_dir():
                 stack.append((item.path, f"{rel}/{item.name}" if rel else item.name))
                 continue
-            kind = formats.format_of(item.name)
+            kind = kinds[item.name]
             if kind is None or not item.is_file():
                 continue
-            stem = os.path.splitext(item.name)[0]
+            stem = item.name.rsplit(".", 1)[0]
             if kind == "image" and (sidecars.is_preview_name(item.name) or stem.lower() in tensor_stems):
                 continue
             info = item.stat()
