@@ -1,0 +1,17 @@
+"""The benchmarks stay runnable: each runs end to end on a tiny input (no timing is asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_scan_benchmark_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scan.py"), "--n", "40", "--repeat", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "N = 40 files (40 entries)" in result.stdout
+    assert "cold scan vs webui first load" in result.stdout
