@@ -36,8 +36,11 @@ class Conditioning:
         return list(self.tensor.shape)
 
     def checksum(self) -> float:
-        """Sum of all values in float64, rounded: enough to tell two conditionings apart at a glance."""
-        return round(float(self.tensor.double().sum()), 4)
+        """Sum of absolute values in float64, rounded: tells two conditionings apart at a glance.
+
+        (A plain sum is useless: a final layer norm makes every row sum to about zero.)
+        """
+        return round(float(self.tensor.double().abs().sum()), 4)
 
 
 def token_embedding_of(model: Any) -> torch.nn.Module:

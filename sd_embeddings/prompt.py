@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .library import Library
-from .records import Entry, Status
+from .records import Entry, Family, Status
 from .tokenizer import Tokenizer
 
 CHUNK_LENGTH = 75
@@ -107,22 +107,28 @@ class Indexes:
     """Keywords that will stay plain text: incompatible winners and files that failed to load."""
 
 
-_INDEX_CACHE: weakref.WeakKeyDictionary[Library, dict[int, tuple[int, Tokenizer, Indexes]]] = \
+_INDEX_CACHE: weakref.WeakKeyDictionary[Library, dict[tuple, tuple[int, Tokenizer, Indexes]]] = \
     weakref.WeakKeyDictionary()
 
 
-def indexes_for(library: Library, tokenizer: Tokenizer) -> Indexes:
-    """Keyword indexes of a library, rebuilt only when the library's version changes."""
-    per_tokenizer = _INDEX_CACHE.setdefault(library, {})
-    cached = per_tokenizer.get(id(tokenizer))
+def indexes_for(library: Library, tokenizer: Tokenizer, family: Family | None = None) -> Indexes:
+    """Keyword indexes of a library for a model family, rebuilt only when the library's version changes.
+
+    ``family`` narrows what is usable when the library itself was scanned without one (``family=None``).
+    """
+    per_key = _INDEX_CACHE.setdefault(library, {})
+    key = (id(tokenizer), family)
+    cached = per_key.get(key)
     if cached is not None and cached[0] == library.version and cached[1] is tokenizer:
         return cached[2]
-    usable = library.usable()
+    loaded = library.usable()
+    usable = [entry for entry in loaded if family is None or entry.family is family]
     usable_keys = {entry.keyword.casefold() for entry in usable}
     unusable = [entry for entry in library.entries if entry.keyword.casefold() not in usable_keys
-                and (entry.status is Status.INCOMPATIBLE or (entry.file_status or entry.status).is_problem)]
+                and (entry.status in (Status.INCOMPATIBLE, Status.LOADED)
+                     or (entry.file_status or entry.status).is_problem)]
     built = Indexes(KeywordIndex(usable, tokenizer), KeywordIndex(unusable, tokenizer))
-    per_tokenizer[id(tokenizer)] = (library.version, tokenizer, built)
+    per_key[key] = (library.version, tokenizer, built)
     return built
 
 
@@ -165,7 +171,7 @@ class PromptTokens:
 
     @property
     def token_limit(self) -> int:
-        return max(1, len(self.chunks)) * CHUNK_LENGTH
+        return -(-max(self.token_count, 1) // CHUNK_LENGTH) * CHUNK_LENGTH  # the WebUI's counter target
 
     @property
     def placements(self) -> list[Placement]:

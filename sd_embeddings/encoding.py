@@ -1,0 +1,111 @@
+"""One call for every host: prompt + negative prompt -> what the text encoder sees, as a JSON-able dict.
+
+``encode_report(library, positive, negative)`` returns (shape kept stable; the CLI's ``--json`` and the
+standalone page show exactly this)::
+
+    {
+      "family": "sd1" | "sd2" | "sdxl",
+      "model": str | None,            # the local model path, None = real configuration with random weights
+      "random_weights": bool,         # True: shape and code path are real, values are not
+      "positive": PROMPT, "negative": PROMPT,
+      "embeddings": [EMBEDDING, ...], # both prompts, positive first
+      "warnings": [WARNING, ...],     # both prompts
+      "ti_hashes": "name: hash12, ...",     # the infotext value ("" if none); each embedding once
+      "ti_hashes_item": 'TI hashes: "..."'  # the whole infotext item, "" if none
+    }
+    PROMPT = {
+      "text": str,
+      "token_count": int, "token_limit": int,  # the WebUI counter "N/limit" (embedding vectors counted)
+      "chunks": [{"tokens": [77 ids], "weights": [77 floats], "token_count": int}, ...],
+      "embeddings": [EMBEDDING, ...], "warnings": [WARNING, ...],
+      "shape": [1, 77 * chunks, width],       # width 768 / 1024 / 2048
+      "pooled_shape": [1, 1280] | None,       # SDXL only
+      "checksum": float | None,               # sum of the conditioning; None when conditioning=False
+    }
+    EMBEDDING = {"keyword", "file" (relative path), "vectors" (rows placed), "weight", "prompt": "positive" |
+                 "negative", "chunk" (index), "position" (index into that chunk's 77 "tokens": the first row)}
+    WARNING = {"kind": "incompatible" | "failed" | "near-miss" | "too-long", "word", "message", "prompt"}
+
+Chunk ``tokens`` are the ids fed to the encoder: start id, body, end-id padding, end id; embedding rows hold the
+placeholder id 0 and are replaced by the file's vectors. Text models are cached per (family, model path).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import infotext, text_encoders
+from .conditioning import Conditioning, encode
+from .diagnostics import warnings_for
+from .library import Library
+from .prompt import ChunkOptions, PromptTokens, indexes_for, tokenize_prompt
+from .records import Family
+from .tokenizer import Tokenizer, for_model
+
+TEST_LAYERS_ENV = "SD_EMBEDDINGS_ENCODER_LAYERS"
+"""Set to a small number to build shallow random-weight encoders (tests, quick demos); real widths are kept."""
+
+
+def _random_layers() -> int | None:
+    value = os.environ.get(TEST_LAYERS_ENV, "").strip()
+    return int(value) if value else None
+
+
+def pick_family(library: Library, family: Family | None, model: str | None) -> Family:
+    if family is not None:
+        return family
+    if model:
+        return text_encoders.encoders_for(None, model).family
+    return library.family if library.family not in (None, Family.UNKNOWN) else Family.SD1
+
+
+def encode_report(library: Library, positive: str, negative: str = "", family: Family | None = None,
+                  model: str | None = None, tokenizer: Tokenizer | None = None, conditioning: bool = True,
+                  *, clip_skip: int = 1, emphasis: str = "Original", options: ChunkOptions | None = None,
+                  ) -> dict[str, Any]:
+    """Tokenize, match, chunk and (optionally) encode both prompts; see the module docstring for the result."""
+    family = pick_family(library, family, model)
+    tokenizer = tokenizer or for_model(model)
+    options = options or ChunkOptions(parse_attention=emphasis != "None")
+    indexes = indexes_for(library, tokenizer, family)
+    encoders = text_encoders.encoders_for(family, model, _random_layers()) if conditioning else None
+    report: dict[str, Any] = {"family": family.value, "model": model,
+                              "random_weights": encoders.random_weights if encoders else model is None}
+    used = []
+    for name, text in (("positive", positive), ("negative", negative)):
+        tokens = tokenize_prompt(text, tokenizer, indexes, options)
+        cond = encode(tokens, encoders, library.load, eos_id=tokenizer.eos_id, clip_skip=clip_skip,
+                      emphasis=emphasis) if encoders else None
+        report[name] = prompt_report(name, tokens, cond, family, library)
+        used += [placement.entry for placement in tokens.placements]
+    report["embeddings"] = report["positive"]["embeddings"] + report["negative"]["embeddings"]
+    report["warnings"] = report["positive"]["warnings"] + report["negative"]["warnings"]
+    report["ti_hashes"] = infotext.ti_hashes(used, library)
+    report["ti_hashes_item"] = infotext.infotext_item(report["ti_hashes"]) if report["ti_hashes"] else ""
+    return report
+
+
+def prompt_report(name: str, tokens: PromptTokens, cond: Conditioning | None, family: Family,
+                  library: Library) -> dict[str, Any]:
+    width = sum(spec.width for spec in text_encoders.SPECS[family])
+    chunks = [{"tokens": chunk.tokens, "weights": [round(w, 6) for w in chunk.weights],
+               "token_count": chunk.token_count} for chunk in tokens.chunks]
+    embeddings = []
+    for p in tokens.placements:
+        embeddings.append({"keyword": p.entry.keyword, "file": p.entry.relpath, "vectors": p.vectors,
+                           "weight": round(p.weight, 6), "prompt": name, "chunk": p.chunk,
+                           "position": p.offset + 1})
+    warnings = [dict(w.as_dict(), prompt=name) for w in warnings_for(tokens, library, family)]
+    return {
+        "text": tokens.text,
+        "token_count": tokens.token_count,
+        "token_limit": tokens.token_limit,
+        "chunks": chunks,
+        "embeddings": embeddings,
+        "warnings": warnings,
+        "shape": cond.shape if cond else [1, 77 * len(tokens.chunks), width],
+        "pooled_shape": list(cond.pooled.shape) if cond and cond.pooled is not None
+        else ([1, 1280] if family is Family.SDXL else None),
+        "checksum": cond.checksum() if cond else None,
+    }
