@@ -11,7 +11,7 @@ import logging
 import sys
 
 # Each module has ``register(subparsers)`` that adds its sub-command and sets ``func(args) -> int``.
-COMMANDS = ("cli_scan", "cli_inspect", "cli_convert", "cli_serve", "cli_samples")
+COMMANDS = ("cli_scan", "cli_inspect", "cli_convert", "cli_serve", "cli_samples", "cli_encode")
 
 
 def build_parser() -> argparse.ArgumentParser:
