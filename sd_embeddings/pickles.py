@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -101,7 +102,7 @@ def _rebuild_from_type(func: Any, new_type: Any, args: Any, state: Any = None) -
 
 
 def _safe_dtype(*args: Any) -> np.dtype:
-    dtype = np.dtype(args[0])
+    dtype = np.dtype(args[0], copy=True)  # a copy: BUILD then sets state on it, never on numpy's singletons
     if dtype.hasobject:
         raise TypeError("numpy object arrays are refused")
     return dtype
@@ -113,10 +114,43 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
     return np.frombuffer(data, dtype=dtype, count=1)[0].item()
 
 
+class _NdarrayType:
+    """What the pickle gets for ``numpy.ndarray``: a marker for ``_reconstruct``, not a callable constructor."""
+
+
+_NDARRAY = _NdarrayType()
+
+
 def _numpy_reconstruct(cls: Any, shape: Any, dtype: Any) -> np.ndarray:
-    if cls is not np.ndarray:
-        raise TypeError("numpy reconstruct of a non-array")
-    return np.ndarray.__new__(np.ndarray, shape, np.dtype(dtype))
+    if cls is not _NDARRAY or not isinstance(shape, tuple) or math.prod(shape) != 0:
+        raise TypeError("numpy reconstruct of a non-array")  # numpy always pickles (ndarray, (0,), 'b') + state
+    return np.ndarray.__new__(np.ndarray, (0,), _safe_dtype(dtype))
+
+
+def _set(items: Any = ()) -> set:
+    return set(_plain_items(items))
+
+
+def _frozenset(items: Any = ()) -> frozenset:
+    return frozenset(_plain_items(items))
+
+
+def _ordered_dict(*args: Any) -> collections.OrderedDict:
+    if not args:
+        return collections.OrderedDict()
+    pairs = [tuple(pair) for pair in _plain_items(args[0], pairs=True)]
+    return collections.OrderedDict(pairs)
+
+
+def _plain_items(items: Any, pairs: bool = False) -> list:
+    items = list(items) if isinstance(items, (list, tuple)) else None
+    keys = [pair[0] if isinstance(pair, (list, tuple)) and len(pair) == 2 else pair for pair in items or []] \
+        if pairs else items
+    if items is None or not all(_plain_key(key) for key in keys):
+        raise TypeError("set items and dictionary keys must be plain values")
+    if pairs and not all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in items):
+        raise TypeError("a dictionary is built from key-value pairs")
+    return items
 
 
 def _codecs_encode(text: Any, encoding: str = "utf-8") -> bytes:
@@ -133,7 +167,7 @@ def _reconstructor(cls: Any, base: Any, state: Any = None) -> Any:
 
 def _allowed() -> dict[tuple[str, str], Any]:
     table: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("collections", "OrderedDict"): _ordered_dict,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
@@ -144,8 +178,8 @@ def _allowed() -> dict[tuple[str, str], Any]:
         ("torch.nn.modules.container", "ParameterDict"): SafeParameterDict,
         ("torch", "Size"): tuple,
         ("torch", "device"): str,
-        ("builtins", "set"): set,
-        ("builtins", "frozenset"): frozenset,
+        ("builtins", "set"): _set,
+        ("builtins", "frozenset"): _frozenset,
         ("builtins", "object"): object,
         ("copyreg", "_reconstructor"): _reconstructor,
         ("_codecs", "encode"): _codecs_encode,
@@ -159,17 +193,38 @@ def _allowed() -> dict[tuple[str, str], Any]:
         table[(package, "scalar")] = _numpy_scalar
         table[(package, "_reconstruct")] = _numpy_reconstruct
     table[("numpy", "dtype")] = _safe_dtype
-    table[("numpy", "ndarray")] = np.ndarray
+    table[("numpy", "ndarray")] = _NDARRAY
     return table
 
 
 _ALLOWED = _allowed()
 
 
-class _Unpickler(pickle.Unpickler):
+def _plain_key(key: Any) -> bool:
+    """Dict keys and set items a torch save can hold: scalars, or a flat tuple of them (cheap to hash)."""
+    if isinstance(key, tuple):
+        return len(key) <= 16 and all(not isinstance(k, tuple) and _plain_key(k) for k in key)
+    if isinstance(key, int):
+        return key.bit_length() <= 64
+    return key is None or isinstance(key, (str, bytes, float))
+
+
+class _Unpickler(pickle._Unpickler):
+    """Pickle's pure-Python machine, with every opcode that acts on existing objects checked.
+
+    ``find_class`` alone is not enough: BUILD sets state on whatever is on the stack (the shared allow-list
+    entries, our functions, numpy's dtype singletons), so one file could change how every later file decodes;
+    hashing nested keys built from memo references takes exponential time; and one-byte opcodes that create
+    containers amplify memory. Only what a torch save needs is let through.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    MAX_CONTAINERS = 1_000_000
+
     def __init__(self, stream: io.BytesIO, path: str) -> None:
         super().__init__(stream)
         self.path = path
+        self.containers = 0
 
     def find_class(self, module: str, name: str) -> Any:
         module = {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)  # Python 2 names
@@ -179,6 +234,52 @@ class _Unpickler(pickle.Unpickler):
                                              "(only tensors and plain data are allowed; nothing was run)")
         return target
 
+    def _check_keys(self, keys: Any) -> None:
+        for key in keys:
+            if not _plain_key(key):
+                raise CorruptFileError(self.path, f"pickle uses a {type(key).__name__} as a dictionary key or "
+                                                  "set item (refused)")
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if type(inst) is SafeParameterDict:
+            inst.__setstate__(state)
+        elif type(inst) is np.ndarray or isinstance(inst, np.dtype):
+            inst.__setstate__(state)
+            if (inst.dtype if isinstance(inst, np.ndarray) else inst).hasobject:
+                raise CorruptFileError(self.path, "numpy object arrays are refused")
+        else:
+            raise UnsafeFileError(self.path, f"refused to set the state of a {type(inst).__name__} from the "
+                                             "pickle (nothing was run)")
+
+    def load_setitem(self) -> None:
+        self._check_keys(self.stack[-2:-1])
+        super().load_setitem()
+
+    def load_setitems(self) -> None:
+        self._check_keys(self.stack[0::2])  # after MARK, ``stack`` holds exactly the items since the mark
+        super().load_setitems()
+
+    def load_dict(self) -> None:
+        self._check_keys(self.stack[0::2])
+        super().load_dict()
+
+    def load_additems(self) -> None:
+        self._check_keys(self.stack)
+        super().load_additems()
+
+    def load_frozenset(self) -> None:
+        self._check_keys(self.stack)
+        super().load_frozenset()
+
+    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+    dispatch[pickle.DICT[0]] = load_dict
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+    dispatch[pickle.FROZENSET[0]] = load_frozenset
+
     def persistent_load(self, pid: Any) -> Any:
         if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module":
             if pid[1] is not SafeParameterDict:
@@ -187,11 +288,27 @@ class _Unpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise CorruptFileError(self.path, "unknown persistent reference in the pickle")
         storage_type, key, numel = pid[1], pid[2], pid[4]
-        if not isinstance(storage_type, _StorageType) or not isinstance(numel, int) or numel < 0:
+        if not isinstance(storage_type, _StorageType) or not isinstance(numel, int) or numel < 0 \
+                or not isinstance(key, str):
             raise CorruptFileError(self.path, "malformed tensor storage reference")
         if len(pid) > 5 and pid[5] is not None:
             raise NotAnEmbeddingError(self.path, "storage views from very old PyTorch files are not supported")
-        return _StorageRef(str(key), storage_type.dtype, numel)
+        return _StorageRef(key, storage_type.dtype, numel)
+
+
+def _counting(load: Any) -> Any:
+    def counted(self: _Unpickler) -> None:
+        self.containers += 1
+        if self.containers > self.MAX_CONTAINERS:
+            raise CorruptFileError(self.path, f"pickle builds more than {self.MAX_CONTAINERS:,} containers")
+        load(self)
+
+    return counted
+
+
+for _opcode in (pickle.MARK, pickle.EMPTY_LIST, pickle.EMPTY_DICT, pickle.EMPTY_SET):
+    _Unpickler.dispatch[_opcode[0]] = _counting(_Unpickler.dispatch[_opcode[0]])
+
 
 
 def _unpickle(data: bytes, path: str) -> Any:
@@ -345,7 +462,7 @@ def _load_legacy(data: bytes, path: str, lazy: bool = False, file_size: int | No
             raise CorruptFileError(path, "tensor data is truncated (the file is shorter than its index says)")
         return obj
     for key in keys:
-        ref = refs.get(str(key))
+        ref = refs.get(key) if isinstance(key, str) else None
         if ref is None or len(data) < offset + 8 or struct.unpack_from("<q", data, offset)[0] != ref.numel:
             raise CorruptFileError(path, "legacy tensor data is truncated or does not match its index")
         nbytes = ref.numel * torch.empty((), dtype=ref.dtype).element_size()
