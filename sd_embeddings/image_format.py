@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import importlib
 import io
 import json
 import zlib
@@ -127,7 +129,19 @@ def decode_pixels(image: Image.Image, path: str) -> dict | None:
     return _decode_json(raw, path, "the data hidden in the pixels")
 
 
+_PLUGINS = {".avif": "pillow_avif", ".jxl": "pillow_jxl"}
+
+
+def _load_plugin(path: str) -> None:
+    """AVIF/JXL readers register themselves with Pillow on import (as the WebUI imports pillow_avif)."""
+    module = _PLUGINS.get(path[-5:].lower())
+    if module:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
 def open_image(raw: bytes, path: str) -> Image.Image:
+    _load_plugin(path)
     try:
         image = Image.open(io.BytesIO(raw))
     except Image.DecompressionBombError as e:
