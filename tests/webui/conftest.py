@@ -1,0 +1,198 @@
+"""A minimal, strict fake of the WebUI's ``modules`` package for the adapter's unit tests.
+
+Each fake module is a ``types.ModuleType`` holding only the attributes the adapter uses (no catch-all mocks), so a
+new, unexpected dependency fails with ``AttributeError``. The fake model tokenizes on whitespace and commas with a
+fixed vocabulary; its ``tokenize_line`` follows the WebUI's algorithm described in ``reference/a1111.md`` §4.3,
+including the comma-backtrack behaviour the adapter fixes. The real WebUI must not be importable here.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+
+COMMA = 267
+WORDS: dict[str, int] = {",": COMMA}
+
+
+def word_id(word: str) -> int:
+    return WORDS.setdefault(word.lower(), 1000 + len(WORDS))
+
+
+def tokenize_text(text: str) -> list[int]:
+    return [word_id(w) for w in text.replace(",", " , ").split()]
+
+
+@dataclass
+class PromptChunk:
+    tokens: list = field(default_factory=list)
+    multipliers: list = field(default_factory=list)
+    fixes: list = field(default_factory=list)
+
+
+@dataclass
+class PromptChunkFix:
+    offset: int
+    embedding: object
+
+
+class FakeCondModel:
+    """Stands in for ``FrozenCLIPEmbedderWithCustomWords``: ``tokenize``, ``encode_embedding_init_text``, chunking."""
+
+    chunk_length, id_start, id_end, comma_token = 75, 49406, 49407, COMMA
+
+    def __init__(self, width: int, hijack: object) -> None:
+        self.width = width
+        self.hijack = hijack
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        return [tokenize_text(t) for t in texts]
+
+    def encode_embedding_init_text(self, text: str, nvpt: int) -> torch.Tensor:
+        return torch.zeros(nvpt, self.width)
+
+
+class TextConditionalModel:
+    backtrack = 20
+
+    def tokenize_line(self, line: str):
+        chunks, chunk, last_comma = [], PromptChunk(), -1
+
+        def close() -> None:
+            nonlocal chunk, last_comma
+            pad = self.chunk_length - len(chunk.tokens)
+            chunk.tokens = [self.id_start] + chunk.tokens + [self.id_end] * pad + [self.id_end]
+            chunk.multipliers = [1.0] + chunk.multipliers + [1.0] * pad + [1.0]
+            chunks.append(chunk)
+            chunk, last_comma = PromptChunk(), -1
+
+        tokens, position = self.tokenize([line])[0], 0
+        while position < len(tokens):
+            if tokens[position] == self.comma_token:
+                last_comma = len(chunk.tokens)
+            elif len(chunk.tokens) == self.chunk_length and last_comma != -1 and \
+                    self.chunk_length - last_comma <= self.backtrack:
+                moved = chunk.tokens[last_comma + 1:], chunk.multipliers[last_comma + 1:]
+                del chunk.tokens[last_comma + 1:], chunk.multipliers[last_comma + 1:]
+                close()
+                chunk.tokens, chunk.multipliers = list(moved[0]), list(moved[1])
+            if len(chunk.tokens) == self.chunk_length:
+                close()
+            embedding, used = self.hijack.embedding_db.find_embedding_at_position(tokens, position)
+            if embedding is None:
+                chunk.tokens.append(tokens[position])
+                chunk.multipliers.append(1.0)
+                position += 1
+                continue
+            if len(chunk.tokens) + embedding.vectors > self.chunk_length:
+                close()
+            chunk.fixes.append(PromptChunkFix(len(chunk.tokens), embedding))
+            chunk.tokens += [0] * embedding.vectors
+            chunk.multipliers += [1.0] * embedding.vectors
+            position += used
+        if chunk.tokens or not chunks:
+            close()
+        return chunks, 0
+
+
+class FakeCond(FakeCondModel, TextConditionalModel):
+    pass
+
+
+class Embedding:
+    """The attributes the WebUI's ``Embedding.__init__`` sets, ``set_hash`` and ``checksum`` (a1111.md §1.1)."""
+
+    def __init__(self, vec, name, step=None):
+        self.vec, self.name, self.step = vec, name, step
+        self.shape, self.vectors, self.cached_checksum = None, 0, None
+        self.sd_checkpoint = self.sd_checkpoint_name = self.optimizer_state_dict = None
+        self.filename = self.hash = self.shorthash = None
+
+    def set_hash(self, v):
+        self.hash, self.shorthash = v, v[0:12]
+
+
+class StableDiffusionProcessing:
+    def cached_params(self, required_prompts, steps):
+        return (tuple(required_prompts), steps)
+
+
+class ExtraNetworksPage:
+    def __init__(self, title):
+        self.title, self.name = title, title.lower()
+        self.extra_networks_tabname = self.name.replace(" ", "_")
+        self.allow_negative_prompt = False
+        self.items = {}
+
+
+def _module(name: str, **attrs: object) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    return module
+
+
+@pytest.fixture
+def webui(tmp_path, monkeypatch):
+    """Install the fake ``modules`` package; returns a namespace with the pieces tests poke at."""
+    assert "modules" not in sys.modules or getattr(sys.modules["modules"], "__fake__", False), \
+        "the real WebUI is importable; these tests must run against the fake"
+    originals: dict = defaultdict(dict)
+
+    def patch(key, obj, name, replacement):
+        if (obj, name) in originals[key]:
+            raise RuntimeError(f"patch for {name} is already applied")
+        originals[key][(obj, name)] = getattr(obj, name)
+        setattr(obj, name, replacement)
+
+    def undo(key, obj, name):
+        setattr(obj, name, originals[key].pop((obj, name)))
+
+    callbacks: dict[str, list] = defaultdict(list)
+    hijack = types.SimpleNamespace(embedding_db=types.SimpleNamespace(embedding_dirs={}), extra_generation_params={})
+    pages: list = []
+    fake = {
+        "modules": _module("modules", __fake__=True, __path__=[]),
+        "modules.shared": _module("modules.shared", opts=types.SimpleNamespace(
+            data={}, textual_inversion_print_at_load=False, textual_inversion_add_hashes_to_infotext=True,
+            samples_format="png"), cmd_opts=types.SimpleNamespace(embeddings_dir=str(tmp_path / "embeddings"),
+                                                                  no_hashing=False), sd_model=None),
+        "modules.devices": _module("modules.devices", device=torch.device("cpu")),
+        "modules.sd_models": _module("modules.sd_models", model_data=types.SimpleNamespace(sd_model=None)),
+        "modules.paths": _module("modules.paths", data_path=str(tmp_path / "data")),
+        "modules.textual_inversion": _module("modules.textual_inversion", __path__=[]),
+        "modules.textual_inversion.textual_inversion": _module(
+            "modules.textual_inversion.textual_inversion", Embedding=Embedding),
+        "modules.sd_hijack": _module("modules.sd_hijack", model_hijack=hijack),
+        "modules.sd_hijack_clip": _module("modules.sd_hijack_clip", TextConditionalModel=TextConditionalModel,
+                                          PromptChunkFix=PromptChunkFix),
+        "modules.processing": _module("modules.processing", StableDiffusionProcessing=StableDiffusionProcessing),
+        "modules.patches": _module("modules.patches", patch=patch, undo=undo,
+                                   original=lambda key, obj, name: originals[key].get((obj, name))),
+        "modules.script_callbacks": _module("modules.script_callbacks", **{
+            f"on_{kind}": (lambda kind: lambda fn, *, name=None: callbacks[kind].append(fn))(kind)
+            for kind in ("ui_settings", "before_ui", "app_started", "infotext_pasted", "model_loaded",
+                         "script_unloaded")}),
+        "modules.ui_extra_networks": _module(
+            "modules.ui_extra_networks", extra_pages=pages, ExtraNetworksPage=ExtraNetworksPage,
+            register_page=pages.append, quote_js=lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'),
+    }
+    for name, module in fake.items():
+        monkeypatch.setitem(sys.modules, name, module)
+        parent, _, child = name.rpartition(".")
+        if parent:
+            setattr(fake[parent], child, module)
+
+    def load_model(width: int = 768) -> object:
+        model = types.SimpleNamespace(cond_stage_model=FakeCond(width, hijack))
+        fake["modules.sd_models"].model_data.sd_model = model
+        fake["modules.shared"].sd_model = model
+        return model
+
+    (tmp_path / "embeddings").mkdir()
+    yield types.SimpleNamespace(modules=fake, hijack=hijack, callbacks=callbacks, pages=pages, load_model=load_model,
+                                folder=tmp_path / "embeddings", opts=fake["modules.shared"].opts)
