@@ -81,7 +81,18 @@ class SafeParameterDict(dict):
 def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> TensorRef:
     if not isinstance(storage, _StorageRef):
         raise TypeError("tensor without a storage")
-    return TensorRef(storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+    ref = TensorRef(storage, int(offset), tuple(int(s) for s in size), tuple(int(s) for s in stride))
+    if len(ref.size) != len(ref.stride) or len(ref.size) > 8:
+        raise ValueError("tensor size and stride do not match")
+    if ref.offset < 0 or any(s < 0 for s in ref.size) or any(s < 0 for s in ref.stride):
+        raise ValueError("negative tensor size, stride or offset")
+    numel = math.prod(ref.size)
+    # an expanded (zero-stride) or overlapping view holds more elements than its storage: refused, so a tiny
+    # file cannot ask for gigabytes when the view is copied out
+    span = ref.offset + sum((s - 1) * st for s, st in zip(ref.size, ref.stride)) + 1 if numel else 0
+    if numel > storage.numel or span > storage.numel:
+        raise ValueError(f"tensor {list(ref.size)} reaches past its storage of {storage.numel:,} elements")
+    return ref
 
 
 def _rebuild_tensor_v3(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any, hooks: Any,
@@ -335,11 +346,15 @@ def _read_storage_bytes(path: str, ref: _StorageRef, blob: bytes) -> torch.Tenso
 def _materialize(obj: Any, storages: dict[str, torch.Tensor], path: str) -> Any:
     """Replace every ``TensorRef`` in a plain structure by a real tensor (shared references resolved once)."""
     done: dict[int, Any] = {}
+    budget = [2 * sum(flat.numel() for flat in storages.values()) + 2**20]
 
     def build(ref: TensorRef) -> torch.Tensor:
         flat = storages.get(ref.storage.key)
         if flat is None:
             raise CorruptFileError(path, f"tensor data '{ref.storage.key}' is missing")
+        budget[0] -= math.prod(ref.size)
+        if budget[0] < 0:  # many views of one storage, each copied out on its own
+            raise CorruptFileError(path, "tensors together are far larger than the data in the file")
         numel = int(np.prod(ref.size)) if ref.size else 1
         if any(s < 0 for s in ref.size) or ref.offset < 0:
             raise CorruptFileError(path, "negative tensor size or offset")
