@@ -130,6 +130,13 @@ class ExtraNetworksPage:
         self.items = {}
 
 
+def _recorder(into: list):
+    def on(callback, *, name=None):
+        into.append(callback)
+
+    return on
+
+
 def _module(name: str, **attrs: object) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__dict__.update(attrs)
@@ -174,9 +181,8 @@ def webui(tmp_path, monkeypatch):
         "modules.patches": _module("modules.patches", patch=patch, undo=undo,
                                    original=lambda key, obj, name: originals[key].get((obj, name))),
         "modules.script_callbacks": _module("modules.script_callbacks", **{
-            f"on_{kind}": (lambda kind: lambda fn, *, name=None: callbacks[kind].append(fn))(kind)
-            for kind in ("ui_settings", "before_ui", "app_started", "infotext_pasted", "model_loaded",
-                         "script_unloaded")}),
+            f"on_{kind}": _recorder(callbacks[kind]) for kind in (
+                "ui_settings", "before_ui", "app_started", "infotext_pasted", "model_loaded", "script_unloaded")}),
         "modules.ui_extra_networks": _module(
             "modules.ui_extra_networks", extra_pages=pages, ExtraNetworksPage=ExtraNetworksPage,
             register_page=pages.append, quote_js=lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'),

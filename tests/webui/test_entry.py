@@ -1,0 +1,127 @@
+"""register()/uninstall, page swap, API listing and paste against the fake ``modules`` (conftest): fake
+``script_callbacks`` (records callbacks), ``patches`` (WebUI semantics), ``ui_extra_networks`` (page list)."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
+
+from sd_embeddings.webui import api, entry, paste
+from sd_embeddings.webui.page import TITLE
+
+
+@pytest.fixture
+def registered(webui):
+    webui.opts.data["sd_embeddings_watch"] = False
+    original = webui.hijack.embedding_db
+    original.embedding_dirs = {str(webui.folder): None}
+    entry.state.db = entry.state.original_db = None
+    entry.register()
+    yield types.SimpleNamespace(webui=webui, original=original)
+    entry.uninstall()
+    entry.state.db = None
+
+
+def test_register_swaps_db_and_patches_once_and_unload_restores(registered):
+    """Fakes: sd_hijack.model_hijack, sd_hijack_clip.TextConditionalModel, processing.StableDiffusionProcessing."""
+    webui = registered.webui
+    clip = webui.modules["modules.sd_hijack_clip"].TextConditionalModel
+    processing = webui.modules["modules.processing"].StableDiffusionProcessing
+    db = webui.hijack.embedding_db
+    assert db is entry.state.db and str(webui.folder) in db.library.folders
+    assert db.library.folders[1].endswith("embeddings")  # the extension's own folder
+    patched = clip.tokenize_line
+    assert patched.__wrapped__ is not None
+    entry.register()  # Reload UI without unload: no double patch, same database
+    assert clip.tokenize_line is patched and webui.hijack.embedding_db is db
+    assert {"before_ui", "app_started", "infotext_pasted", "script_unloaded"} <= set(webui.callbacks)
+    for callback in webui.callbacks["script_unloaded"]:
+        callback()
+    assert webui.hijack.embedding_db is registered.original
+    assert not hasattr(clip.tokenize_line, "__wrapped__")
+    assert not hasattr(processing.cached_params, "__wrapped__")
+    entry.install()
+    assert webui.hijack.embedding_db is db
+
+
+def test_page_replaces_builtin_in_place(registered):
+    """Fakes: ui_extra_networks.extra_pages with the built-in TI page between two others."""
+    webui = registered.webui
+    page_base = webui.modules["modules.ui_extra_networks"].ExtraNetworksPage
+    webui.pages[:] = [page_base("Lora"), page_base(TITLE), page_base("Checkpoints")]
+    write_a1111_pt(webui.folder / "sub" / "cardemb.pt", vectors(1))
+    for callback in webui.callbacks["before_ui"]:
+        callback()
+    assert [p.title for p in webui.pages] == ["Lora", TITLE, "Checkpoints"]
+    ours = webui.pages[1]
+    assert type(ours).__name__ == "TextualInversionPage" and ours.allow_negative_prompt
+    assert ours.allowed_directories_for_previews()[0] == str(webui.folder)
+
+
+def test_api_listing_keeps_shape_and_adds_fields(registered):
+    """Fakes: SD1 model; the WebUI's five EmbeddingItem fields come first, ours are additions."""
+    webui = registered.webui
+    write_a1111_pt(webui.folder / "one.pt", vectors(2))
+    write_safetensors(webui.folder / "xl.safetensors", sdxl_vectors(1))
+    webui.load_model(768)
+    db = entry.database()
+    db.load_textual_inversion_embeddings(force_reload=True)
+    listing = api.core_listing(db)
+    one = listing["loaded"]["one"]
+    assert list(one)[:5] == ["step", "sd_checkpoint", "sd_checkpoint_name", "shape", "vectors"]
+    assert one["shape"] == 768 and one["vectors"] == 2 and one["step"] == 100 and one["family"] == "sd1"
+    assert len(one["hash"]) == 64 and one["filename"].endswith("one.pt")
+    assert listing["skipped"]["xl"]["family"] == "sdxl" and "SDXL" in listing["skipped"]["xl"]["reason"]
+    own = api.own_listing(db)
+    assert own["model_family"] == "sd1" and {r["keyword"] for r in own["embeddings"]} >= {"one", "xl"}
+
+
+def test_after_batch_overwrites_duplicated_ti_hashes(registered):
+    """Fakes: shared.sd_model tokenizer, p.extra_generation_params holding the WebUI's duplicated value."""
+    webui = registered.webui
+    write_a1111_pt(webui.folder / "neg.pt", vectors(1))
+    webui.load_model(768)
+    db = entry.database()
+    db.load_textual_inversion_embeddings()
+    short = db.word_embeddings["neg"].shorthash
+    p = types.SimpleNamespace(prompts=["cat"], negative_prompts=["neg, neg"],
+                              extra_generation_params={"TI hashes": f"neg: {short}, neg: {short}"})
+    entry.after_batch(p)
+    assert p.extra_generation_params["TI hashes"] == f"neg: {short}"
+    webui.opts.textual_inversion_add_hashes_to_infotext = False
+    p.extra_generation_params = {}
+    entry.after_batch(p)
+    assert p.extra_generation_params == {}
+
+
+def test_before_generation_comments_on_unapplied_names(registered):
+    """Fakes: p.comment collecting lines; SD1 model with an SDXL file."""
+    webui = registered.webui
+    write_safetensors(webui.folder / "xlonly.safetensors", sdxl_vectors(1))
+    webui.load_model(768)
+    comments: list[str] = []
+    p = types.SimpleNamespace(all_prompts=["xlonly cat"], all_negative_prompts=[""], do_not_reload_embeddings=False,
+                              comment=comments.append)
+    webui.modules["modules.shared"].cmd_opts.embeddings_dir = str(webui.folder.parent / "missing")
+    entry.before_generation(p)
+    assert len(comments) == 1 and "'xlonly' was not applied" in comments[0] and "SDXL" in comments[0]
+
+
+def test_paste_reports_missing_renamed_changed(registered):
+    """Fakes: none beyond the library; params as the WebUI's paste parser produces them."""
+    webui = registered.webui
+    write_a1111_pt(webui.folder / "kept.pt", vectors(1))
+    write_a1111_pt(webui.folder / "newname.pt", vectors(1, seed=3))
+    webui.load_model(768)
+    db = entry.database()
+    db.load_textual_inversion_embeddings()
+    renamed_hash = db.word_embeddings["newname"].shorthash
+    params = {"Prompt": "a oldname, kept", "Negative prompt": "oldname",
+              "TI hashes": f"kept: 000000000000, oldname: {renamed_hash}, gone: 123456789abc"}
+    report = paste.on_infotext_pasted(db.library, params)
+    assert report.changed == ["kept"] and report.missing == ["gone"] and report.renamed == {"oldname": "newname"}
+    assert params["Prompt"] == "a newname, kept" and params["Negative prompt"] == "newname"
+    assert paste.parse_ti_hashes('a: 0123456789ab, b c: ffffffffffff') == [("a", "0123456789ab"),
+                                                                             ("b c", "ffffffffffff")]
