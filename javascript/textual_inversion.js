@@ -61,15 +61,15 @@
   NS.removeFromPrompt = (value, keyword, sep) => {
     const parts = value.split(pattern(keyword));
     if (parts.length === 1) return null;
-    const mark = sep.trim() ? reEscape(sep.trim()) : "";
-    const trailing = new RegExp("\\s*" + (mark ? "(?:" + mark + ")?" : "") + "\\s*$");
-    const leading = new RegExp("^\\s*" + (mark ? "(?:" + mark + ")?" : "") + "\\s*");
+    const mark = sep.trim(), any = "(?:," + (mark && mark !== "," ? "|" + reEscape(mark) : "") + ")?";
+    const trailing = new RegExp("\\s*" + any + "\\s*$");
+    const leading = new RegExp("^\\s*" + any + "\\s*");
     let out = parts[0];
     for (const right of parts.slice(1)) {
       const left = out.replace(trailing, "");
       if (!left.trim()) out = right.replace(leading, "");
       else if (!right.trim()) out = left;
-      else out = left + (/^\s/.test(right) || (mark && right.trimStart().startsWith(mark)) ? right : sep + right);
+      else out = left + (/^[\s,]/.test(right) || (mark && right.startsWith(mark)) ? right : sep + right);
     }
     return out;
   };

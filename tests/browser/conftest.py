@@ -1,0 +1,138 @@
+"""Browser tests: Debian's Chromium driven by Playwright, against the standalone host started per test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing (apt-get install -y chromium, or `make chromium`)")
+    for item in items:
+        if "browser" in item.keywords and not os.path.exists(CHROMIUM):
+            item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Host:
+    folder: Path
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def api(self, path: str, data: bytes | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.url + "sd-embeddings/v1" + path, data=data,
+                                         headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+
+def start_host(folder: Path, log: Path, family: str = "sd1") -> Host:
+    port = free_port()
+    handle = log.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "sd_embeddings", "serve", str(folder), "--port", str(port),
+                                "--family", family], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+    host = Host(folder, f"http://127.0.0.1:{port}/", process, log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"host exited early:\n{log.read_text()}")
+        with contextlib.suppress(OSError):
+            if host.api("/version")[0] == 200:
+                return host
+        time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"host did not start:\n{log.read_text()}")
+
+
+def stop_host(host: Host) -> None:
+    host.process.terminate()
+    try:
+        host.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        host.process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@dataclass
+class Watch:
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def open_page(browser, tmp_path: Path):
+    """``open_page(host, dark=False) -> (page, watch)``: a page on the host's tab, cards rendered by the script."""
+    contexts = []
+
+    def opener(host: Host, dark: bool = False, width: int = 1280):
+        context = browser.new_context(viewport={"width": width, "height": 900},
+                                      color_scheme="dark" if dark else "light")
+        contexts.append(context)
+        page = context.new_page()
+        watch = Watch()
+
+        def on_dialog(dialog) -> None:
+            watch.dialogs.append(f"{dialog.type}: {dialog.message}")
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda error: watch.errors.append(str(error)))
+        page.goto(host.url + ("?__theme=dark" if dark else ""))
+        page.wait_for_selector(".sdemb-pane[data-sdemb-init]", timeout=60_000)
+        page.wait_for_function("() => { const s = [...document.querySelectorAll('.sdemb-pane')]"
+                               ".map(p => window.sdEmbeddings.states.get(p)); return s.length && s[0].doc; }")
+        return page, watch
+
+    yield opener
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def host_factory(tmp_path: Path):
+    """``host_factory(folder) -> Host``: the standalone host over ``folder``, stopped after the test."""
+    hosts: list[Host] = []
+
+    def factory(folder: Path, family: str = "sd1") -> Host:
+        host = start_host(folder, tmp_path / f"host-{len(hosts)}.log", family)
+        hosts.append(host)
+        return host
+
+    yield factory
+    for host in hosts:
+        stop_host(host)
