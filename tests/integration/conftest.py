@@ -1,0 +1,113 @@
+"""Opt-in: start a real AUTOMATIC1111 WebUI with this extension installed. Skipped unless ``WEBUI_DIR`` is set.
+
+Environment:
+  WEBUI_DIR      the WebUI checkout (required); the repo is symlinked into ``$WEBUI_DIR/extensions/sd-embeddings``
+                 if nothing is there yet (and the link is removed afterwards)
+  WEBUI_PYTHON   its Python (default ``$WEBUI_DIR/venv/bin/python``)
+  WEBUI_ARGS     extra launch.py arguments (default: CPU, no half precision, skip environment preparation)
+  WEBUI_PORT     port (default 7861, so a WebUI you are using on 7860 is left alone)
+
+The WebUI gets a fresh ``--embeddings-dir`` in a temporary folder, so your own embeddings are not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shlex
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_ARGS = "--skip-prepare-environment --skip-torch-cuda-test --skip-version-check --no-half --use-cpu all " \
+               "--no-download-sd-model --do-not-download-clip"
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("WEBUI_DIR"):
+        return
+    skip = pytest.mark.skip(reason="set WEBUI_DIR to a WebUI checkout to run the integration tests")
+    for item in items:
+        if "integration" in item.nodeid:
+            item.add_marker(skip)
+
+
+class WebUI:
+    def __init__(self, url: str, embeddings: Path, log: Path) -> None:
+        self.url, self.embeddings, self.log = url, embeddings, log
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=60) as response:
+            return json.loads(response.read())
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body or {}).encode()
+        request = urllib.request.Request(self.url + path, data, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return json.loads(response.read())
+
+    def txt2img(self, prompt: str, negative: str = "") -> str:
+        body = {"prompt": prompt, "negative_prompt": negative, "steps": 1, "width": 64, "height": 64, "seed": 1}
+        return json.loads(self.post("/sdapi/v1/txt2img", body)["info"])["infotexts"][0]
+
+
+def seed_embeddings(folder: Path) -> None:
+    torch.save({"string_to_param": {"*": vectors(2)}, "name": "legacyemb", "step": 3}, folder / "legacyemb.pt",
+               _use_new_zipfile_serialization=False)
+    write_a1111_pt(folder / "styles" / "zipemb.pt", vectors(3, seed=1))  # torch zip: the WebUI's loader refuses it
+    write_safetensors(folder / "negative" / "negemb.safetensors", {"emb_params": vectors(4, seed=2)})
+    write_safetensors(folder / "xl" / "xlemb.safetensors", sdxl_vectors(2))
+    (folder / "evil.pt").write_bytes(pickle.dumps(_Evil()))  # written, never loaded here
+
+
+class _Evil:
+    def __reduce__(self):
+        return os.system, ("echo this must never run",)
+
+
+@pytest.fixture(scope="session")
+def webui(tmp_path_factory):
+    root = Path(os.environ["WEBUI_DIR"]).resolve()
+    python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
+    port = int(os.environ.get("WEBUI_PORT", "7861"))
+    link = root / "extensions" / "sd-embeddings"
+    made_link = not link.exists()
+    if made_link:
+        link.symlink_to(REPO, target_is_directory=True)
+    embeddings = tmp_path_factory.mktemp("webui-embeddings")
+    seed_embeddings(embeddings)
+    log = tmp_path_factory.mktemp("webui-log") / "webui.log"
+    args = [python, "launch.py", "--api", "--port", str(port), "--embeddings-dir", str(embeddings),
+            *shlex.split(os.environ.get("WEBUI_ARGS", DEFAULT_ARGS))]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(args, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = WebUI(f"http://127.0.0.1:{port}", embeddings, log)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("WebUI did not start:\n" + log.read_text(errors="replace")[-4000:])
+            try:
+                if server.get("/sdapi/v1/embeddings")["loaded"].get("negemb") and \
+                        "Textual inversion:" in log.read_text(errors="replace"):
+                    break
+            except OSError:
+                pass
+            time.sleep(2)
+        yield server
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        if made_link:
+            link.unlink()

@@ -1,0 +1,95 @@
+"""Against a real WebUI (see conftest): API, TI hashes, hot pickup from sub-folders, the tab, the Lora tab."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from factories import vectors, write_safetensors
+
+pytestmark = pytest.mark.webui
+
+
+def test_api_lists_embeddings_with_families(webui):
+    listing = webui.get("/sdapi/v1/embeddings")
+    loaded, skipped = listing["loaded"], listing["skipped"]
+    assert {"legacyemb", "zipemb", "negemb"} <= set(loaded)  # zipemb: torch zip format, refused by the WebUI itself
+    assert loaded["negemb"]["family"] == "sd1" and loaded["negemb"]["vectors"] == 4
+    assert loaded["negemb"]["shape"] == 768 and len(loaded["negemb"]["hash"]) == 64
+    assert skipped["xlemb"]["family"] == "sdxl" and "SDXL" in skipped["xlemb"]["reason"]
+    own = webui.get("/sd-embeddings/v1/embeddings")
+    evil = next(r for r in own["embeddings"] if r["keyword"] == "evil")
+    assert evil["status"] == "unsafe" and "system" in evil["reason"]
+    assert "evil" not in loaded and "evil" not in skipped
+    assert "Textual inversion: 3 loaded, 1 incompatible (SDXL), 1 unsafe" in webui.log.read_text(errors="replace")
+    assert webui.post("/sdapi/v1/refresh-embeddings") is None
+
+
+def ti_hashes(infotext: str) -> str:
+    match = re.search(r'TI hashes: "([^"]*)"', infotext) or re.search(r"TI hashes: ([^,]*)", infotext)
+    return match.group(1) if match else ""
+
+
+def test_negative_embedding_writes_ti_hashes_once_also_from_cache(webui):
+    negemb = webui.get("/sdapi/v1/embeddings")["loaded"]["negemb"]["hash"][:12]
+    first = webui.txt2img("a cat, zipemb", "negemb, blurry, negemb, (negemb:1.2)")
+    zipemb = webui.get("/sdapi/v1/embeddings")["loaded"]["zipemb"]["hash"][:12]
+    assert ti_hashes(first) == f"zipemb: {zipemb}, negemb: {negemb}"
+    second = webui.txt2img("a cat, zipemb", "negemb, blurry, negemb, (negemb:1.2)")  # conditioning cache hit
+    assert ti_hashes(second) == ti_hashes(first)
+
+
+def test_file_dropped_into_sub_folder_is_used_by_next_generation(webui):
+    assert ti_hashes(webui.txt2img("a dog, freshemb")) == ""
+    write_safetensors(webui.embeddings / "new" / "deeper" / "freshemb.safetensors", {"emb_params": vectors(1)})
+    info = webui.txt2img("a dog, freshemb")
+    fresh = webui.get("/sdapi/v1/embeddings")["loaded"]["freshemb"]["hash"][:12]
+    assert ti_hashes(info) == f"freshemb: {fresh}"
+    write_safetensors(webui.embeddings / "new" / "deeper" / "freshemb.safetensors", {"emb_params": vectors(2, 9)})
+    info = webui.txt2img("a dog, freshemb")  # overwritten in place: same name, new hash, no Refresh
+    changed = webui.get("/sdapi/v1/embeddings")["loaded"]["freshemb"]
+    assert changed["vectors"] == 2 and ti_hashes(info) == f"freshemb: {changed['hash'][:12]}"
+    (webui.embeddings / "new" / "deeper" / "freshemb.safetensors").unlink()
+    assert ti_hashes(webui.txt2img("a dog, freshemb")) == ""
+
+
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def page(webui):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        try:
+            tab = browser.new_page()
+            tab.goto(webui.url, timeout=120_000)
+            tab.wait_for_selector("#txt2img_extra_tabs", state="attached", timeout=120_000)
+            yield tab
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_tab_shows_cards_and_click_inserts_into_negative_prompt(page):
+    page.click("#txt2img_extra_tabs > div > button:has-text('Textual Inversion')")
+    card = page.locator("#txt2img_textual_inversion_cards .card[data-name='negemb']")
+    card.wait_for(timeout=60_000)
+    assert page.locator("#txt2img_textual_inversion_cards .card[data-name='xlemb']").count() == 1
+    card.click()
+    deadline = time.monotonic() + 10
+    negative = page.locator("#txt2img_neg_prompt textarea")
+    while "negemb" not in negative.input_value() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "negemb" in negative.input_value()
+    assert "negemb" not in page.locator("#txt2img_prompt textarea").input_value()
+
+
+@pytest.mark.browser
+def test_builtin_lora_tab_still_works(page, webui):
+    page.click("#txt2img_extra_tabs > div > button:has-text('Lora')")
+    page.wait_for_selector("#txt2img_lora_cards_html", state="visible", timeout=60_000)
+    assert page.locator("#txt2img_lora_extra_search").count() == 1
+    assert isinstance(webui.get("/sdapi/v1/loras"), list)
