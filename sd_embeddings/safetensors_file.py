@@ -67,7 +67,7 @@ def parse_header(raw: bytes, file_size: int, path: str) -> SafetensorsHeader:
         raise CorruptFileError(path, "safetensors header is truncated")
     try:
         document = json.loads(raw[8: 8 + length].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # deep nesting: RecursionError
         raise CorruptFileError(path, f"safetensors header is not valid JSON ({e.__class__.__name__})") from e
     if not isinstance(document, dict):
         raise CorruptFileError(path, "safetensors header is not a JSON object")
