@@ -49,7 +49,10 @@ def _lcg_stream(count: int) -> np.ndarray:
             current = (current * np.uint64(a_block) + np.uint64(c_block)) % np.uint64(_LCG_M)
             parts.append(current)
             total += block
-        _lcg_cache = (np.concatenate(parts) % np.uint64(255)).astype(np.uint8)
+        stream = (np.concatenate(parts) % np.uint64(255)).astype(np.uint8)
+        if stream.size > _lcg_cache.size:  # another thread may have grown it meanwhile: never shrink it
+            _lcg_cache = stream
+        return stream[:count]
     return _lcg_cache[:count]
 
 
@@ -82,7 +85,7 @@ def _tensor_json(data: dict) -> str:
 def _decode_json(raw: bytes, path: str, what: str) -> dict:
     try:
         data = json.loads(raw.decode("utf-8"), cls=_TensorDecoder)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, RecursionError) as e:
         raise CorruptFileError(path, f"{what} is not valid embedding JSON ({type(e).__name__})") from e
     if not isinstance(data, dict):
         raise CorruptFileError(path, f"{what} does not hold an embedding object")
