@@ -106,7 +106,9 @@ def _as_int(value: Any) -> int | None:
 
 
 def _as_text(value: Any) -> str | None:
-    return None if value is None else str(value)[:300]
+    if not isinstance(value, (str, int, float)) or isinstance(value, int) and value.bit_length() > 64:
+        return None  # str() of a nested or memo-shared structure can take exponential time
+    return str(value)[:300]
 
 
 def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
