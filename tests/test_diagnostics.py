@@ -1,0 +1,74 @@
+"""Warnings for words meant as embeddings that stay plain text, on realistic mistakes."""
+
+from __future__ import annotations
+
+import pytest
+from factories import sdxl_vectors, vectors
+from prompt_helpers import library_with
+
+from sd_embeddings.diagnostics import NearMissIndex, squash, words_of
+from sd_embeddings.encoding import encode_report
+
+
+@pytest.fixture()
+def library(tmp_path):
+    library = library_with(tmp_path, {"EasyNegative": vectors(2), "bad-hands-5": vectors(3, seed=1),
+                                      "xl/pony_style": sdxl_vectors(2), "ng": vectors(1, seed=3)})
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "halfdone.pt").write_bytes(b"PK\x03\x04 truncated")
+    library.refresh()
+    return library
+
+
+def kinds(report, prompt="positive"):
+    return [(w["kind"], w["word"]) for w in report[prompt]["warnings"]]
+
+
+def test_case_difference_is_a_match_not_a_warning(library) -> None:
+    report = encode_report(library, "easynegative, EASYNEGATIVE", conditioning=False)
+    assert kinds(report) == []
+    assert [e["keyword"] for e in report["embeddings"]] == ["EasyNegative", "EasyNegative"]
+
+
+def test_underscore_dash_and_one_letter_are_near_misses(library) -> None:
+    report = encode_report(library, "Easy_Negative, (bad_hands_5:1.2), EasyNegatve, bad-hands-6, cat",
+                           "easy-negative", conditioning=False)
+    assert kinds(report) == [("near-miss", "Easy_Negative"), ("near-miss", "bad_hands_5"),
+                             ("near-miss", "EasyNegatve"), ("near-miss", "bad-hands-6")]
+    assert kinds(report, "negative") == [("near-miss", "easy-negative")]
+    assert report["embeddings"] == []
+    message = report["positive"]["warnings"][0]["message"]
+    assert "EasyNegative" in message and "EasyNegative.pt" in message
+
+
+def test_short_keywords_do_not_produce_one_letter_noise(library) -> None:
+    assert kinds(encode_report(library, "nag, no, ng", conditioning=False)) == []
+
+
+def test_incompatible_keyword_says_why(library) -> None:
+    report = encode_report(library, "a pony_style portrait", conditioning=False)
+    (warning,) = report["positive"]["warnings"]
+    assert (warning["kind"], warning["word"]) == ("incompatible", "pony_style")
+    assert "SDXL" in warning["message"] and "xl/pony_style.safetensors" in warning["message"]
+
+
+def test_failed_files_are_reported_by_keyword(library) -> None:
+    report = encode_report(library, "broken, halfdone", "empty", conditioning=False)
+    assert kinds(report) == [("failed", "broken"), ("failed", "halfdone")]
+    assert kinds(report, "negative") == [("failed", "empty")]
+    assert "broken.safetensors" in report["positive"]["warnings"][0]["message"]
+
+
+def test_too_long_embedding_warns(tmp_path) -> None:
+    library = library_with(tmp_path, {"huge": vectors(80)})
+    report = encode_report(library, "huge", conditioning=False)
+    assert kinds(report) == [("too-long", "huge")]
+    assert [(e["chunk"], e["vectors"]) for e in report["embeddings"]] == [(0, 75), (1, 5)]
+
+
+def test_helpers() -> None:
+    assert squash("Easy_Negative") == squash("easy-negative") == squash("EasyNegative") == "easynegative"
+    assert words_of("(Easy_Negative:1.2), [bad hands] BREAK x.") == ["Easy_Negative", "bad", "hands", "x"]
+    index = NearMissIndex([])
+    assert index.find("anything") is None
