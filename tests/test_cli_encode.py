@@ -1,0 +1,58 @@
+"""``python -m sd_embeddings encode``: human output and the JSON object."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from factories import sdxl_vectors, vectors
+from prompt_helpers import library_with
+
+from sd_embeddings.__main__ import main
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(autouse=True)
+def shallow_models(monkeypatch, tmp_path):
+    monkeypatch.setenv("SD_EMBEDDINGS_ENCODER_LAYERS", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    library_with(tmp_path / "emb", {"EasyNegative": vectors(2), "xl": sdxl_vectors(2)})
+    return tmp_path / "emb"
+
+
+def test_human_output(folder, capsys) -> None:
+    code = main(["encode", "a cat, (EasyNegative:1.2), Easy_Negative", "--negative", "xl",
+                 "--folder", str(folder)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Positive prompt: 9/75 tokens, 1 chunk" in out
+    assert "<EasyNegative x2>" in out
+    assert "EasyNegative  EasyNegative.pt  2 vectors  weight 1.2  positive chunk 0 position 4" in out
+    assert "[near-miss]" in out and "[incompatible] (negative)" in out
+    assert 'TI hashes: "EasyNegative: ' in out
+    assert "positive: shape [1, 77, 768], checksum" in out
+
+
+def test_json_output_sdxl(folder, capsys) -> None:
+    assert main(["encode", "xl BREAK cat", "--family", "sdxl", "--folder", str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    positive = report["positive"]
+    assert report["family"] == "sdxl" and report["random_weights"] is True
+    assert positive["shape"] == [1, 154, 2048] and positive["pooled_shape"] == [1, 1280]
+    assert [len(c["tokens"]) for c in positive["chunks"]] == [77, 77]
+    assert positive["chunks"][0]["tokens"][:4] == [49406, 0, 0, 49407]
+    assert report["embeddings"] == [{"keyword": "xl", "file": "xl.safetensors", "vectors": 2, "weight": 1.0,
+                                     "prompt": "positive", "chunk": 0, "position": 1}]
+    assert report["ti_hashes"].startswith("xl: ")
+    assert isinstance(positive["checksum"], float)
+
+
+def test_usage_errors(tmp_path, capsys) -> None:
+    assert main(["encode", "x", "--folder", str(tmp_path / "nope")]) == 2
+    assert main(["encode", "x", "--folder", str(tmp_path), "--model", str(tmp_path / "missing")]) == 2
+    assert "error" in capsys.readouterr().err
