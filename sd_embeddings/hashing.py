@@ -1,4 +1,6 @@
-"""sha256 of embedding files, cached across runs by path + size + mtime, computed off the startup path."""
+"""What we learn from each file, cached across runs by path + size + mtime: its sha256 and its scan result.
+
+A restart then reads no file it has seen before; hashes are computed off the startup path."""
 
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ class _Stamp:
 
 
 class HashCache:
-    """Full-file sha256 per absolute path, valid while size and mtime_ns are unchanged.
+    """Per absolute path, valid while size and mtime_ns are unchanged: the full-file sha256 and the scan record
+    (what the header says, or why the file is unusable; see ``Library``).
 
     Keyed by path (not by embedding name, unlike the WebUI's cache) so two files with the same name in
     different folders never share a hash. ``path=None`` keeps the cache in memory only.
@@ -43,7 +46,8 @@ class HashCache:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[_Stamp, str]] = {}
+        self._items: dict[str, tuple[_Stamp, str | None]] = {}
+        self._scans: dict[str, tuple[_Stamp, dict]] = {}
         self._dirty = False
         self._load()
 
@@ -53,7 +57,11 @@ class HashCache:
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
             for key, item in document.get("files", {}).items():
-                self._items[key] = (_Stamp(int(item["size"]), int(item["mtime_ns"])), str(item["sha256"]))
+                stamp = _Stamp(int(item["size"]), int(item["mtime_ns"]))
+                if item.get("sha256"):
+                    self._items[key] = (stamp, str(item["sha256"]))
+                if isinstance(item.get("scan"), dict):
+                    self._scans[key] = (stamp, item["scan"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             logger.warning("Ignoring unreadable hash cache %s (%s)", self.path, e)
 
@@ -67,6 +75,18 @@ class HashCache:
     def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
         with self._lock:
             self._items[path] = (_Stamp(size, mtime_ns), sha256)
+            self._dirty = True
+
+    def get_scan(self, path: str, size: int, mtime_ns: int) -> dict | None:
+        with self._lock:
+            item = self._scans.get(path)
+        if item and item[0] == _Stamp(size, mtime_ns):
+            return item[1]
+        return None
+
+    def put_scan(self, path: str, size: int, mtime_ns: int, scan: dict) -> None:
+        with self._lock:
+            self._scans[path] = (_Stamp(size, mtime_ns), scan)
             self._dirty = True
 
     def compute(self, path: str, size: int, mtime_ns: int) -> str:
@@ -84,13 +104,19 @@ class HashCache:
         with self._lock:
             if not self._dirty:
                 return
-            files = {k: {"size": s.size, "mtime_ns": s.mtime_ns, "sha256": h} for k, (s, h) in self._items.items()}
+            files: dict[str, dict] = {}
+            for key, (stamp, value) in self._items.items():
+                files[key] = {"size": stamp.size, "mtime_ns": stamp.mtime_ns, "sha256": value}
+            for key, (stamp, scan) in self._scans.items():
+                item = files.setdefault(key, {"size": stamp.size, "mtime_ns": stamp.mtime_ns})
+                if (item["size"], item["mtime_ns"]) == (stamp.size, stamp.mtime_ns):
+                    item["scan"] = scan
             self._dirty = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".hashes-", suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"version": 1, "files": files}, handle)
+                json.dump({"version": 2, "files": files}, handle)
             os.replace(tmp, self.path)
         except OSError as e:
             logger.warning("Could not write hash cache %s: %s", self.path, e)

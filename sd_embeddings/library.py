@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import formats, sidecars
+from . import formats, scan_record, sidecars
 from .errors import EmbeddingError, NotAnEmbeddingError
 from .hashing import HashCache
 from .records import EmbeddingData, Entry, Family, Status
@@ -146,6 +146,9 @@ class Library:
         entry = Entry(path=item.path, root=item.root, folder=item.folder, keyword=stem, format=item.format,
                       size=item.size, mtime_ns=item.mtime_ns, status=Status.LOADED, sidecars=item.sidecars)
         entry.sha256 = self.hash_cache.get(item.path, item.size, item.mtime_ns)
+        cached = None if self.deep else self.hash_cache.get_scan(item.path, item.size, item.mtime_ns)
+        if cached is not None and scan_record.restore(entry, cached):
+            return entry
         try:
             if item.size == 0:
                 raise NotAnEmbeddingError(item.path, "empty file (0 bytes); the download or copy probably failed")
@@ -162,11 +165,17 @@ class Library:
             entry.status, entry.reason = Status(e.status), e.reason
             log = logger.info if entry.format == "image" and e.status == "not-an-embedding" else logger.warning
             log("Embedding %s: %s", item.path, e.reason)
-        except Exception as e:  # a bug must not stop the scan; report it like a bad file
+        except Exception as e:  # a bug must not stop the scan; report it like a bad file (and do not cache it)
             logger.exception("Unexpected error reading %s", item.path)
             entry.status, entry.reason = Status.CORRUPT, f"unexpected error: {type(e).__name__}: {e}"
+            entry.file_status, entry.file_reason = entry.status, entry.reason
+            return entry
         entry.file_status, entry.file_reason = entry.status, entry.reason
+        self._cache_scan(entry)
         return entry
+
+    def _cache_scan(self, record: Entry) -> None:
+        self.hash_cache.put_scan(record.path, record.size, record.mtime_ns, scan_record.store(record))
 
     # -- statuses: compatibility and collisions ---------------------------------------------------------------
 
@@ -254,6 +263,7 @@ class Library:
                 return
             record.file_status, record.file_reason = Status(error.status), error.reason
             record.status, record.reason, record.verified = record.file_status, error.reason, True
+            self._cache_scan(record)
             self._data.pop(entry.path, None)
             self._resolve()
         self._notify()
@@ -282,6 +292,7 @@ class Library:
         with self._lock:
             record.verified = True
             self._remember(record, data)
+            self._cache_scan(record)
 
     def _remember(self, entry: Entry, data: EmbeddingData) -> None:
         self._data[entry.path] = (entry.size, entry.mtime_ns, data)

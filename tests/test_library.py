@@ -234,3 +234,36 @@ def test_load_of_a_file_gone_bad_marks_it(tmp_path):
     with pytest.raises(CorruptFileError):
         library.load(entry)
     assert library.find(path).status is Status.CORRUPT and library.get("x") is None
+
+
+def test_restart_trusts_the_cache_and_reads_no_unchanged_file(tmp_path, monkeypatch):
+    folder = tmp_path / "emb"
+    write_a1111_pt(folder / "good.pt", vectors(3), legacy=True)
+    write_safetensors(folder / "xl.safetensors", sdxl_vectors(2))
+    (folder / "evil.pt").write_bytes(pickle.dumps({"x": os.system}, protocol=2))
+    write_image(folder / "pic.png", vectors(2), "stored-name")
+    cache_file = tmp_path / "cache.json"
+    first = Library([folder], family=Family.SD1, hash_cache=HashCache(cache_file), background_hashing=False)
+    first.refresh()
+    for entry in first.entries:
+        first.verify(entry)
+    first.hash_cache.save()
+    expected = [(e.keyword, e.status, e.reason, e.vectors, e.family, e.sha256) for e in first.entries]
+
+    from sd_embeddings import formats
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an unchanged file was read again")
+
+    monkeypatch.setattr(formats, "scan_file", no_reading)
+    monkeypatch.setattr(formats, "read_file", no_reading)
+    again = Library([folder], family=Family.SD1, hash_cache=HashCache(cache_file), background_hashing=False)
+    again.refresh()
+    assert [(e.keyword, e.status, e.reason, e.vectors, e.family, e.sha256) for e in again.entries] == expected
+    assert all(e.verified for e in again.entries if e.status is Status.LOADED)
+    monkeypatch.undo()
+    write_a1111_pt(folder / "good.pt", vectors(5), legacy=True)
+    touch_mtime(folder / "good.pt")
+    third = Library([folder], hash_cache=HashCache(cache_file), background_hashing=False)
+    third.refresh()
+    assert third.get("good").vectors == 5 and not third.get("good").verified
