@@ -61,7 +61,13 @@ class ChangeWatcher:
         return self._fd is not None and not self._failed and self._thread is not None and self._thread.is_alive()
 
     def consume(self) -> bool:
-        """Was something changed since the last call? Clears the flag."""
+        """Was something changed since the last call? Clears the flag.
+
+        With inotify, events the kernel has queued but the thread has not read yet are drained here first (one
+        non-blocking ``read``), so a file written just before a generation is never missed.
+        """
+        if self._fd is not None:
+            self._drain()
         if self._dirty.is_set():
             self._dirty.clear()
             return True
@@ -115,33 +121,40 @@ class ChangeWatcher:
         self._wds[wd] = path
         self._paths[path] = wd
 
+    def _drain(self) -> None:
+        """Read and handle every queued event; reading and handling happen under one lock, so a reader that
+        finds the queue empty knows any event read by the other thread has already set the flag."""
+        with self._lock:
+            try:
+                while True:
+                    self._handle(os.read(self._fd, 64 * 1024))
+            except (BlockingIOError, OSError, TypeError):
+                return
+
     def _inotify_loop(self) -> None:
         while not self._stop.is_set():
             try:
                 ready, _, _ = select.select([self._fd], [], [], 1.0)
-                if not ready:
-                    continue
-                data = os.read(self._fd, 64 * 1024)
             except (OSError, ValueError, TypeError):
                 return
-            self._handle(data)
+            if ready:
+                self._drain()
 
     def _handle(self, data: bytes) -> None:
         offset = 0
-        with self._lock:
-            while offset + _EVENT.size <= len(data):
-                wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
-                name = data[offset + _EVENT.size: offset + _EVENT.size + length].split(b"\0", 1)[0]
-                offset += _EVENT.size + length
-                if mask & _IN_IGNORED:
-                    path = self._wds.pop(wd, None)
-                    self._paths.pop(path, None)
-                    continue
-                if mask & _IN_Q_OVERFLOW:
-                    self._failed = True
-                if mask & _IN_ISDIR and mask & (_IN_CREATE | _IN_MOVED_TO) and wd in self._wds:
-                    self._add_watch(os.path.join(self._wds[wd], os.fsdecode(name)))
-                self._dirty.set()
+        while offset + _EVENT.size <= len(data):
+            wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+            name = data[offset + _EVENT.size: offset + _EVENT.size + length].split(b"\0", 1)[0]
+            offset += _EVENT.size + length
+            if mask & _IN_IGNORED:
+                path = self._wds.pop(wd, None)
+                self._paths.pop(path, None)
+                continue
+            if mask & _IN_Q_OVERFLOW:
+                self._failed = True
+            if mask & _IN_ISDIR and mask & (_IN_CREATE | _IN_MOVED_TO) and wd in self._wds:
+                self._add_watch(os.path.join(self._wds[wd], os.fsdecode(name)))
+            self._dirty.set()
 
     # -- polling ---------------------------------------------------------------------------------------------
 
