@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from . import formats, image_format, pickles, safetensors_file
+from .collisions import compatibility
 from .errors import EmbeddingError
-from .library import compatibility
 from .records import Entry, Family, Status
 
 

@@ -15,7 +15,8 @@ import re
 import weakref
 from dataclasses import dataclass
 
-from .library import Library, compatibility
+from .collisions import compatibility
+from .library import Library
 from .prompt import BREAK_WEIGHT, CHUNK_LENGTH, PromptTokens, parse_attention
 from .records import Entry, Family, Status
 
