@@ -39,7 +39,8 @@ def summary(library: Library) -> str:
     families = Counter(entry.family for entry in entries if entry.status is Status.INCOMPATIBLE)
     parts = [f"{counts[Status.LOADED]} loaded"]
     if counts[Status.INCOMPATIBLE]:
-        which = ", ".join(family.label for family in Family if families[family])
+        which = ", ".join(family.label if family is not Family.UNKNOWN else "unknown width"
+                          for family in Family if families[family])
         parts.append(f"{counts[Status.INCOMPATIBLE]} incompatible ({which})")
     for status in (Status.DUPLICATE, Status.UNSAFE, Status.CORRUPT, Status.UNSUPPORTED):
         if counts[status]:
