@@ -165,3 +165,38 @@ def test_real_vit_l14_configuration(tmp_path) -> None:
     chunk = tokens.chunks[0]
     expected = hand_built(model, spec, chunk.tokens, 1, vectors(2, seed=7), chunk.weights)
     torch.testing.assert_close(cond.tensor, expected, atol=1e-4, rtol=1e-4)
+
+
+def to_openclip(model) -> dict[str, torch.Tensor]:
+    """Inverse of the loader's mapping, written out by hand: transformers names -> OpenCLIP text-tower names."""
+    state = {k.removeprefix("text_model."): v for k, v in model.state_dict().items()}
+    out = {"token_embedding.weight": state["embeddings.token_embedding.weight"],
+           "positional_embedding": state["embeddings.position_embedding.weight"],
+           "ln_final.weight": state["final_layer_norm.weight"], "ln_final.bias": state["final_layer_norm.bias"]}
+    for i in range(model.config.num_hidden_layers):
+        p, q = f"encoder.layers.{i}.", f"transformer.resblocks.{i}."
+        for kind in ("weight", "bias"):
+            out[f"{q}attn.in_proj_{kind}"] = torch.cat([state[f"{p}self_attn.{n}_proj.{kind}"] for n in "qkv"])
+            out[f"{q}attn.out_proj.{kind}"] = state[f"{p}self_attn.out_proj.{kind}"]
+            out[f"{q}ln_1.{kind}"] = state[f"{p}layer_norm1.{kind}"]
+            out[f"{q}ln_2.{kind}"] = state[f"{p}layer_norm2.{kind}"]
+            out[f"{q}mlp.c_fc.{kind}"] = state[f"{p}mlp.fc1.{kind}"]
+            out[f"{q}mlp.c_proj.{kind}"] = state[f"{p}mlp.fc2.{kind}"]
+    return out
+
+
+def test_single_file_sd2_checkpoint_loads_openclip_weights(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from sd_embeddings.checkpoint_weights import SD2_PREFIX, encoders_from_checkpoint
+
+    source = text_encoders.random_encoders(Family.SD2, layers=2, seed=7)
+    tensors = {SD2_PREFIX + k: v.contiguous() for k, v in to_openclip(source.encoders[0][1]).items()}
+    tensors["model.diffusion_model.dummy"] = torch.zeros(1)
+    save_file(tensors, str(tmp_path / "sd2.safetensors"))
+    loaded = encoders_from_checkpoint(tmp_path / "sd2.safetensors")
+    assert loaded.family is Family.SD2 and not loaded.random_weights
+    library = library_with(tmp_path / "emb", {"wide": vectors(2, 1024)}, family=Family.SD2)
+    _, expected = encode(library, Family.SD2, source, "a wide cat")
+    _, actual = encode(library, Family.SD2, loaded, "a wide cat")
+    torch.testing.assert_close(actual.tensor, expected.tensor)
