@@ -12,6 +12,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,8 @@ class HashCache:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[_Stamp, str | None]] = {}
-        self._scans: dict[str, tuple[_Stamp, dict]] = {}
+        self._items: dict[str, tuple[_Stamp, dict[str, Any]]] = {}
+        """path -> (stamp, {"sha256": str, "scan": dict}); a new stamp starts a fresh record."""
         self._dirty = False
         self._load()
 
@@ -57,37 +58,40 @@ class HashCache:
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
             for key, item in document.get("files", {}).items():
-                stamp = _Stamp(int(item["size"]), int(item["mtime_ns"]))
-                if item.get("sha256"):
-                    self._items[key] = (stamp, str(item["sha256"]))
-                if isinstance(item.get("scan"), dict):
-                    self._scans[key] = (stamp, item["scan"])
+                fields = {name: item[name] for name in ("sha256", "scan") if item.get(name)}
+                self._items[key] = (_Stamp(int(item["size"]), int(item["mtime_ns"])), fields)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             logger.warning("Ignoring unreadable hash cache %s (%s)", self.path, e)
 
-    def get(self, path: str, size: int, mtime_ns: int) -> str | None:
+    def _get(self, path: str, size: int, mtime_ns: int, name: str) -> Any:
         with self._lock:
             item = self._items.get(path)
         if item and item[0] == _Stamp(size, mtime_ns):
-            return item[1]
+            return item[1].get(name)
         return None
+
+    def _put(self, path: str, size: int, mtime_ns: int, name: str, value: Any) -> None:
+        stamp = _Stamp(size, mtime_ns)
+        with self._lock:
+            item = self._items.get(path)
+            fields = dict(item[1]) if item and item[0] == stamp else {}
+            fields[name] = value
+            self._items[path] = (stamp, fields)
+            self._dirty = True
+
+    def get(self, path: str, size: int, mtime_ns: int) -> str | None:
+        value = self._get(path, size, mtime_ns, "sha256")
+        return str(value) if value else None
 
     def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
-        with self._lock:
-            self._items[path] = (_Stamp(size, mtime_ns), sha256)
-            self._dirty = True
+        self._put(path, size, mtime_ns, "sha256", sha256)
 
     def get_scan(self, path: str, size: int, mtime_ns: int) -> dict | None:
-        with self._lock:
-            item = self._scans.get(path)
-        if item and item[0] == _Stamp(size, mtime_ns):
-            return item[1]
-        return None
+        value = self._get(path, size, mtime_ns, "scan")
+        return value if isinstance(value, dict) else None
 
     def put_scan(self, path: str, size: int, mtime_ns: int, scan: dict) -> None:
-        with self._lock:
-            self._scans[path] = (_Stamp(size, mtime_ns), scan)
-            self._dirty = True
+        self._put(path, size, mtime_ns, "scan", scan)
 
     def compute(self, path: str, size: int, mtime_ns: int) -> str:
         cached = self.get(path, size, mtime_ns)
@@ -104,13 +108,8 @@ class HashCache:
         with self._lock:
             if not self._dirty:
                 return
-            files: dict[str, dict] = {}
-            for key, (stamp, value) in self._items.items():
-                files[key] = {"size": stamp.size, "mtime_ns": stamp.mtime_ns, "sha256": value}
-            for key, (stamp, scan) in self._scans.items():
-                item = files.setdefault(key, {"size": stamp.size, "mtime_ns": stamp.mtime_ns})
-                if (item["size"], item["mtime_ns"]) == (stamp.size, stamp.mtime_ns):
-                    item["scan"] = scan
+            files = {key: {"size": stamp.size, "mtime_ns": stamp.mtime_ns, **fields}
+                     for key, (stamp, fields) in self._items.items()}
             self._dirty = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
