@@ -110,6 +110,10 @@ class Library:
         self._start_hashing()
         return report
 
+    def scanned_folders(self) -> list[str]:
+        """Every folder the last scan walked (sub-folders included), e.g. for a file watcher."""
+        return list(self._dir_stamps) or list(self.folders)
+
     def folders_changed(self) -> bool:
         """Cheap check (one stat per folder): was a file added, removed or renamed anywhere since the scan?"""
         for folder, stamp in self._dir_stamps.items():

@@ -32,7 +32,7 @@ _EVENT = struct.Struct("iIII")
 
 def scanned_folders(library: Any) -> list[str]:
     """Every folder the last scan visited (roots and sub-folders)."""
-    return list(getattr(library, "_dir_stamps", {}) or library.folders)
+    return library.scanned_folders()
 
 
 class ChangeWatcher:
