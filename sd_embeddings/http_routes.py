@@ -10,7 +10,8 @@
   picture extension. ``..``, absolute paths, backslashes, NUL, encoded traversal and links leading out get 404.
 - ``GET  /metadata?id=<card id>`` -> ``{"card", "metadata", "description", "file": {...}}``.
 - ``POST /metadata``  body ``{"id", "target", "weight", "description", "notes"}`` -> writes only the ``x.json``
-  beside that known entry (through ``Library.save_user_metadata``), returns the updated card.
+  beside that known entry (through ``Library.save_user_metadata``), returns the updated card. Bodies over
+  ``BODY_LIMIT`` get 413 (read no further, whatever ``Content-Length`` says), non-JSON or too deeply nested 400.
 
 Bodies are plain JSON dicts (no pydantic models), so it works on fastapi 0.94/pydantic 1 (WebUI) and current
 fastapi alike. ``get_library`` is called per request, so a host may swap its library.
@@ -18,6 +19,7 @@ fastapi alike. ``get_library`` is called per request, so a host may swap its lib
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -37,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 ROUTE_PREFIX = "/sd-embeddings/v1"
 TEXT_LIMIT = 20_000
+BODY_LIMIT = 256 * 1024
+"""Largest metadata request body (bytes): two capped texts even when every character is a JSON escape."""
 
 
 def safe_preview_path(library: Library, root_index: str, relpath: str) -> str | None:
@@ -105,6 +109,22 @@ def metadata_updates(body: dict) -> dict:
     return updates
 
 
+async def _json_body(request: Request) -> object:
+    """The request body as JSON, read no further than ``BODY_LIMIT`` bytes whatever the headers claim."""
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > BODY_LIMIT:
+        raise HTTPException(status_code=413, detail=f"body larger than {BODY_LIMIT} bytes")
+    raw = bytearray()
+    async for piece in request.stream():
+        raw += piece
+        if len(raw) > BODY_LIMIT:
+            raise HTTPException(status_code=413, detail=f"body larger than {BODY_LIMIT} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:  # RecursionError: deeply nested arrays
+        raise HTTPException(status_code=400, detail="body must be JSON") from e
+
+
 def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX) -> APIRouter:
     """Routes for the tab; ``api`` is the URL prefix written into preview links (relative to the page)."""
     router = APIRouter(prefix=ROUTE_PREFIX)
@@ -131,7 +151,7 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX)
         real = safe_preview_path(get_library(), root, path)
         if real is None:
             raise HTTPException(status_code=404, detail="File not found")
-        return FileResponse(real, headers={"Cache-Control": "max-age=3600"})
+        return FileResponse(real, headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"})
 
     @router.get("/metadata")
     def read_metadata(id: str = "") -> dict:
@@ -145,10 +165,7 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX)
 
     @router.post("/metadata")
     async def write_metadata(request: Request) -> dict:
-        try:
-            body = await request.json()
-        except ValueError as e:
-            raise HTTPException(status_code=400, detail="body must be JSON") from e
+        body = await _json_body(request)
         if not isinstance(body, dict):
             raise HTTPException(status_code=400, detail="body must be a JSON object")
         library = get_library()
