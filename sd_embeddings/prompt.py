@@ -20,6 +20,8 @@ from .tokenizer import Tokenizer
 CHUNK_LENGTH = 75
 PLACEHOLDER_ID = 0  # what the WebUI puts where embedding rows go; the rows are replaced before the transformer
 BREAK_WEIGHT = -1.0
+WEIGHT_LIMIT = 1000.0
+"""Attention weights are clamped to +-this: ``(x:1e999)`` or 8,000 nested brackets stay finite (never inf/NaN)."""
 
 _ATTENTION = re.compile(r"""
 \\\(|\\\)|\\\[|\\]|\\\\|\\|\(|\[|:\s*([+-]?[.\d]+)\s*\)|\)|]|[^\\()\[\]:]+|:
@@ -27,11 +29,20 @@ _ATTENTION = re.compile(r"""
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 
 
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return min(max(value, -WEIGHT_LIMIT), WEIGHT_LIMIT)
+
+
 def parse_attention(text: str) -> list[tuple[str, float]]:
     """WebUI attention syntax -> ``[(text, weight)]``; ``("BREAK", -1.0)`` marks a forced chunk break.
 
     ``(x)`` x1.1, ``(x:w)`` xw, ``[x]`` /1.1, nesting multiplies, ``\\(`` etc. are literal, unclosed brackets are
-    closed at the end, stray closers are text, neighbours with equal weights are merged.
+    closed at the end, stray closers are text, neighbours with equal weights are merged. A weight that is not a
+    number (``(x:1.2.3)``) is text; weights are clamped to +-``WEIGHT_LIMIT``.
     """
     parts: list[list] = []
     round_open: list[int] = []
@@ -39,7 +50,7 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
 
     def multiply(start: int, factor: float) -> None:
         for part in parts[start:]:
-            part[1] *= factor
+            part[1] = min(max(part[1] * factor, -WEIGHT_LIMIT), WEIGHT_LIMIT)
 
     for match in _ATTENTION.finditer(text):
         piece, weight = match.group(0), match.group(1)
@@ -50,7 +61,11 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
         elif piece == "[":
             square_open.append(len(parts))
         elif weight is not None and round_open:
-            multiply(round_open.pop(), float(weight))
+            factor = _number(weight)
+            if factor is None:  # "(x:1.2.3)": not a number, so it is text and the bracket closes as "(x)" would
+                parts.append([piece[:-1], 1.0])
+                factor = 1.1
+            multiply(round_open.pop(), factor)
         elif piece == ")" and round_open:
             multiply(round_open.pop(), 1.1)
         elif piece == "]" and square_open:
