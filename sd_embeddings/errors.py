@@ -43,3 +43,13 @@ class UnsupportedFileError(EmbeddingError):
     """The file may be fine but this installation cannot read it (e.g. AVIF without the Pillow plugin)."""
 
     status = "unsupported"
+
+
+class ChangedFileError(EmbeddingError):
+    """The file was replaced after its entry was scanned, so its vectors are not the entry's: rescan and retry.
+
+    Never recorded on an entry (the file is not bad); ``Library.load`` raises it instead of returning another
+    version's vectors for a prompt that was matched against the old one.
+    """
+
+    status = "corrupt"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import collisions, formats, scan_record, sidecars
 from .collisions import keyword_key
-from .errors import EmbeddingError, NotAnEmbeddingError
+from .errors import ChangedFileError, EmbeddingError, NotAnEmbeddingError
 from .hashing import HashCache
 from .records import EmbeddingData, Entry, Family, Status
 from .scanning import FoundFile, walk_folders
@@ -207,8 +207,12 @@ class Library:
         try:
             data = formats.decode(formats.read_file(entry.path), entry.path)
         except EmbeddingError as e:
+            if _replaced(entry):  # half-replaced is not bad: the next scan reads the new file
+                raise ChangedFileError(entry.path, "the file changed after it was scanned; rescan and retry") from e
             self._mark_bad(entry, e)
             raise
+        if _replaced(entry):  # these are another version's vectors: never hand them out (or cache them) as this one's
+            raise ChangedFileError(entry.path, "the file changed after it was scanned; rescan and retry")
         with self._lock:
             self._remember(entry, data)
         return data
@@ -235,7 +239,10 @@ class Library:
         try:
             raw = formats.read_file(entry.path)
         except EmbeddingError as e:
-            self._mark_bad(entry, e)
+            if not _replaced(record):
+                self._mark_bad(entry, e)
+            return
+        if _replaced(record):  # the next scan reads the new file; its hash and values are not this record's
             return
         if record.sha256 is None and len(raw) == record.size:
             value = hashlib.sha256(raw).hexdigest()
@@ -355,6 +362,15 @@ class Library:
                 listener(self)
             except Exception:
                 logger.exception("Embedding library listener failed")
+
+
+def _replaced(entry: Entry) -> bool:
+    """Is the file on disk no longer the one the entry was scanned from (other size or mtime, or gone)?"""
+    try:
+        info = os.stat(entry.path)
+    except OSError:
+        return True
+    return (info.st_size, info.st_mtime_ns) != (entry.size, entry.mtime_ns)
 
 
 def scan(folders: Sequence[str | os.PathLike] | str | os.PathLike, family: Family | None = None) -> Library:
