@@ -207,8 +207,6 @@ class Library:
         try:
             data = formats.decode(formats.read_file(entry.path), entry.path)
         except EmbeddingError as e:
-            if _replaced(entry):  # half-replaced is not bad: the next scan reads the new file
-                raise ChangedFileError(entry.path, "the file changed after it was scanned; rescan and retry") from e
             self._mark_bad(entry, e)
             raise
         if _replaced(entry):  # these are another version's vectors: never hand them out (or cache them) as this one's
@@ -239,8 +237,7 @@ class Library:
         try:
             raw = formats.read_file(entry.path)
         except EmbeddingError as e:
-            if not _replaced(record):
-                self._mark_bad(entry, e)
+            self._mark_bad(entry, e)
             return
         if _replaced(record):  # the next scan reads the new file; its hash and values are not this record's
             return
