@@ -165,9 +165,10 @@ def break_rule(pairs: list[tuple[str | None, float]]) -> list[tuple[str, float]]
     return [(c, w) for c, w in out if c is not None]
 
 
-@given(st.lists(st.lists(TREE, min_size=1, max_size=4), min_size=1, max_size=3))
-@_run(DEFAULT_EXAMPLES)
-def test_tree_prompts_round_trip(segments: list[list[Node]]) -> None:
+SEGMENTS = st.lists(st.lists(TREE, min_size=1, max_size=4), min_size=1, max_size=3)
+
+
+def check_tree(segments: list[list[Node]]) -> None:
     """Segments joined by BREAK: the text comes back exactly, with the weights of its nesting."""
     prompt = " BREAK ".join("".join(render(n) for n in segment) for segment in segments)
     want: list[tuple[str | None, float]] = []
@@ -180,6 +181,12 @@ def test_tree_prompts_round_trip(segments: list[list[Node]]) -> None:
     assert "".join(c for c, _ in got_chars) == "".join(c for c, _ in want_chars), prompt
     for (c, w), (_, v) in zip(got_chars, want_chars, strict=True):
         assert math.isclose(w, v, rel_tol=1e-9, abs_tol=1e-12), (prompt, c, w, v)
+
+
+@given(SEGMENTS)
+@_run(DEFAULT_EXAMPLES)
+def test_tree_prompts_round_trip(segments: list[list[Node]]) -> None:
+    check_tree(segments)
 
 
 # -- chunking ------------------------------------------------------------------------------------------------------
@@ -277,8 +284,7 @@ def test_slow_parse_any_string() -> None:
 
 @pytest.mark.slow
 def test_slow_tree_prompts_round_trip() -> None:
-    inner = test_tree_prompts_round_trip.hypothesis.inner_test
-    given(st.lists(st.lists(TREE, min_size=1, max_size=4), min_size=1, max_size=3))(_run(SLOW_EXAMPLES)(inner))()
+    given(SEGMENTS)(_run(SLOW_EXAMPLES)(check_tree))()
 
 
 @pytest.mark.slow
