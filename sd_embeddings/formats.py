@@ -222,6 +222,13 @@ def scan_file(path: str, size: int) -> Header:
     Safetensors: the JSON header. Pickles: the pickled structure (storages are only referenced). Images have
     to be decoded. Values (NaN/Inf, truncated data) are checked later by ``decode``.
     """
+    try:
+        return _scan_file(path, size)
+    except OSError as e:  # vanished or unreadable between the folder listing and now
+        raise CorruptFileError(path, f"cannot read the file ({e.strerror or type(e).__name__})") from e
+
+
+def _scan_file(path: str, size: int) -> Header:
     with open(path, "rb") as handle:
         head = handle.read(min(size, SCAN_READ_BYTES) if size <= MAX_EMBEDDING_BYTES else 64 * 1024)
     kind = sniff(head, format_of(path) or "unknown")

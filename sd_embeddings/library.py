@@ -317,7 +317,14 @@ class Library:
     # -- sidecars --------------------------------------------------------------------------------------------
 
     def sidecar_path(self, entry: Entry, name: str | None) -> str | None:
-        return os.path.join(os.path.dirname(entry.path), name) if name else None
+        """A sidecar file beside the entry; None if it is a link leading anywhere else (never read through)."""
+        if not name:
+            return None
+        path = os.path.join(os.path.dirname(entry.path), name)
+        if os.path.dirname(os.path.realpath(path)) != os.path.dirname(os.path.realpath(entry.path)):
+            logger.warning("Ignoring %s: it links outside the embedding's folder", path)
+            return None
+        return path
 
     def user_metadata(self, entry: Entry) -> dict:
         path = self.sidecar_path(entry, entry.sidecars.metadata_file)

@@ -267,3 +267,35 @@ def test_restart_trusts_the_cache_and_reads_no_unchanged_file(tmp_path, monkeypa
     third = Library([folder], hash_cache=HashCache(cache_file), background_hashing=False)
     third.refresh()
     assert third.get("good").vectors == 5 and not third.get("good").verified
+
+
+def test_sidecar_links_leading_elsewhere_are_not_read(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"description": "secret"}', encoding="utf-8")
+    (outside / "secret.txt").write_text("secret", encoding="utf-8")
+    folder = tmp_path / "emb"
+    write_safetensors(folder / "neg.safetensors", {"emb_params": vectors(1)})
+    os.symlink(outside / "secret.json", folder / "neg.json")
+    os.symlink(outside / "secret.txt", folder / "neg.txt")
+    library = Library([folder], background_hashing=False)
+    library.refresh()
+    entry = library.get("neg")
+    assert library.user_metadata(entry) == {} and library.description(entry) == ""
+
+
+def test_file_vanishing_between_listing_and_reading_gets_a_plain_reason(tmp_path, monkeypatch):
+    write_safetensors(tmp_path / "gone.safetensors", {"emb_params": vectors(1)})
+    real_open = open
+
+    def vanishing_open(path, *args, **kwargs):
+        if str(path).endswith("gone.safetensors"):
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", vanishing_open)
+    library = Library([tmp_path], background_hashing=False)
+    library.refresh()
+    monkeypatch.undo()
+    (entry,) = library.entries
+    assert entry.status is Status.CORRUPT and entry.reason == "cannot read the file (No such file or directory)"
