@@ -138,13 +138,23 @@
     if (state.dir === "desc") view.reverse();
     state.view = view;
   }
+  function letter(keyword) {
+    const m = /[\p{L}\p{N}]/u.exec(keyword);
+    return m ? m[0].toUpperCase() : "?";
+  }
+  function hue(keyword) {
+    let sum = 0;
+    for (let i = 0; i < keyword.length; i++) sum += keyword.charCodeAt(i);
+    return (sum * 37) % 360;
+  }
   function cardHtml(c, i) {
     const cls = ["card", "sdemb-card"];
     if (c.status !== "loaded") cls.push("sdemb-unusable");
     if (c.collides_with.length) cls.push("sdemb-collision");
     const hover = c.relpath + "\nsha256 " + (c.shorthash || "(not computed yet)");
     const pic = c.preview ? '<img class="preview sdemb-preview" src="' + esc(c.preview) + '" alt="" loading="lazy">'
-      : '<div class="sdemb-placeholder" aria-hidden="true">' + esc(c.keyword.slice(0, 2)) + "</div>";
+      : '<div class="sdemb-placeholder" style="--sdemb-hue:' + hue(c.keyword) + '" aria-hidden="true">' +
+        esc(letter(c.keyword)) + "</div>";
     let badges = '<span class="sdemb-badge sdemb-family-' + esc(c.family.toLowerCase()) + '">' + esc(c.family) +
       '</span><span class="sdemb-badge">' + c.vectors + "v</span>";
     if (c.target === "negative") badges += '<span class="sdemb-badge sdemb-neg">neg</span>';
@@ -157,7 +167,7 @@
       'aria-label="Edit metadata">&#9998;</button></div><div class="sdemb-badges">' + badges + "</div>" +
       '<div class="actions"><div class="additional"><span class="hidden search_terms">' + esc(c.keyword) + " " +
       esc(c.relpath) + " " + esc(c.description) + '</span></div><span class="name">' + esc(c.keyword) +
-      '</span><span class="sdemb-folder">' + esc(c.folder || "/") + "</span>" + notes +
+      '</span><span class="sdemb-folder">' + esc(c.folder) + "</span>" + notes +
       '<span class="description">' + esc(c.description) + "</span></div></div>";
   }
   function renderMore(state, upTo) {

@@ -178,6 +178,17 @@ def cards_payload(library: Library, api: str = API_PREFIX) -> dict:
             "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library)}
 
 
+def placeholder_letter(keyword: str) -> str:
+    """The big letter on a card without a preview: the first letter or digit of the keyword."""
+    return next((c for c in keyword if c.isalnum()), "?").upper()
+
+
+def placeholder_hue(keyword: str) -> int:
+    """A stable colour per keyword (same formula in the script: sum of UTF-16 code units)."""
+    units = keyword.encode("utf-16-le")
+    return sum(int.from_bytes(units[i:i + 2], "little") for i in range(0, len(units), 2)) * 37 % 360
+
+
 def _attr(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -190,7 +201,8 @@ def card_html(card: CardModel, tabname: str = "txt2img", index: int = 0) -> str:
         classes.append("sdemb-collision")
     hover = f"{card.relpath}\nsha256 {card.shorthash or '(not computed yet)'}"
     picture = (f'<img class="preview sdemb-preview" src="{_attr(card.preview)}" alt="" loading="lazy">'
-               if card.preview else f'<div class="sdemb-placeholder" aria-hidden="true">{e(card.keyword[:2])}</div>')
+               if card.preview else f'<div class="sdemb-placeholder" style="--sdemb-hue:{placeholder_hue(card.keyword)}"'
+               f' aria-hidden="true">{e(placeholder_letter(card.keyword))}</div>')
     badges = [f'<span class="sdemb-badge sdemb-family-{_attr(card.family.lower())}">{e(card.family)}</span>',
               f'<span class="sdemb-badge">{card.vectors}v</span>']
     if card.target == "negative":
@@ -210,7 +222,7 @@ def card_html(card: CardModel, tabname: str = "txt2img", index: int = 0) -> str:
             f'<div class="actions"><div class="additional"><span class="hidden search_terms">'
             f'{e(card.relpath)} {e(card.description)}</span></div>'
             f'<span class="name">{e(card.keyword)}</span>'
-            f'<span class="sdemb-folder">{e(card.folder or "/")}</span>{"".join(notes)}'
+            f'<span class="sdemb-folder">{e(card.folder)}</span>{"".join(notes)}'
             f'<span class="description">{e(card.description)}</span></div></div>')
 
 
@@ -255,9 +267,9 @@ def pane_html(library: Library, tabname: str = "txt2img", api: str = API_PREFIX,
         f'<button type="button" id="{t}_extra_sort_dir" class="sdemb-sort-dir" data-sortdir="Ascending" '
         f'data-dir="asc" title="Ascending / descending">&#8593;</button>'
         f'<select id="{t}_extra_family" class="sdemb-family" aria-label="Model family">{families}</select>'
-        f'<button type="button" id="{t}_extra_tree_view" class="sdemb-tree-toggle" title="Folders">&#128449;</button>'
+        f'<button type="button" id="{t}_extra_tree_view" class="sdemb-tree-toggle" title="Show or hide folders">Folders</button>'
         f'<button type="button" id="{t}_extra_refresh" class="sdemb-refresh" title="Rescan the folders">'
-        f'&#128260; Refresh</button><span class="sdemb-count" aria-live="polite"></span></div>'
+        f'Refresh</button><span class="sdemb-count" aria-live="polite"></span></div>'
         f'<div class="sdemb-body"><nav id="{t}_tree" class="sdemb-tree" aria-label="Folders"></nav>'
         f'<div id="{t}_cards" class="extra-network-cards sdemb-cards">{first}</div></div>'
         f'<div id="{t}_problems" class="sdemb-problems">{_problems_html(library)}</div></div>')
