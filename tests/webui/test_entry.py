@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import types
 
 import pytest
@@ -109,19 +110,38 @@ def test_before_generation_comments_on_unapplied_names(registered):
     assert len(comments) == 1 and "'xlonly' was not applied" in comments[0] and "SDXL" in comments[0]
 
 
-def test_paste_reports_missing_renamed_changed(registered):
-    """Fakes: none beyond the library; params as the WebUI's paste parser produces them."""
+def test_paste_reports_missing_renamed_changed(registered, monkeypatch, caplog):
+    """Fakes: ``gradio`` with only ``Warning`` (records toasts); params as the WebUI's paste parser produces them."""
     webui = registered.webui
+    toasts: list[str] = []
+    monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(Warning=toasts.append))
     write_a1111_pt(webui.folder / "kept.pt", vectors(1))
     write_a1111_pt(webui.folder / "newname.pt", vectors(1, seed=3))
     webui.load_model(768)
     db = entry.database()
     db.load_textual_inversion_embeddings()
     renamed_hash = db.word_embeddings["newname"].shorthash
-    params = {"Prompt": "a oldname, kept", "Negative prompt": "oldname",
+    params = {"Prompt": "a OldName, kept, oldname2, my-oldname", "Negative prompt": "(oldname:1.2)",
               "TI hashes": f"kept: 000000000000, oldname: {renamed_hash}, gone: 123456789abc"}
-    report = paste.on_infotext_pasted(db.library, params)
-    assert report.changed == ["kept"] and report.missing == ["gone"] and report.renamed == {"oldname": "newname"}
-    assert params["Prompt"] == "a newname, kept" and params["Negative prompt"] == "newname"
-    assert paste.parse_ti_hashes('a: 0123456789ab, b c: ffffffffffff') == [("a", "0123456789ab"),
-                                                                             ("b c", "ffffffffffff")]
+    for callback in webui.callbacks["infotext_pasted"]:
+        callback("", params)
+    assert params["Prompt"] == "a newname, kept, oldname2, my-oldname"  # whole words only, any case
+    assert params["Negative prompt"] == "(newname:1.2)"
+    expected = ("Textual inversion: missing: gone; different file with the same name: kept; "
+                "renamed (prompt updated): oldname -> newname")
+    assert toasts == [expected] and expected in caplog.text
+
+
+def test_paste_is_quiet_when_everything_is_here(registered, monkeypatch):
+    """Fakes: ``gradio`` with only ``Warning``; the pasted value is a whole quoted infotext item."""
+    webui = registered.webui
+    toasts: list[str] = []
+    monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(Warning=toasts.append))
+    write_a1111_pt(webui.folder / "kept.pt", vectors(1))
+    webui.load_model(768)
+    db = entry.database()
+    db.load_textual_inversion_embeddings()
+    params = {"Prompt": "kept", "TI hashes": f"kept: {db.word_embeddings['kept'].shorthash}"}
+    assert [r.status for r in paste.on_infotext_pasted(db.library, params)] == ["ok"]
+    assert params["Prompt"] == "kept" and toasts == []
+    assert paste.on_infotext_pasted(db.library, {"Prompt": "kept"}) is None
