@@ -38,25 +38,29 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _warnings_html(warnings: list) -> str:
+    texts = [str(w.get("message", w)) if isinstance(w, dict) else str(w) for w in warnings or []]
+    return "".join(f'<p class="sdemb-warning">&#9888; {html.escape(text)}</p>' for text in texts)
+
+
 def _side_html(title: str, side: dict) -> str:
-    chunks = side.get("chunks") or []
-    parts = [f"<h4>{html.escape(title)}</h4>"]
-    parts.append(_table(["chunk", "tokens", "text"], [[i + 1, c.get("tokens", "?"), c.get("text", "")]
-                                                       for i, c in enumerate(chunks)]))
+    """One prompt of ``encoding.encode_report``: token count, chunks, embeddings used, warnings, shape."""
+    parts = [f"<h4>{html.escape(title)}: {side.get('token_count', '?')}/{side.get('token_limit', '?')} tokens</h4>"]
+    parts.append(_table(["chunk", "tokens"], [[i + 1, c.get("token_count", "?")]
+                                              for i, c in enumerate(side.get("chunks") or [])]))
     used = side.get("embeddings") or []
     if used:
-        parts.append(_table(["embedding", "vectors", "weight", "hash"],
-                            [[u.get("name", ""), u.get("vectors", ""), u.get("weight", ""), u.get("shorthash", "")]
-                             for u in used]))
+        parts.append(_table(["embedding", "file", "vectors", "weight", "chunk"],
+                            [[u.get("keyword", ""), u.get("file", ""), u.get("vectors", ""), u.get("weight", ""),
+                              (u.get("chunk") or 0) + 1] for u in used]))
     else:
         parts.append("<p>No embeddings used.</p>")
-    for warning in side.get("warnings") or []:
-        parts.append(f'<p class="sdemb-warning">&#9888; {html.escape(str(warning))}</p>')
-    if side.get("ti_hashes"):
-        parts.append(f"<p><code>TI hashes: {html.escape(str(side['ti_hashes']))}</code></p>")
-    if side.get("shape"):
-        parts.append(f"<p>Conditioning shape: <code>{html.escape(str(side['shape']))}</code>"
-                     f"{' checksum ' + html.escape(str(side['checksum'])) if side.get('checksum') else ''}</p>")
+    parts.append(_warnings_html(side.get("warnings")))
+    shape = side.get("shape")
+    if shape:
+        checksum = side.get("checksum")
+        parts.append(f"<p>Conditioning shape <code>{html.escape(str(shape))}</code>"
+                     + (f", checksum <code>{checksum:.6g}</code>" if isinstance(checksum, float) else "") + "</p>")
     return "".join(parts)
 
 
@@ -65,8 +69,11 @@ def report_html(report: dict) -> str:
     body = "".join(_side_html(title, report[key]) for key, title in (("positive", "Prompt"),
                                                                      ("negative", "Negative prompt"))
                    if isinstance(report.get(key), dict))
-    for warning in report.get("warnings") or []:
-        body += f'<p class="sdemb-warning">&#9888; {html.escape(str(warning))}</p>'
+    hashes = report.get("ti_hashes_item") or "TI hashes: (no embeddings used)"
+    body += f"<p><code>{html.escape(hashes)}</code></p>"
+    if report.get("random_weights"):
+        body += ("<p><small>Text encoder with random weights (no model given): shapes, tokens and embedding "
+                 "placement are real, the numbers are not.</small></p>")
     return f'<div class="sdemb-report">{body}</div>'
 
 
