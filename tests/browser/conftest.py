@@ -56,7 +56,8 @@ def start_host(folder: Path, log: Path, family: str = "sd1") -> Host:
     port = free_port()
     handle = log.open("w")
     process = subprocess.Popen([sys.executable, "-m", "sd_embeddings", "serve", str(folder), "--port", str(port),
-                                "--family", family], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+                                "--family", family], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                               env={**os.environ, "SD_EMBEDDINGS_ENCODER_LAYERS": "1"})
     host = Host(folder, f"http://127.0.0.1:{port}/", process, log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:

@@ -1,0 +1,50 @@
+"""The standalone page around the tab: Encode report, model-family switch, empty state."""
+
+from __future__ import annotations
+
+import pytest
+from library_fixture import build
+
+pytestmark = pytest.mark.browser
+
+NEG = "#txt2img_neg_prompt textarea"
+
+
+def card(page, name: str):
+    return page.locator(f'#txt2img_textual_inversion_cards .card[data-name="{name}"]')
+
+
+def test_click_a_negative_then_encode_shows_it_used(tmp_path, host_factory, open_page):
+    page, watch = open_page(host_factory(build(tmp_path / "embeddings")))
+    page.fill("#txt2img_prompt textarea", "a photo of a cat")
+    card(page, "EasyNegative").click()
+    assert page.input_value(NEG) == "EasyNegative"
+    page.click("#sdemb_encode")
+    report = page.locator("#sdemb_report .sdemb-report")
+    report.wait_for(timeout=120_000)
+    text = report.inner_text()
+    assert "Negative prompt: 2/75 tokens" in text
+    assert "EasyNegative.safetensors" in text
+    assert "TI hashes:" in text and "EasyNegative: " in text
+    assert "[1, 77, 768]" in text
+    assert watch.errors == []
+
+
+def test_family_selector_changes_compatibility_live(tmp_path, host_factory, open_page):
+    page, watch = open_page(host_factory(build(tmp_path / "embeddings")))
+    assert "sdemb-unusable" in card(page, "big-xl").get_attribute("class")
+    page.click("#sdemb_family input")
+    page.locator("[data-testid=dropdown-option][aria-label=SDXL]").click()
+    page.wait_for_function("""() => { const c = document.querySelector('.card[data-name="big-xl"]');
+        return c && !c.classList.contains('sdemb-unusable'); }""", timeout=20_000)
+    assert "sdemb-unusable" in card(page, "cat").get_attribute("class")
+    assert "model is SDXL" in card(page, "cat").inner_text()
+    assert watch.errors == []
+
+
+def test_empty_folder_explains_what_to_do(tmp_path, host_factory, open_page):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    page, _ = open_page(host_factory(folder))
+    text = page.locator("#txt2img_textual_inversion_cards").inner_text()
+    assert "No embeddings here yet" in text and str(folder) in text and ".safetensors" in text
