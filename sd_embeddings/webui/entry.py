@@ -21,7 +21,7 @@ from typing import Any
 
 from ..hashing import HashCache
 from ..library import Library
-from . import console, generation, settings
+from . import console, generation, prompt_warnings, settings
 from .database import LibraryDatabase
 from .watcher import ChangeWatcher
 
@@ -155,15 +155,17 @@ def uninstall() -> None:
 # -- callbacks ------------------------------------------------------------------------------------------------
 
 def before_generation(p: Any) -> None:
-    """``Script.process``: the WebUI reloads only when its own folder exists; we also warn about unused names."""
+    """``Script.process``: the WebUI reloads only when its own folder exists; we also comment on prompt problems
+    (the core's diagnostics: incompatible, failed, near-miss, too-long), one line each in the generation info."""
     from modules import shared
 
     db = database()
     if not getattr(p, "do_not_reload_embeddings", False) and not os.path.exists(shared.cmd_opts.embeddings_dir):
         db.load_textual_inversion_embeddings()
     if settings.option("sd_embeddings_diagnostics"):
-        texts = [*(getattr(p, "all_prompts", None) or []), *(getattr(p, "all_negative_prompts", None) or [])]
-        for line in generation.unapplied_keywords(db.library, texts):
+        texts = [text for field in ("all_prompts", "all_negative_prompts", "all_hr_prompts", "all_hr_negative_prompts")
+                 for text in getattr(p, field, None) or []]
+        for line in prompt_warnings.generation_warnings(db.library, db.model_family, texts):
             p.comment(line)
 
 

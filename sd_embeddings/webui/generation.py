@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from ..infotext import sanitize
 
 
 def relocate_orphaned_fixes(chunks: list[Any], id_end: int, make_fix: Callable[[int, Any], Any]) -> int:
@@ -95,7 +96,7 @@ def ti_hashes(embeddings: Iterable[Any]) -> str:
         shorthash = embedding.shorthash
         if not shorthash:
             continue
-        name = embedding.name.replace(":", "").replace(",", "")
+        name = sanitize(embedding.name)
         items.setdefault(name, f"{name}: {shorthash}")
     return ", ".join(items.values())
 
@@ -110,35 +111,3 @@ def generation_texts(p: Any) -> list[str]:
     if not texts:
         texts = [str(getattr(p, "prompt", "") or ""), str(getattr(p, "negative_prompt", "") or "")]
     return texts
-
-
-_unapplied_cache: dict[int, tuple[int, Any, dict[str, str]]] = {}
-
-
-def unapplied_keywords(library: Any, texts: Iterable[str]) -> list[str]:
-    """One line per keyword that appears in ``texts`` but will stay plain words (incompatible or broken file)."""
-    from ..library import keyword_key
-    from ..records import Status
-
-    cached = _unapplied_cache.get(id(library))
-    if cached is None or cached[0] != library.version:
-        reasons: dict[str, str] = {}
-        for entry in library.entries:
-            key = keyword_key(entry.keyword)
-            winner = library.get(entry.keyword)
-            if entry.status is Status.LOADED or (winner is not None and winner.status is Status.LOADED) or not key:
-                continue
-            reasons.setdefault(key, f"{entry.relpath}: {entry.reason or entry.status.value}")
-        words = sorted(reasons, key=len, reverse=True)
-        pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words)
-                             + r")(?![\w-])", re.IGNORECASE) if words else None
-        cached = _unapplied_cache[id(library)] = (library.version, pattern, reasons)
-    _version, pattern, reasons = cached
-    if pattern is None:
-        return []
-    found: dict[str, str] = {}
-    for text in texts:
-        for match in pattern.finditer(text or ""):
-            key = keyword_key(match.group(1))
-            found.setdefault(key, f"Textual inversion: '{match.group(1)}' was not applied ({reasons[key]})")
-    return list(found.values())

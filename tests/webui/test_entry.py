@@ -97,7 +97,7 @@ def test_after_batch_overwrites_duplicated_ti_hashes(registered):
     assert p.extra_generation_params == {}
 
 
-def test_before_generation_comments_on_unapplied_names(registered):
+def test_before_generation_comments_prompt_warnings(registered):
     """Fakes: p.comment collecting lines; SD1 model with an SDXL file."""
     webui = registered.webui
     write_safetensors(webui.folder / "xlonly.safetensors", sdxl_vectors(1))
@@ -107,7 +107,11 @@ def test_before_generation_comments_on_unapplied_names(registered):
                               comment=comments.append)
     webui.modules["modules.shared"].cmd_opts.embeddings_dir = str(webui.folder.parent / "missing")
     entry.before_generation(p)
-    assert len(comments) == 1 and "'xlonly' was not applied" in comments[0] and "SDXL" in comments[0]
+    assert len(comments) == 1 and "'xlonly' stays plain text" in comments[0] and "SDXL" in comments[0]
+    webui.opts.data["sd_embeddings_diagnostics"] = False
+    comments.clear()
+    entry.before_generation(p)
+    assert comments == []
 
 
 def test_paste_reports_missing_renamed_changed(registered, monkeypatch, caplog):

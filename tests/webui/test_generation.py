@@ -88,18 +88,3 @@ def test_ti_hashes_once_per_embedding(webui):
     value = generation.ti_hashes(used.values())
     pos, neg = db.word_embeddings["pos"].shorthash, db.word_embeddings["neg"].shorthash
     assert value == f"pos: {pos}, neg: {neg}"
-
-
-def test_unapplied_keywords_name_the_reason(webui):
-    """Fakes: SD1 model; an SDXL file's keyword in the prompt stays plain words and gets a comment line."""
-    from factories import sdxl_vectors
-
-    write_safetensors(webui.folder / "xlstyle.safetensors", sdxl_vectors(1))
-    (webui.folder / "broken.pt").write_bytes(b"not a pickle at all")
-    webui.load_model(768)
-    db = make_db(webui)
-    db.load_textual_inversion_embeddings()
-    lines = generation.unapplied_keywords(db.library, ["a XLSTYLE photo, broken", "xlstyles"])
-    assert len(lines) == 2
-    assert "'XLSTYLE' was not applied" in lines[0] and "SDXL" in lines[0]
-    assert "broken.pt" in lines[1]
