@@ -1,0 +1,135 @@
+"""Card view models, the negative rule, escaping, and the tab's HTTP routes (no browser)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
+from PIL import Image
+
+from sd_embeddings import cards
+from sd_embeddings.library import Library
+from sd_embeddings.records import Family
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.mark.parametrize("name, folder", [
+    ("EasyNegative", ""), ("bad-hands-5", ""), ("negative_hand-neg", ""), ("FastNegativeV2", ""),
+    ("veryBadImageNegative", ""), ("BadDream", ""), ("UnrealisticDream", ""), ("ng_deepnegative_v1_75t", ""),
+    ("bad_prompt_version2", ""), ("aidxlv05_neg", ""), ("style-neg", ""), ("anything", "negative"),
+    ("anything", "packs/Negatives"), ("anything", "neg/sub"), ("badhandv4", ""),
+])
+def test_known_negatives(name: str, folder: str) -> None:
+    assert cards.is_known_negative(name, folder)
+
+
+@pytest.mark.parametrize("name, folder", [
+    ("cat", ""), ("negotiator", ""), ("badge", ""), ("neon-style", ""), ("dream", ""), ("cat", "negotiable"),
+])
+def test_ordinary_names_are_not_negative(name: str, folder: str) -> None:
+    assert not cards.is_known_negative(name, folder)
+
+
+def test_user_metadata_overrides_the_automatic_target() -> None:
+    assert cards.resolve_target("EasyNegative", "", {"target": "positive"}) == ("positive", "user")
+    assert cards.resolve_target("cat", "", {"target": "negative"}) == ("negative", "user")
+    assert cards.resolve_target("cat", "", {"target": "bogus"}) == ("focused", "auto")
+    assert cards.resolve_target("EasyNegative", "", {}) == ("negative", "auto")
+
+
+@pytest.mark.parametrize("value, expected", [(1.2, 1.2), ("0.8", 0.8), (1, None), (0, None), ("x", None),
+                                             (None, None), (float("nan"), None), (1e9, None)])
+def test_prompt_weight(value: object, expected: float | None) -> None:
+    assert cards.prompt_weight({"preferred weight": value}) == expected
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Library:
+    write_a1111_pt(tmp_path / "cat.pt", vectors(3))
+    (tmp_path / "cat.preview.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_safetensors(tmp_path / "sub" / f"{XSS}.safetensors", {"emb_params": vectors(1)})
+    (tmp_path / "sub" / f"{XSS}.txt").write_text("<script>alert(2)</script>", encoding="utf-8")
+    write_safetensors(tmp_path / "xl" / "big.safetensors", sdxl_vectors(2))
+    write_safetensors(tmp_path / "other" / "cat.safetensors", {"emb_params": vectors(1)})
+    (tmp_path / "broken.pt").write_bytes(b"nope")
+    Image.new("RGB", (8, 8), (200, 100, 50)).save(tmp_path / "photo.png")
+    lib = Library([tmp_path], family=Family.SD1, background_hashing=False)
+    lib.refresh()
+    return lib
+
+
+def test_card_models_cover_embeddings_only(library: Library) -> None:
+    models = {m.relpath: m for m in cards.card_models(library)}
+    assert set(models) == {"cat.pt", f"sub/{XSS}.safetensors", "xl/big.safetensors", "other/cat.safetensors"}
+    cat = models["cat.pt"]
+    assert (cat.family, cat.vectors, cat.status, cat.target) == ("SD1", 3, "loaded", "focused")
+    assert cat.preview.startswith("./sd-embeddings/v1/preview?root=0&path=cat.preview.png")
+    assert cat.collides_with == ["other/cat.safetensors"]
+    assert models["other/cat.safetensors"].collides_with == ["cat.pt"]
+    assert models["other/cat.safetensors"].status == "duplicate"
+    big = models["xl/big.safetensors"]
+    assert big.status == "incompatible" and "model is SD1.5" in big.reason
+
+
+def test_problems_list_broken_files_and_quietly_plain_pictures(library: Library) -> None:
+    rows = {r["relpath"]: r for r in cards.problem_rows(library)}
+    assert not rows["broken.pt"]["quiet"] and rows["broken.pt"]["reason"]
+    assert rows["photo.png"]["quiet"]
+
+
+def test_everything_in_the_html_is_escaped(library: Library) -> None:
+    page = cards.pane_html(library)
+    assert "<img src=x" not in page and "<script>" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert 'id="txt2img_textual_inversion_extra_search"' in page
+    assert 'id="txt2img_textual_inversion_extra_sort_dir"' in page
+    assert 'id="txt2img_textual_inversion_extra_refresh"' in page
+    assert 'id="txt2img_textual_inversion_cards"' in page
+    assert page.count('class="card sdemb-card') == 4
+    assert "broken.pt" in page
+
+
+def test_payload_is_json_and_rows_follow_fields(library: Library) -> None:
+    doc = json.loads(json.dumps(cards.cards_payload(library)))
+    rows = [dict(zip(doc["fields"], row)) for row in doc["cards"]]
+    assert [r["keyword"] for r in rows][0] == XSS
+    assert doc["folders"] == ["", "other", "sub", "xl"]
+    assert doc["family"] == "sd1" and doc["version"] == library.version
+
+
+def test_empty_library_explains_where_to_put_files(tmp_path: Path) -> None:
+    lib = Library([tmp_path / "nothing"])
+    lib.refresh()
+    page = cards.pane_html(lib)
+    assert "No embeddings here yet" in page and str(tmp_path / "nothing") in page
+
+
+def test_routes(library: Library, tmp_path: Path) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from sd_embeddings.http_routes import make_router
+
+    app = FastAPI()
+    app.include_router(make_router(lambda: library))
+    client = TestClient(app)
+    assert client.get("/sd-embeddings/v1/cards").json()["fields"][0] == "card_id"
+    assert client.get("/sd-embeddings/v1/preview", params={"root": 0, "path": "cat.preview.png"}).status_code == 200
+    for bad in ("../cat.preview.png", "/etc/passwd", "cat.pt", "sub/../cat.preview.png", "..%2fcat.preview.png"):
+        assert client.get("/sd-embeddings/v1/preview", params={"root": 0, "path": bad}).status_code == 404, bad
+    assert client.get("/sd-embeddings/v1/preview", params={"root": 7, "path": "cat.preview.png"}).status_code == 404
+    saved = client.post("/sd-embeddings/v1/metadata", json={"id": "0/cat.pt", "target": "negative", "weight": "0.7",
+                                                             "notes": "n", "description": "d"})
+    assert saved.status_code == 200 and saved.json()["card"]["target"] == "negative"
+    on_disk = json.loads((tmp_path / "cat.json").read_text(encoding="utf-8"))
+    assert on_disk == {"target": "negative", "preferred weight": 0.7, "notes": "n", "description": "d"}
+    again = client.post("/sd-embeddings/v1/metadata", json={"id": "0/cat.pt", "target": "auto", "weight": ""})
+    assert "target" not in again.json()["metadata"] and "preferred weight" not in again.json()["metadata"]
+    assert client.post("/sd-embeddings/v1/metadata", json={"id": "0/../x", "notes": "n"}).status_code == 404
+    assert client.post("/sd-embeddings/v1/metadata", json={"id": "0/cat.pt", "target": "up"}).status_code == 400
+    assert client.post("/sd-embeddings/v1/metadata", json={"id": "0/cat.pt", "weight": "inf"}).status_code == 400
+    meta = client.get("/sd-embeddings/v1/metadata", params={"id": "0/cat.pt"}).json()
+    assert len(meta["file"]["sha256"]) == 64 and meta["description"] == "d"
