@@ -32,16 +32,20 @@ placeholder id 0 and are replaced by the file's vectors. Text models are cached 
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from . import infotext, text_encoders
 from .conditioning import Conditioning, encode
 from .diagnostics import warnings_for
+from .errors import ChangedFileError
 from .library import Library
 from .prompt import ChunkOptions, PromptTokens, indexes_for, tokenize_prompt
 from .records import Family
 from .tokenizer import Tokenizer, for_model
+
+logger = logging.getLogger(__name__)
 
 TEST_LAYERS_ENV = "SD_EMBEDDINGS_ENCODER_LAYERS"
 """Set to a small number to build shallow random-weight encoders (tests, quick demos); real widths are kept."""
@@ -64,7 +68,23 @@ def encode_report(library: Library, positive: str, negative: str = "", family: F
                   model: str | None = None, tokenizer: Tokenizer | None = None, conditioning: bool = True,
                   *, clip_skip: int = 1, emphasis: str = "Original", options: ChunkOptions | None = None,
                   ) -> dict[str, Any]:
-    """Tokenize, match, chunk and (optionally) encode both prompts; see the module docstring for the result."""
+    """Tokenize, match, chunk and (optionally) encode both prompts; see the module docstring for the result.
+
+    A file replaced between the scan and the read of its vectors (``ChangedFileError``) makes the matches stale:
+    the library is rescanned and the whole report made again, once; a second such error is raised.
+    """
+    settings = {"clip_skip": clip_skip, "emphasis": emphasis, "options": options}
+    try:
+        return _report(library, positive, negative, family, model, tokenizer, conditioning, **settings)
+    except ChangedFileError as e:
+        logger.info("%s; rescanning and encoding again", e)
+        library.refresh()
+        return _report(library, positive, negative, family, model, tokenizer, conditioning, **settings)
+
+
+def _report(library: Library, positive: str, negative: str, family: Family | None, model: str | None,
+            tokenizer: Tokenizer | None, conditioning: bool, *, clip_skip: int, emphasis: str,
+            options: ChunkOptions | None) -> dict[str, Any]:
     family = pick_family(library, family, model)
     tokenizer = tokenizer or for_model(model)
     options = options or ChunkOptions(parse_attention=emphasis != "None")
