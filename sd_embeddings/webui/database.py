@@ -168,6 +168,11 @@ class LibraryDatabase:
                 self._rebuild(model)
         self._print_at_load()
 
+    def rescan_after_replace(self, path: str) -> Any:
+        """A file was replaced after its scan (``Embedding.vec``): rescan, re-register, return its new entry."""
+        self.load_textual_inversion_embeddings(force_reload=True)
+        return self.library.find(path)
+
     def files_may_have_changed(self) -> bool:
         """Did anything change on disk since the last scan? Never scans; see ``watcher`` for what it costs."""
         if self._built is None:
@@ -187,13 +192,17 @@ class LibraryDatabase:
         loaded: dict[str, Any] = {}
         skipped: dict[str, Any] = {}
         objects: dict[tuple[str, int, int], Any] = {}
+        loaded_before = {old.entry.path: old for old in self._objects.values() if old.vec_loaded}
         for entry in self.library.entries:
             if entry.status not in (Status.LOADED, Status.INCOMPATIBLE):
                 continue
             stamp = (entry.path, entry.size, entry.mtime_ns)
             embedding = self._objects.get(stamp)
             if embedding is None:
-                embedding = cls(self.library, entry, devices.device, hashing)
+                embedding = cls(self.library, entry, devices.device, hashing, self.rescan_after_replace)
+                before = loaded_before.get(entry.path)
+                if before is not None and before.vectors == entry.vectors:
+                    embedding.previous_vec = before.vec
             embedding.entry = entry
             objects[stamp] = embedding
             fits = entry.status is Status.LOADED and (self.expected_shape == -1 or entry.width == self.expected_shape)

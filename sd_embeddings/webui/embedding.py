@@ -4,15 +4,25 @@ The class subclasses the WebUI's own ``modules.textual_inversion.textual_inversi
 per base class) so ``isinstance`` checks, ``save()`` and ``checksum()`` keep working. Vectors are decoded on first
 use of ``.vec`` (through the library's cache) and moved to the compute device as float32, as the WebUI does at load.
 ``hash``/``shorthash`` come from the library's path-keyed hash cache unless someone assigns them.
+
+A file replaced between the scan and that first read (``ChangedFileError``) is expected, not a crash: the database
+rescans (``refresh``) and the new file's vectors are used if they have as many rows as the prompt was laid out
+for; otherwise the vectors an earlier object of the same file had loaded (``previous_vec``) are kept; otherwise a
+``ChangedFileError`` naming the file and the row counts is raised.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import Callable
 from typing import Any
 
+from ..errors import ChangedFileError
 from ..library import Library
-from ..records import Entry
+from ..records import Entry, Status
+
+logger = logging.getLogger(__name__)
 
 
 def _to_device(vec: Any, device: Any) -> Any:
@@ -30,8 +40,12 @@ def embedding_class(base: type) -> type:
     class LibraryEmbedding(base):  # type: ignore[misc, valid-type]
         """One embedding file as the WebUI sees it; ``entry``/``reason``/``family`` are our additions."""
 
-        def __init__(self, library: Library, entry: Entry, device: Any = None, hashing: bool = True) -> None:
+        def __init__(self, library: Library, entry: Entry, device: Any = None, hashing: bool = True,
+                     refresh: Callable[[str], Entry | None] | None = None) -> None:
             self._library = library
+            self._refresh = refresh
+            self.previous_vec: Any = None
+            """Vectors an earlier object of the same file had loaded: the last resort if the file is replaced."""
             self._device = device
             self._hashing = hashing
             self._vec = None
@@ -61,8 +75,32 @@ def embedding_class(base: type) -> type:
         @property
         def vec(self) -> Any:
             if self._vec is None and getattr(self, "entry", None) is not None:
-                self._vec = _to_device(self._library.load(self.entry).vec, self._device)
+                try:
+                    vec = self._library.load(self.entry).vec
+                except ChangedFileError as e:
+                    vec = self._replaced(e)
+                self._vec = _to_device(vec, self._device)
+                self.previous_vec = None
             return self._vec
+
+        def _replaced(self, error: ChangedFileError) -> Any:
+            """Vectors to use for a file replaced after its scan, with as many rows as were registered."""
+            fresh = self._refresh(self.entry.path) if self._refresh is not None else None
+            if fresh is not None and fresh.status is Status.LOADED and fresh.vectors == self.vectors:
+                try:
+                    vec = self._library.load(fresh).vec
+                    logger.info("Embedding %s was replaced; using the new file", self.entry.path)
+                    return vec
+                except ChangedFileError as again:
+                    error = again
+            if self.previous_vec is not None:
+                logger.warning("Embedding %s was replaced during this generation; using the vectors loaded before",
+                               self.entry.path)
+                return self.previous_vec
+            now = f"now has {fresh.vectors} vectors" if fresh is not None else "is gone or unreadable now"
+            reason = (f"the file was replaced during this generation and {now}, but the prompt was laid out for "
+                      f"{self.vectors}; generate again")
+            raise ChangedFileError(self.entry.path, reason) from error
 
         @vec.setter
         def vec(self, value: Any) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
-from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
+from factories import sdxl_vectors, touch_mtime, vectors, write_a1111_pt, write_safetensors
 
+from sd_embeddings.errors import ChangedFileError
 from sd_embeddings.library import Library
 from sd_embeddings.webui.database import LibraryDatabase
 from sd_embeddings.webui.watcher import ChangeWatcher
@@ -133,3 +135,54 @@ def test_print_at_load_line(webui, capsys):
     db.load_textual_inversion_embeddings(force_reload=True)
     out = capsys.readouterr().out
     assert out == "Textual inversion embeddings loaded(1): b\nTextual inversion embeddings skipped(1): xl\n"
+
+
+def replace_file(path, vec) -> None:
+    """Rewrite an embedding file so that size+mtime differ from its scan (an in-place save, no rescan yet)."""
+    write_a1111_pt(path, vec)
+    touch_mtime(path)
+
+
+def test_file_replaced_before_first_read_uses_new_vectors_of_same_size(webui):
+    """Fakes: SD1 model. The file is rewritten between the per-generation check and the forward pass's .vec."""
+    write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
+    webui.load_model(768)
+    db = make_db(webui)
+    db.load_textual_inversion_embeddings()
+    registered = db.word_embeddings["a"]
+    replace_file(webui.folder / "a.pt", vectors(2, seed=7))
+    assert torch.equal(registered.vec, vectors(2, seed=7))
+    fresh = db.word_embeddings["a"]  # the database was rescanned and re-registered too
+    assert fresh is not registered and fresh.stamp()[2] == (webui.folder / "a.pt").stat().st_mtime_ns
+
+
+def test_file_replaced_with_other_row_count_keeps_earlier_vectors(webui, caplog):
+    """Fakes: SD1 model. Vectors loaded by an earlier generation are kept when the new file no longer fits."""
+    write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
+    webui.load_model(768)
+    db = make_db(webui)
+    db.load_textual_inversion_embeddings()
+    earlier = db.word_embeddings["a"].vec
+    replace_file(webui.folder / "a.pt", vectors(2, seed=2))
+    db.load_textual_inversion_embeddings(force_reload=True)  # next generation (Refresh): a new object, not read yet
+    registered = db.word_embeddings["a"]
+    assert not registered.vec_loaded
+    replace_file(webui.folder / "a.pt", vectors(3, seed=3))  # replaced again before the forward pass reads it
+    assert torch.equal(registered.vec, earlier)
+    assert "using the vectors loaded before" in caplog.text
+    assert db.word_embeddings["a"].vectors == 3  # the next generation lays the prompt out for the new file
+
+
+def test_file_replaced_with_other_row_count_and_nothing_loaded_names_the_file(webui):
+    """Fakes: SD1 model. No vectors to fall back on: a ChangedFileError that says what happened, no other error."""
+    write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
+    webui.load_model(768)
+    db = make_db(webui)
+    db.load_textual_inversion_embeddings()
+    registered = db.word_embeddings["a"]
+    replace_file(webui.folder / "a.pt", vectors(3, seed=3))
+    with pytest.raises(ChangedFileError) as caught:
+        registered.vec  # noqa: B018 - the property read is what is tested
+    message = str(caught.value)
+    assert str(webui.folder / "a.pt") in message and "now has 3 vectors" in message and "laid out for 2" in message
+    assert torch.equal(db.word_embeddings["a"].vec, vectors(3, seed=3))
