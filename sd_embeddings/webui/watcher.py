@@ -30,11 +30,6 @@ _IN_ISDIR, _IN_CREATE, _IN_MOVED_TO, _IN_Q_OVERFLOW, _IN_IGNORED = 0x40000000, 0
 _EVENT = struct.Struct("iIII")
 
 
-def scanned_folders(library: Any) -> list[str]:
-    """Every folder the last scan visited (roots and sub-folders)."""
-    return library.scanned_folders()
-
-
 class ChangeWatcher:
     def __init__(self, interval: float = 2.0, use_inotify: bool = True) -> None:
         self.interval = interval
@@ -78,7 +73,7 @@ class ChangeWatcher:
         self._library = library
         if self._fd is not None:
             with self._lock:
-                wanted = set(scanned_folders(library))
+                wanted = set(library.scanned_folders())
                 for path in wanted - set(self._paths):
                     self._add_watch(path)
         if self._thread is None or not self._thread.is_alive():

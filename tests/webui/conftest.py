@@ -199,6 +199,16 @@ def webui(tmp_path, monkeypatch):
         fake["modules.shared"].sd_model = model
         return model
 
+    def make_db(watcher: object = None) -> object:
+        """A ``LibraryDatabase`` over the test folder (no background hashing), installed as the hijack's db."""
+        from sd_embeddings.library import Library
+        from sd_embeddings.webui.database import LibraryDatabase
+
+        db = LibraryDatabase(Library([], background_hashing=False), watcher)
+        db.add_embedding_dir(str(tmp_path / "embeddings"))
+        hijack.embedding_db = db
+        return db
+
     (tmp_path / "embeddings").mkdir()
     yield types.SimpleNamespace(modules=fake, hijack=hijack, callbacks=callbacks, pages=pages, load_model=load_model,
-                                folder=tmp_path / "embeddings", opts=fake["modules.shared"].opts)
+                                make_db=make_db, folder=tmp_path / "embeddings", opts=fake["modules.shared"].opts)

@@ -9,17 +9,7 @@ import torch
 from factories import sdxl_vectors, touch_mtime, vectors, write_a1111_pt, write_safetensors
 
 from sd_embeddings.errors import ChangedFileError
-from sd_embeddings.library import Library
-from sd_embeddings.webui.database import LibraryDatabase
 from sd_embeddings.webui.watcher import ChangeWatcher
-
-
-def make_db(webui, watcher=None):
-    library = Library([], background_hashing=False)
-    db = LibraryDatabase(library, watcher)
-    db.add_embedding_dir(str(webui.folder))
-    webui.hijack.embedding_db = db
-    return db
 
 
 def test_loads_sorts_and_skips_incompatible_with_reason(webui):
@@ -28,7 +18,7 @@ def test_loads_sorts_and_skips_incompatible_with_reason(webui):
     write_safetensors(webui.folder / "sub" / "alpha.safetensors", {"emb_params": vectors(3)})
     write_safetensors(webui.folder / "xl.safetensors", sdxl_vectors(2))
     webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings(force_reload=True)
     assert list(db.word_embeddings) == ["alpha", "Zeta"]
     assert db.expected_shape == 768
@@ -49,7 +39,7 @@ def test_loads_sorts_and_skips_incompatible_with_reason(webui):
 def test_register_by_name_longest_first_and_unregister(webui):
     """Fakes: model tokenizer. Lora-style bundles: register_embedding_by_name(None, ...) unregisters."""
     model = webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     base = webui.modules["modules.textual_inversion.textual_inversion"].Embedding
     short, long = base(vectors(1), "bad"), base(vectors(1), "bad hands")
@@ -70,7 +60,7 @@ def test_changes_in_sub_folders_apply_on_next_call(webui):
     """Fakes: SD1 model. No watcher: new/deleted files via per-folder stat; overwrite via the poll check."""
     write_a1111_pt(webui.folder / "a.pt", vectors(1))
     webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     version = db.version
     db.load_textual_inversion_embeddings()
@@ -92,7 +82,7 @@ def test_watcher_sees_overwrite_in_place(webui):
     write_a1111_pt(webui.folder / "sub" / "a.pt", vectors(1))
     webui.load_model(768)
     watcher = ChangeWatcher(interval=0.05)
-    db = make_db(webui, watcher)
+    db = webui.make_db(watcher)
     try:
         db.load_textual_inversion_embeddings()
         old = db.word_embeddings["a"].vec.clone()
@@ -113,7 +103,7 @@ def test_switch_to_already_loaded_model_reevaluates(webui):
     write_a1111_pt(webui.folder / "one.pt", vectors(1))
     write_safetensors(webui.folder / "xl.safetensors", sdxl_vectors(1))
     sd1 = webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     assert set(db.word_embeddings) == {"one"}
     webui.load_model(2048)
@@ -130,7 +120,7 @@ def test_print_at_load_line(webui, capsys):
     write_safetensors(webui.folder / "xl.safetensors", sdxl_vectors(1))
     webui.load_model(768)
     webui.opts.textual_inversion_print_at_load = True
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     db.load_textual_inversion_embeddings(force_reload=True)
     out = capsys.readouterr().out
@@ -147,7 +137,7 @@ def test_file_replaced_before_first_read_uses_new_vectors_of_same_size(webui):
     """Fakes: SD1 model. The file is rewritten between the per-generation check and the forward pass's .vec."""
     write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
     webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     registered = db.word_embeddings["a"]
     replace_file(webui.folder / "a.pt", vectors(2, seed=7))
@@ -160,7 +150,7 @@ def test_file_replaced_with_other_row_count_keeps_earlier_vectors(webui, caplog)
     """Fakes: SD1 model. Vectors loaded by an earlier generation are kept when the new file no longer fits."""
     write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
     webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     earlier = db.word_embeddings["a"].vec
     replace_file(webui.folder / "a.pt", vectors(2, seed=2))
@@ -177,7 +167,7 @@ def test_file_replaced_with_other_row_count_and_nothing_loaded_names_the_file(we
     """Fakes: SD1 model. No vectors to fall back on: a ChangedFileError that says what happened, no other error."""
     write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
     webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     registered = db.word_embeddings["a"]
     replace_file(webui.folder / "a.pt", vectors(3, seed=3))

@@ -7,16 +7,7 @@ import types
 
 from factories import vectors, write_a1111_pt, write_safetensors
 
-from sd_embeddings.library import Library
 from sd_embeddings.webui import generation
-from sd_embeddings.webui.database import LibraryDatabase
-
-
-def make_db(webui):
-    db = LibraryDatabase(Library([], background_hashing=False))
-    db.add_embedding_dir(str(webui.folder))
-    webui.hijack.embedding_db = db
-    return db
 
 
 def long_prompt_ending_with(keyword: str) -> str:
@@ -28,7 +19,7 @@ def test_comma_backtrack_keeps_embedding_vectors(webui):
     """Fakes: TextConditionalModel.tokenize_line following the WebUI (leaves the fix behind), PromptChunkFix."""
     write_a1111_pt(webui.folder / "myemb.pt", vectors(3))
     model = webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     cond = model.cond_stage_model
     line = long_prompt_ending_with("myemb")
@@ -51,7 +42,7 @@ def test_short_prompts_unchanged(webui):
     """Fakes: as above; a prompt that needs no back-tracking keeps its fixes where they are."""
     write_a1111_pt(webui.folder / "myemb.pt", vectors(2))
     model = webui.load_model(768)
-    make_db(webui).load_textual_inversion_embeddings()
+    webui.make_db().load_textual_inversion_embeddings()
     cond = model.cond_stage_model
     fixed = generation.tokenize_line_with_fix(type(cond).tokenize_line, lambda: True)
     chunks, _ = fixed(cond, "a, myemb, b")
@@ -62,7 +53,7 @@ def test_cache_key_changes_when_a_file_changes(webui):
     """Fakes: StableDiffusionProcessing.cached_params returning (prompts, steps)."""
     write_a1111_pt(webui.folder / "e.pt", vectors(1))
     webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     processing = webui.modules["modules.processing"].StableDiffusionProcessing
     wrapped = generation.cached_params_with_embeddings(processing.cached_params, lambda: db.version)
@@ -80,7 +71,7 @@ def test_ti_hashes_once_per_embedding(webui):
     write_a1111_pt(webui.folder / "pos.pt", vectors(1))
     write_a1111_pt(webui.folder / "neg.pt", vectors(1))
     model = webui.load_model(768)
-    db = make_db(webui)
+    db = webui.make_db()
     db.load_textual_inversion_embeddings()
     p = types.SimpleNamespace(prompts=["a pos AND b pos", "pos"], negative_prompts=["neg, pos"],
                               hr_prompts=["a pos"], hr_negative_prompts=["neg"])
