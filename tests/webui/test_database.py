@@ -133,12 +133,18 @@ def replace_file(path, vec) -> None:
     touch_mtime(path)
 
 
-def test_file_replaced_before_first_read_uses_new_vectors_of_same_size(webui):
-    """Fakes: SD1 model. The file is rewritten between the per-generation check and the forward pass's .vec."""
+@pytest.fixture
+def db(webui):
+    """SD1 model, ``a.pt`` (2 vectors, seed 1) scanned and registered, its vectors not read yet."""
     write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
     webui.load_model(768)
     db = webui.make_db()
     db.load_textual_inversion_embeddings()
+    return db
+
+
+def test_file_replaced_before_first_read_uses_new_vectors_of_same_size(webui, db):
+    """Fakes: SD1 model. The file is rewritten between the per-generation check and the forward pass's .vec."""
     registered = db.word_embeddings["a"]
     replace_file(webui.folder / "a.pt", vectors(2, seed=7))
     assert torch.equal(registered.vec, vectors(2, seed=7))
@@ -146,12 +152,8 @@ def test_file_replaced_before_first_read_uses_new_vectors_of_same_size(webui):
     assert fresh is not registered and fresh.stamp()[2] == (webui.folder / "a.pt").stat().st_mtime_ns
 
 
-def test_file_replaced_with_other_row_count_keeps_earlier_vectors(webui, caplog):
+def test_file_replaced_with_other_row_count_keeps_earlier_vectors(webui, db, caplog):
     """Fakes: SD1 model. Vectors loaded by an earlier generation are kept when the new file no longer fits."""
-    write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
-    webui.load_model(768)
-    db = webui.make_db()
-    db.load_textual_inversion_embeddings()
     earlier = db.word_embeddings["a"].vec
     replace_file(webui.folder / "a.pt", vectors(2, seed=2))
     db.load_textual_inversion_embeddings(force_reload=True)  # next generation (Refresh): a new object, not read yet
@@ -163,12 +165,8 @@ def test_file_replaced_with_other_row_count_keeps_earlier_vectors(webui, caplog)
     assert db.word_embeddings["a"].vectors == 3  # the next generation lays the prompt out for the new file
 
 
-def test_file_replaced_with_other_row_count_and_nothing_loaded_names_the_file(webui):
+def test_file_replaced_with_other_row_count_and_nothing_loaded_names_the_file(webui, db):
     """Fakes: SD1 model. No vectors to fall back on: a ChangedFileError that says what happened, no other error."""
-    write_a1111_pt(webui.folder / "a.pt", vectors(2, seed=1))
-    webui.load_model(768)
-    db = webui.make_db()
-    db.load_textual_inversion_embeddings()
     registered = db.word_embeddings["a"]
     replace_file(webui.folder / "a.pt", vectors(3, seed=3))
     with pytest.raises(ChangedFileError) as caught:
