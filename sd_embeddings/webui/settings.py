@@ -32,7 +32,7 @@ OPTIONS: dict[str, tuple[Any, str, str]] = {
         "Scanned with sub-folders, in addition to --embeddings-dir and the extension's embeddings/ folder."),
     "sd_embeddings_diagnostics": (
         True, "Warn under the generation info about embedding names that were not applied",
-        "For example an SDXL embedding on an SD1.5 model, or an unsafe file, whose keyword stays plain words."),
+        "For example an SDXL embedding on an SD1.5 model, an unsafe file, or Easy_Negative for EasyNegative."),
 }
 
 
