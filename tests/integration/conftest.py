@@ -29,6 +29,7 @@ from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ARGS = "--skip-prepare-environment --skip-torch-cuda-test --skip-version-check --no-half --use-cpu all " \
                "--no-download-sd-model --do-not-download-clip"
+UI_DEFAULTS = {"txt2img/Width/value": 64, "txt2img/Height/value": 64, "txt2img/Sampling steps/value": 1}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -85,7 +86,10 @@ def webui(tmp_path_factory):
     embeddings = tmp_path_factory.mktemp("webui-embeddings")
     seed_embeddings(embeddings)
     log = tmp_path_factory.mktemp("webui-log") / "webui.log"
+    ui_config = log.parent / "ui-config.json"  # small, fast generations from the page too (CPU)
+    ui_config.write_text(json.dumps(UI_DEFAULTS))
     args = [python, "launch.py", "--api", "--port", str(port), "--embeddings-dir", str(embeddings),
+            "--ui-config-file", str(ui_config),
             *shlex.split(os.environ.get("WEBUI_ARGS", DEFAULT_ARGS))]
     with open(log, "wb") as out:
         process = subprocess.Popen(args, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

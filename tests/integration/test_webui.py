@@ -93,3 +93,16 @@ def test_builtin_lora_tab_still_works(page, webui):
     page.wait_for_selector("#txt2img_lora_cards_html", state="visible", timeout=60_000)
     assert page.locator("#txt2img_lora_extra_search").count() >= 1  # the WebUI's own markup (2 with or without us)
     assert isinstance(webui.get("/sdapi/v1/loras"), list)
+
+
+@pytest.mark.browser
+def test_near_miss_and_incompatible_keywords_are_warned_under_the_generation_info(page):
+    page.locator("#txt2img_prompt textarea").fill("a cat, neg_emb, xlemb")
+    page.click("#txt2img_generate")
+    log = page.locator("#html_log_txt2img").first  # gradio 3 puts the id on the block and on the HTML inside
+    deadline = time.monotonic() + 180
+    while "Textual inversion:" not in log.inner_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    lines = [line for line in log.inner_text().splitlines() if line.startswith("Textual inversion:")]
+    assert any("'neg_emb' stays plain text; did you mean the embedding 'negemb'" in line for line in lines), lines
+    assert any("'xlemb' stays plain text" in line and "SDXL" in line for line in lines), lines
