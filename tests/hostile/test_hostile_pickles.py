@@ -31,7 +31,7 @@ from payloads import (
     torch_zip,
 )
 
-from sd_embeddings import formats, pickles
+from sd_embeddings import formats, unpickler
 from sd_embeddings.records import Status
 
 
@@ -243,7 +243,7 @@ def test_one_file_cannot_change_how_later_files_decode(folder: Folder) -> None:
     data = formats.decode(buffer.getvalue(), "param_dict.pt")
     assert torch.equal(data.vec, vec) and data.step == 7
     folder.scan()
-    assert pickles._ALLOWED[("torch", "FloatStorage")].dtype is torch.float32  # noqa: SLF001
+    assert unpickler.ALLOWED[("torch", "FloatStorage")].dtype is torch.float32  # noqa: SLF001
 
 
 def test_zip_members_are_bounded(folder: Folder) -> None:
