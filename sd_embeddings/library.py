@@ -316,38 +316,17 @@ class Library:
 
     # -- sidecars --------------------------------------------------------------------------------------------
 
-    def sidecar_path(self, entry: Entry, name: str | None) -> str | None:
-        """A sidecar file beside the entry; None if it is a link leading anywhere else (never read through)."""
-        if not name:
-            return None
-        path = os.path.join(os.path.dirname(entry.path), name)
-        if os.path.dirname(os.path.realpath(path)) != os.path.dirname(os.path.realpath(entry.path)):
-            logger.warning("Ignoring %s: it links outside the embedding's folder", path)
-            return None
-        return path
-
-    def user_metadata(self, entry: Entry) -> dict:
-        path = self.sidecar_path(entry, entry.sidecars.metadata_file)
-        return sidecars.read_user_metadata(path) if path else {}
-
-    def description(self, entry: Entry) -> str:
-        """``x.json`` "description" if set, else ``x.txt`` / ``x.description.txt`` (as the WebUI does)."""
-        text = self.user_metadata(entry).get("description")
-        if isinstance(text, str) and text:
-            return text
-        path = self.sidecar_path(entry, entry.sidecars.description_file)
-        return sidecars.read_text(path) if path else ""
-
-    def metadata_path(self, entry: Entry) -> str:
-        """Where ``x.json`` lives (or would): beside the file, named after its stem."""
-        return os.path.splitext(entry.path)[0] + ".json"
+    sidecar_path = staticmethod(sidecars.sidecar_path)
+    user_metadata = staticmethod(sidecars.user_metadata)
+    description = staticmethod(sidecars.description)
+    metadata_path = staticmethod(sidecars.metadata_path)
 
     def save_user_metadata(self, entry: Entry, updates: dict) -> dict:
         """Merge ``updates`` into ``x.json`` beside a known entry (keys with value None are removed)."""
         if self.find(entry.path) is None:
             raise KeyError(f"not an entry of this library: {entry.path}")
-        path = self.metadata_path(entry)
-        data = sidecars.read_user_metadata(path)
+        path = sidecars.metadata_path(entry)
+        data = sidecars.user_metadata(entry)
         for key, value in updates.items():
             if value is None:
                 data.pop(key, None)

@@ -8,7 +8,7 @@ import os
 import tempfile
 from typing import Any
 
-from .records import Sidecars
+from .records import Entry, Sidecars
 
 logger = logging.getLogger(__name__)
 
@@ -77,3 +77,33 @@ def write_user_metadata(path: str, data: dict[str, Any]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def sidecar_path(entry: Entry, name: str | None) -> str | None:
+    """A sidecar file beside the entry; None if it is a link leading anywhere else (never read through)."""
+    if not name:
+        return None
+    path = os.path.join(os.path.dirname(entry.path), name)
+    if os.path.dirname(os.path.realpath(path)) != os.path.dirname(os.path.realpath(entry.path)):
+        logger.warning("Ignoring %s: it links outside the embedding's folder", path)
+        return None
+    return path
+
+
+def user_metadata(entry: Entry) -> dict[str, Any]:
+    path = sidecar_path(entry, entry.sidecars.metadata_file)
+    return read_user_metadata(path) if path else {}
+
+
+def description(entry: Entry) -> str:
+    """``x.json`` "description" if set, else ``x.txt`` / ``x.description.txt`` (as the WebUI does)."""
+    text = user_metadata(entry).get("description")
+    if isinstance(text, str) and text:
+        return text
+    path = sidecar_path(entry, entry.sidecars.description_file)
+    return read_text(path) if path else ""
+
+
+def metadata_path(entry: Entry) -> str:
+    """Where ``x.json`` lives (or would): beside the file, named after its stem."""
+    return os.path.splitext(entry.path)[0] + ".json"

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from conftest import TALLY
 from factories import write_a1111_pt, write_safetensors
+from hostile_kit import TALLY
 
 from sd_embeddings.encoding import encode_report
 from sd_embeddings.errors import ChangedFileError

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import TALLY
 from factories import vectors
+from hostile_kit import TALLY
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prompt_helpers import library_with

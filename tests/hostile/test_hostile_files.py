@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import Folder, decode_only, peak_memory
 from factories import vectors, write_a1111_pt, write_safetensors
+from hostile_kit import Folder, decode_only, peak_memory
 from payloads import float_bytes, png, png_chunk, png_declaring, safetensors_raw, ti_chunk
 from PIL import Image
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import TALLY
 from factories import vectors, write_a1111_pt, write_safetensors
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hostile_kit import TALLY
 from payloads import png
 
 from sd_embeddings import app as host

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Folder, decode_only, peak_memory
+from hostile_kit import Folder, decode_only, peak_memory
 from payloads import (
     BUILD,
     MARK,
