@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m sd_embeddings scan embeddings
+	$(PY) -m sd_embeddings serve embeddings
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
