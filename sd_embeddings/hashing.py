@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .bulk import gc_paused
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,12 +58,16 @@ class HashCache:
         if self.path is None or not self.path.is_file():
             return
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
-            for key, item in document.get("files", {}).items():
-                fields = {name: item[name] for name in ("sha256", "scan") if item.get(name)}
-                self._items[key] = (_Stamp(int(item["size"]), int(item["mtime_ns"])), fields)
+            with gc_paused():
+                self._read_document()
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             logger.warning("Ignoring unreadable hash cache %s (%s)", self.path, e)
+
+    def _read_document(self) -> None:
+        document = json.loads(self.path.read_text(encoding="utf-8"))
+        for key, item in document.get("files", {}).items():
+            fields = {name: item[name] for name in ("sha256", "scan") if item.get(name)}
+            self._items[key] = (_Stamp(int(item["size"]), int(item["mtime_ns"])), fields)
 
     def _get(self, path: str, size: int, mtime_ns: int, name: str) -> Any:
         with self._lock:

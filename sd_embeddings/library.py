@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import collisions, formats, scan_record, sidecars
+from .bulk import gc_paused
 from .collisions import keyword_key
 from .errors import ChangedFileError, EmbeddingError, NotAnEmbeddingError
 from .hashing import HashCache
@@ -79,7 +80,7 @@ class Library:
 
         ``progress(done, total)`` is called as files are read (for a progress bar on long scans).
         """
-        with self._lock:
+        with self._lock, gc_paused():
             report = ScanReport()
             found, dir_stamps, report.loops = walk_folders(self.folders)
             previous = self._files

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -91,7 +92,7 @@ class Shape:
             return self.parts["clip_l"][1] + self.parts["clip_g"][1]
         return sum(width for _, width in self.parts.values())
 
-    @property
+    @functools.cached_property
     def family(self) -> Family:
         return family_for_widths({key: width for key, (_, width) in self.parts.items()})
 
