@@ -200,9 +200,10 @@ def card_html(card: CardModel, tabname: str = "txt2img", index: int = 0) -> str:
     if card.collides_with:
         classes.append("sdemb-collision")
     hover = f"{card.relpath}\nsha256 {card.shorthash or '(not computed yet)'}"
+    hue, letter = placeholder_hue(card.keyword), e(placeholder_letter(card.keyword))
     picture = (f'<img class="preview sdemb-preview" src="{_attr(card.preview)}" alt="" loading="lazy">'
-               if card.preview else f'<div class="sdemb-placeholder" style="--sdemb-hue:{placeholder_hue(card.keyword)}"'
-               f' aria-hidden="true">{e(placeholder_letter(card.keyword))}</div>')
+               if card.preview else
+               f'<div class="sdemb-placeholder" style="--sdemb-hue:{hue}" aria-hidden="true">{letter}</div>')
     badges = [f'<span class="sdemb-badge sdemb-family-{_attr(card.family.lower())}">{e(card.family)}</span>',
               f'<span class="sdemb-badge">{card.vectors}v</span>']
     if card.target == "negative":
@@ -267,7 +268,8 @@ def pane_html(library: Library, tabname: str = "txt2img", api: str = API_PREFIX,
         f'<button type="button" id="{t}_extra_sort_dir" class="sdemb-sort-dir" data-sortdir="Ascending" '
         f'data-dir="asc" title="Ascending / descending">&#8593;</button>'
         f'<select id="{t}_extra_family" class="sdemb-family" aria-label="Model family">{families}</select>'
-        f'<button type="button" id="{t}_extra_tree_view" class="sdemb-tree-toggle" title="Show or hide folders">Folders</button>'
+        f'<button type="button" id="{t}_extra_tree_view" class="sdemb-tree-toggle" title="Show or hide folders">'
+        f'Folders</button>'
         f'<button type="button" id="{t}_extra_refresh" class="sdemb-refresh" title="Rescan the folders">'
         f'Refresh</button><span class="sdemb-count" aria-live="polite"></span></div>'
         f'<div class="sdemb-body"><nav id="{t}_tree" class="sdemb-tree" aria-label="Folders"></nav>'

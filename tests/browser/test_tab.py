@@ -209,3 +209,10 @@ def test_screenshots_light_and_dark(tmp_path, host_factory, open_page):
             out.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out / name), full_page=True)
         assert watch.errors == []
+
+
+def test_loading_the_script_twice_changes_nothing(tab):
+    page, _ = tab
+    page.add_script_tag(path=str(ROOT / "javascript" / "textual_inversion.js"))
+    card(page, "cat").click()
+    assert values(page)[0] == "cat"
