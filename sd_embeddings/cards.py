@@ -63,12 +63,16 @@ def is_known_negative(keyword: str, folder: str = "") -> bool:
             or name.startswith(NEGATIVE_PREFIXES))
 
 
-def resolve_target(keyword: str, folder: str, metadata: dict) -> tuple[str, str]:
-    """``(target, source)``: target ``negative``/``positive``/``focused``; source ``user`` or ``auto``."""
+def resolve_target(keyword: str, folder: str, metadata: dict, auto_negative: bool = True) -> tuple[str, str]:
+    """``(target, source)``: target ``negative``/``positive``/``focused``; source ``user`` or ``auto``.
+
+    ``auto_negative=False`` (a WebUI setting) turns the name/folder rule off: only the user's choice counts.
+    """
     chosen = metadata.get("target")
     if chosen in ("positive", "negative"):
         return chosen, "user"
-    return ("negative" if is_known_negative(keyword, folder) else "focused"), "auto"
+    negative = auto_negative and is_known_negative(keyword, folder)
+    return ("negative" if negative else "focused"), "auto"
 
 
 def prompt_weight(metadata: dict) -> float | None:
@@ -137,11 +141,11 @@ def _shown_path(library: Library, path: str) -> str:
     return other.relpath if other else os.path.basename(path)
 
 
-def card_model(library: Library, entry: Entry, api: str = API_PREFIX) -> CardModel:
+def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negative: bool = True) -> CardModel:
     metadata = library.user_metadata(entry) if entry.sidecars.metadata_file else {}
     description = library.description(entry) if (entry.sidecars.metadata_file or
                                                   entry.sidecars.description_file) else ""
-    target, source = resolve_target(entry.keyword, entry.folder, metadata)
+    target, source = resolve_target(entry.keyword, entry.folder, metadata, auto_negative)
     return CardModel(
         card_id=card_id(library, entry), keyword=entry.keyword, relpath=entry.relpath, folder=entry.folder,
         format=entry.format, family=entry.family.label, vectors=entry.vectors, size=entry.size,
@@ -151,8 +155,8 @@ def card_model(library: Library, entry: Entry, api: str = API_PREFIX) -> CardMod
         weight=prompt_weight(metadata), collides_with=[_shown_path(library, p) for p in entry.collides_with])
 
 
-def card_models(library: Library, api: str = API_PREFIX) -> list[CardModel]:
-    return [card_model(library, e, api) for e in library.entries if e.status in CARD_STATUSES]
+def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> list[CardModel]:
+    return [card_model(library, e, api, auto_negative) for e in library.entries if e.status in CARD_STATUSES]
 
 
 def problem_rows(library: Library) -> list[dict]:
@@ -170,9 +174,9 @@ def folder_list(library: Library) -> list[str]:
     return sorted(found, key=lambda f: f.casefold())
 
 
-def cards_payload(library: Library, api: str = API_PREFIX) -> dict:
+def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
     """``{version, family, folders, roots, fields, cards: [[...row...]], problems}``: what the script fetches."""
-    cards = card_models(library, api)
+    cards = card_models(library, api, auto_negative)
     return {"version": library.version, "family": library.family.value if library.family else "",
             "roots": list(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
             "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library)}
@@ -246,11 +250,11 @@ def empty_html(folders: list[str]) -> str:
 
 
 def pane_html(library: Library, tabname: str = "txt2img", api: str = API_PREFIX, initial: int = 48,
-              watch_ms: int = 0) -> str:
+              watch_ms: int = 0, auto_negative: bool = True) -> str:
     """The whole tab; the first ``initial`` cards are rendered here so they show before the script's fetch."""
     t = f"{tabname}_textual_inversion"
     shown = [e for e in library.entries if e.status in CARD_STATUSES][:initial]
-    first = "".join(card_html(card_model(library, e, api), tabname, i) for i, e in enumerate(shown))
+    first = "".join(card_html(card_model(library, e, api, auto_negative), tabname, i) for i, e in enumerate(shown))
     if not library.entries:
         first = empty_html(list(library.folders))
     sorts = "".join(f'<option value="{k}">{label}</option>' for k, label in

@@ -125,13 +125,18 @@ async def _json_body(request: Request) -> object:
         raise HTTPException(status_code=400, detail="body must be JSON") from e
 
 
-def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX) -> APIRouter:
-    """Routes for the tab; ``api`` is the URL prefix written into preview links (relative to the page)."""
+def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
+                auto_negative: Callable[[], bool] = lambda: True) -> APIRouter:
+    """Routes for the tab; ``api`` is the URL prefix written into preview links (relative to the page);
+    ``auto_negative()`` says whether the name/folder negative rule applies (a WebUI setting)."""
     router = APIRouter(prefix=ROUTE_PREFIX)
+
+    def payload(library: Library) -> dict:
+        return cards.cards_payload(library, api, auto_negative())
 
     @router.get("/cards")
     def list_cards() -> JSONResponse:
-        return JSONResponse(cards.cards_payload(get_library(), api))
+        return JSONResponse(payload(get_library()))
 
     @router.get("/version")
     def version() -> dict:
@@ -144,7 +149,7 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX)
         started = time.perf_counter()
         library.refresh()
         logger.info("Refreshed the embeddings library in %.2f s", time.perf_counter() - started)
-        return JSONResponse(cards.cards_payload(library, api))
+        return JSONResponse(payload(library))
 
     @router.get("/preview")
     def preview(root: str = "", path: str = "") -> FileResponse:
@@ -157,7 +162,8 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX)
     def read_metadata(id: str = "") -> dict:
         library = get_library()
         entry = _entry_for(library, id)
-        return {"card": asdict(cards.card_model(library, entry, api)), "metadata": library.user_metadata(entry),
+        card = cards.card_model(library, entry, api, auto_negative())
+        return {"card": asdict(card), "metadata": library.user_metadata(entry),
                 "description": library.description(entry),
                 "file": {"relpath": entry.relpath, "size": entry.size, "sha256": library.ensure_hash(entry) or "",
                          "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime_ns / 1e9)),
@@ -171,6 +177,6 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX)
         library = get_library()
         entry = _entry_for(library, body.get("id", ""))
         data = library.save_user_metadata(entry, metadata_updates(body))
-        return {"card": asdict(cards.card_model(library, entry, api)), "metadata": data}
+        return {"card": asdict(cards.card_model(library, entry, api, auto_negative())), "metadata": data}
 
     return router

@@ -133,3 +133,24 @@ def test_routes(library: Library, tmp_path: Path) -> None:
     assert client.post("/sd-embeddings/v1/metadata", json={"id": "0/cat.pt", "weight": "inf"}).status_code == 400
     meta = client.get("/sd-embeddings/v1/metadata", params={"id": "0/cat.pt"}).json()
     assert len(meta["file"]["sha256"]) == 64 and meta["description"] == "d"
+
+
+def test_auto_negative_can_be_switched_off_but_the_users_choice_stays(tmp_path):
+    """The WebUI setting ``sd_embeddings_auto_negative`` reaches cards.py as ``auto_negative``."""
+    from factories import vectors, write_safetensors
+
+    from sd_embeddings import cards
+    from sd_embeddings.library import Library
+
+    write_safetensors(tmp_path / "negative" / "EasyNegative.safetensors", {"emb_params": vectors(2)})
+    write_safetensors(tmp_path / "style.safetensors", {"emb_params": vectors(1)})
+    library = Library([tmp_path], background_hashing=False)
+    library.refresh()
+    library.save_user_metadata(library.get("style"), {"target": "negative"})
+    library.refresh()
+    on = {c.keyword: c.target for c in cards.card_models(library)}
+    off = {c.keyword: c.target for c in cards.card_models(library, auto_negative=False)}
+    assert on == {"EasyNegative": "negative", "style": "negative"}
+    assert off == {"EasyNegative": "focused", "style": "negative"}
+    assert cards.pane_html(library).count("sdemb-neg") == 2
+    assert cards.pane_html(library, auto_negative=False).count("sdemb-neg") == 1

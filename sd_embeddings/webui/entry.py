@@ -215,7 +215,8 @@ def _app_started(_demo: Any, app: Any) -> None:
     try:
         from .. import http_routes
 
-        app.include_router(http_routes.make_router(lambda: ensure_scanned().library))
+        app.include_router(http_routes.make_router(lambda: ensure_scanned().library,
+                                                   auto_negative=settings.auto_negative))
     except ImportError as e:  # the tab's routes need fastapi, which the WebUI always has
         logger.warning("Textual inversion tab routes unavailable: %s", e)
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..records import Status
+from . import settings
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def page_class(base: type) -> type:
             self.items = {item["name"]: item for item in self.list_items()}
             for item in self.items.values():
                 self.read_user_metadata(item)
-            return cards.pane_html(self.get_db().library, tabname)
+            return cards.pane_html(self.get_db().library, tabname, auto_negative=settings.auto_negative())
 
     return TextualInversionPage
 

@@ -47,6 +47,11 @@ def option(key: str) -> Any:
     return value
 
 
+def auto_negative() -> bool:
+    """Whether negative-looking embeddings (name or folder) are inserted into the negative prompt by themselves."""
+    return bool(option("sd_embeddings_auto_negative"))
+
+
 def extra_folders() -> list[str]:
     text = str(option("sd_embeddings_extra_folders") or "")
     return [part.strip() for part in text.replace(";", "\n").splitlines() if part.strip()]
