@@ -289,13 +289,19 @@ class Library:
     def _start_hashing(self) -> None:
         if not self.background_hashing:
             return
-        self._hash_wakeup.set()
-        if self._hasher is None or not self._hasher.is_alive():
-            self._hasher = threading.Thread(target=self._hash_loop, name="sd-embeddings-hasher", daemon=True)
-            self._hasher.start()
+        with self._lock:  # pairs with the exit check in _hash_loop: work is never left with no thread to do it
+            self._hash_wakeup.set()
+            if self._hasher is None or not self._hasher.is_alive():
+                self._hasher = threading.Thread(target=self._hash_loop, name="sd-embeddings-hasher", daemon=True)
+                self._hasher.start()
 
     def _hash_loop(self) -> None:
-        while self._hash_wakeup.wait(timeout=30):
+        while True:
+            if not self._hash_wakeup.wait(timeout=30):
+                with self._lock:
+                    if not self._hash_wakeup.is_set():
+                        self._hasher = None
+                        return
             self._hash_wakeup.clear()
             records = self._files
             pending = [e for e in self._entries if e.path in records
@@ -304,7 +310,6 @@ class Library:
             for entry in pending:
                 self.verify(entry)
             self.hash_cache.save()
-        self._hasher = None
 
     def hash_all(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Hash every entry now (CLI, benchmarks) and persist the cache."""
