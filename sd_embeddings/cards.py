@@ -14,10 +14,15 @@ Public API (stable; the WebUI adapter calls it):
 - ``cards_payload(library, api=API_PREFIX) -> dict``: the JSON-able document the script fetches (see ``FIELDS``).
 - ``card_html(card, tabname) -> str``: one WebUI-compatible ``div.card`` (``data-name`` = keyword), for
   ``get-single-card`` style refreshes and the first paint.
-- ``pane_html(library, tabname="txt2img", api=API_PREFIX, initial=48, watch_ms=0) -> str``: the whole tab
-  (controls with the WebUI ids ``{T}_extra_search``, ``{T}_extra_sort_dir``, ``{T}_extra_refresh``, the cards
-  container ``{T}_cards``, the folder tree, the problems list), with ``T = f"{tabname}_textual_inversion"``.
+- ``pane_html(library, tabname="txt2img", api=API_PREFIX, initial=48, watch_ms=0, auto_negative=True,
+  hidden_models="When searched", sort="name", sort_dir="asc") -> str``: the whole tab (controls with the WebUI
+  ids ``{T}_extra_search``, ``{T}_extra_sort_dir``, ``{T}_extra_refresh``, the cards container ``{T}_cards``,
+  the folder tree, the problems list), with ``T = f"{tabname}_textual_inversion"``.
   ``javascript/textual_inversion.js`` takes over from there; ``watch_ms`` > 0 makes it poll for changes.
+  ``sort`` is one of ``SORT_KEYS``, ``sort_dir`` ``asc``/``desc`` (the initial order).
+- Hidden entries (``CardModel.hidden``): a file or any folder on its path starts with ``.``. ``hidden_models``
+  (``HIDDEN_MODES``, the WebUI's ``extra_networks_hidden_models``) decides: ``Always`` shown, ``When searched``
+  only while the search text has at least ``HIDDEN_MIN_SEARCH`` characters, ``Never`` not shown.
 - ``is_known_negative(keyword, folder) -> bool`` and ``resolve_target(keyword, folder, metadata)``: the rule
   below. ``prompt_weight(metadata) -> float | None``: the ``"preferred weight"`` user setting.
 
@@ -51,6 +56,12 @@ NEGATIVE_PREFIXES = ("bad-hands", "bad_hands", "badhandv", "bad-picture", "bad_p
                      "unaestheticxl", "deepnegative", "ng_deep", "easyneg", "fastneg")
 TARGETS = ("auto", "positive", "negative")
 DESCRIPTION_LIMIT = 400
+SORTS = (("name", "Name"), ("path", "Path"), ("mtime", "Date modified"), ("size", "Size"), ("vectors", "Vectors"))
+SORT_KEYS = tuple(key for key, _ in SORTS)
+SORT_DIRS = ("asc", "desc")
+HIDDEN_MODES = ("Always", "When searched", "Never")
+HIDDEN_DEFAULT = "When searched"
+HIDDEN_MIN_SEARCH = 4
 
 
 def is_known_negative(keyword: str, folder: str = "") -> bool:
@@ -107,6 +118,7 @@ class CardModel:
     target_source: str
     weight: float | None
     collides_with: list[str] = field(default_factory=list)
+    hidden: bool = False
 
     @property
     def usable(self) -> bool:
@@ -121,6 +133,11 @@ FIELDS = tuple(f for f in CardModel.__dataclass_fields__)
 """Column order of ``cards_payload()["cards"]`` rows."""
 
 
+def is_hidden(relpath: str) -> bool:
+    """True when the file or a folder on its (``/``-separated) relative path starts with ``.``."""
+    return any(part.startswith(".") for part in relpath.split("/"))
+
+
 def card_id(library: Library, entry: Entry) -> str:
     root = library.folders.index(entry.root) if entry.root in library.folders else 0
     return f"{root}/{entry.relpath}"
@@ -132,7 +149,11 @@ def preview_url(library: Library, entry: Entry, api: str = API_PREFIX) -> str:
         return ""
     rel = f"{entry.folder}/{name}" if entry.folder else name
     root = library.folders.index(entry.root) if entry.root in library.folders else 0
-    query = urllib.parse.urlencode({"root": root, "path": rel, "v": entry.mtime_ns // 1_000_000})
+    try:  # the picture's own time, so a replaced preview gets a new URL (previews are cached for an hour)
+        stamp = os.stat(os.path.join(entry.root, *rel.split("/"))).st_mtime_ns
+    except OSError:
+        stamp = entry.mtime_ns
+    query = urllib.parse.urlencode({"root": root, "path": rel, "v": stamp // 1_000_000})
     return f"{api}/preview?{query}"
 
 
@@ -152,7 +173,8 @@ def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negat
         mtime=entry.mtime_ns // 1_000_000_000, status=entry.status.value, reason=entry.reason,
         description=description[:DESCRIPTION_LIMIT], shorthash=entry.shorthash or "",
         preview=preview_url(library, entry, api), target=target, target_source=source,
-        weight=prompt_weight(metadata), collides_with=[_shown_path(library, p) for p in entry.collides_with])
+        weight=prompt_weight(metadata), collides_with=[_shown_path(library, p) for p in entry.collides_with],
+        hidden=is_hidden(entry.relpath))
 
 
 def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> list[CardModel]:
@@ -249,28 +271,39 @@ def empty_html(folders: list[str]) -> str:
             '<code>python -m sd_embeddings samples DIR</code> writes a few small samples.</p></div>')
 
 
+def _first_cards(library: Library, tabname: str, api: str, initial: int, auto_negative: bool,
+                 hidden_models: str) -> str:
+    """The cards painted before the script's fetch (library order; hidden ones only with ``Always``)."""
+    shown = [e for e in library.entries if e.status in CARD_STATUSES
+             and (hidden_models == "Always" or not is_hidden(e.relpath))][:initial]
+    return "".join(card_html(card_model(library, e, api, auto_negative), tabname, i) for i, e in enumerate(shown))
+
+
 def pane_html(library: Library, tabname: str = "txt2img", api: str = API_PREFIX, initial: int = 48,
-              watch_ms: int = 0, auto_negative: bool = True) -> str:
+              watch_ms: int = 0, auto_negative: bool = True, hidden_models: str = HIDDEN_DEFAULT,
+              sort: str = "name", sort_dir: str = "asc") -> str:
     """The whole tab; the first ``initial`` cards are rendered here so they show before the script's fetch."""
     t = f"{tabname}_textual_inversion"
-    shown = [e for e in library.entries if e.status in CARD_STATUSES][:initial]
-    first = "".join(card_html(card_model(library, e, api, auto_negative), tabname, i) for i, e in enumerate(shown))
+    hidden_models = hidden_models if hidden_models in HIDDEN_MODES else HIDDEN_DEFAULT
+    sort = sort if sort in SORT_KEYS else "name"
+    descending = sort_dir == "desc"
+    first = _first_cards(library, tabname, api, initial, auto_negative, hidden_models)
     if not library.entries:
         first = empty_html(list(library.folders))
-    sorts = "".join(f'<option value="{k}">{label}</option>' for k, label in
-                    (("name", "Name"), ("mtime", "Date modified"), ("size", "Size"), ("vectors", "Vectors")))
+    sorts = "".join(f'<option value="{k}"{" selected" if k == sort else ""}>{label}</option>' for k, label in SORTS)
     families = "".join(f'<option value="{k}">{label}</option>' for k, label in
                        (("", "All models"), ("usable", "Usable now"), ("SD1", "SD1"), ("SD2", "SD2"),
                         ("SDXL", "SDXL")))
     return (
         f'<div id="{t}_pane" class="sdemb-pane" data-tab="{_attr(tabname)}" data-t="{t}" data-api="{_attr(api)}" '
-        f'data-watch="{int(watch_ms)}">'
+        f'data-watch="{int(watch_ms)}" data-hidden-models="{_attr(hidden_models)}">'
         f'<div id="{t}_controls" class="sdemb-controls">'
         f'<input type="search" id="{t}_extra_search" class="sdemb-search" placeholder="Search keyword, folder, '
         f'description" aria-label="Search embeddings">'
         f'<select id="{t}_extra_sort" class="sdemb-sort" aria-label="Sort by">{sorts}</select>'
-        f'<button type="button" id="{t}_extra_sort_dir" class="sdemb-sort-dir" data-sortdir="Ascending" '
-        f'data-dir="asc" title="Ascending / descending">&#8593;</button>'
+        f'<button type="button" id="{t}_extra_sort_dir" class="sdemb-sort-dir" '
+        f'data-sortdir="{"Descending" if descending else "Ascending"}" data-dir="{"desc" if descending else "asc"}" '
+        f'title="Ascending / descending">{"&#8595;" if descending else "&#8593;"}</button>'
         f'<select id="{t}_extra_family" class="sdemb-family" aria-label="Model family">{families}</select>'
         f'<button type="button" id="{t}_extra_tree_view" class="sdemb-tree-toggle" title="Show or hide folders">'
         f'Folders</button>'

@@ -5,7 +5,9 @@ The pane itself (cards with badges and reasons, folders, problems list, search/s
 This class keeps the WebUI's page contract so its machinery keeps working: ``create_item`` returns the WebUI's
 item dict (``get-single-card`` and "Edit metadata" use it), ``list_items`` covers every usable or incompatible
 embedding, ``refresh`` rescans, ``allowed_directories_for_previews`` lists every scanned folder. The pane is
-rendered from the library, so it is filled before the model finishes loading.
+rendered from the library, so it is filled before the model finishes loading. The WebUI's settings for hidden
+entries (``extra_networks_hidden_models``) and the initial card order (``extra_networks_card_order_field``,
+``extra_networks_card_order``) are read each time the pane is rendered (``settings.tab_options``).
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def page_class(base: type) -> type:
             self.items = {item["name"]: item for item in self.list_items()}
             for item in self.items.values():
                 self.read_user_metadata(item)
-            return cards.pane_html(self.get_db().library, tabname, auto_negative=settings.auto_negative())
+            return cards.pane_html(self.get_db().library, tabname, auto_negative=settings.auto_negative(),
+                                   **settings.tab_options())
 
     return TextualInversionPage
 

@@ -52,6 +52,29 @@ def auto_negative() -> bool:
     return bool(option("sd_embeddings_auto_negative"))
 
 
+WEBUI_SORT_FIELDS = {"Path": "path", "Name": "name", "Date Created": "mtime", "Date Modified": "mtime"}
+"""The WebUI's ``extra_networks_card_order_field`` -> our sort key (we keep one file time: modified)."""
+
+
+def tab_options() -> dict[str, str]:
+    """The WebUI's own extra-networks settings that shape our tab: hidden entries and the initial order.
+
+    ``extra_networks_hidden_models`` -> ``hidden_models``; ``extra_networks_card_order_field`` and
+    ``extra_networks_card_order`` -> ``sort``/``sort_dir``. Older WebUIs without a setting get its default.
+    """
+    from modules import shared
+
+    from .. import cards
+
+    opts = shared.opts
+    hidden = getattr(opts, "extra_networks_hidden_models", cards.HIDDEN_DEFAULT)
+    field = getattr(opts, "extra_networks_card_order_field", "Path")
+    order = getattr(opts, "extra_networks_card_order", "Ascending")
+    return {"hidden_models": hidden if hidden in cards.HIDDEN_MODES else cards.HIDDEN_DEFAULT,
+            "sort": WEBUI_SORT_FIELDS.get(field, "name"),
+            "sort_dir": "desc" if order == "Descending" else "asc"}
+
+
 def extra_folders() -> list[str]:
     text = str(option("sd_embeddings_extra_folders") or "")
     return [part.strip() for part in text.replace(";", "\n").splitlines() if part.strip()]

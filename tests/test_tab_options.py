@@ -1,0 +1,76 @@
+"""Hidden entries, the initial sort and the WebUI settings behind them (no browser)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from factories import vectors, write_safetensors
+
+from sd_embeddings import cards
+from sd_embeddings.library import Library
+
+
+@pytest.fixture
+def dotted(tmp_path: Path) -> Library:
+    root = tmp_path / "embeddings"
+    write_safetensors(root / "plain.safetensors", {"emb_params": vectors(1, seed=1)})
+    write_safetensors(root / ".dotfile.safetensors", {"emb_params": vectors(1, seed=2)})
+    write_safetensors(root / ".secret" / "inside.safetensors", {"emb_params": vectors(1, seed=3)})
+    write_safetensors(root / "a" / ".b" / "deep.safetensors", {"emb_params": vectors(1, seed=4)})
+    library = Library([root], background_hashing=False)
+    library.refresh()
+    return library
+
+
+@pytest.mark.parametrize("relpath, hidden", [
+    ("x.pt", False), (".x.pt", True), (".git/x.pt", True), ("a/.b/x.pt", True), ("a/b.c/x.pt", False),
+    ("a.b/x.pt", False),
+])
+def test_is_hidden(relpath: str, hidden: bool) -> None:
+    assert cards.is_hidden(relpath) is hidden
+
+
+def test_payload_flags_hidden_cards(dotted: Library) -> None:
+    payload = cards.cards_payload(dotted)
+    column = payload["fields"].index("hidden")
+    flags = {row[payload["fields"].index("keyword")]: row[column] for row in payload["cards"]}
+    assert flags == {"plain": False, ".dotfile": True, "inside": True, "deep": True}
+
+
+@pytest.mark.parametrize("mode, shown", [
+    ("When searched", {"plain"}), ("Never", {"plain"}), ("Always", {"plain", ".dotfile", "inside", "deep"}),
+    ("bogus", {"plain"}),
+])
+def test_first_paint_shows_hidden_cards_only_when_always(dotted: Library, mode: str, shown: set[str]) -> None:
+    markup = cards.pane_html(dotted, hidden_models=mode)
+    assert set(re.findall(r'class="card[^"]*"[^>]*data-name="([^"]+)"', markup)) == shown
+    expected = mode if mode in cards.HIDDEN_MODES else cards.HIDDEN_DEFAULT
+    assert f'data-hidden-models="{expected}"' in markup
+
+
+@pytest.mark.parametrize("sort, direction, selected, arrow", [
+    ("mtime", "desc", "mtime", 'data-dir="desc"'), ("path", "asc", "path", 'data-dir="asc"'),
+    ("nonsense", "sideways", "name", 'data-dir="asc"'),
+])
+def test_initial_sort_is_preselected(dotted: Library, sort: str, direction: str, selected: str, arrow: str) -> None:
+    markup = cards.pane_html(dotted, sort=sort, sort_dir=direction)
+    assert re.findall(r'<option value="(\w+)" selected>', markup) == [selected]
+    assert arrow in markup
+    assert ('data-sortdir="Descending"' in markup) is (direction == "desc")
+
+
+def test_replaced_preview_gets_a_new_url(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "embeddings"
+    write_safetensors(root / "cat.safetensors", {"emb_params": vectors(1)})
+    (root / "cat.preview.png").write_bytes(b"old")
+    library = Library([root], background_hashing=False)
+    library.refresh()
+    before = cards.card_models(library)[0].preview
+    os.utime(root / "cat.preview.png", ns=(10**18, 10**18))
+    library.refresh()
+    after = cards.card_models(library)[0].preview
+    assert before != after and "path=cat.preview.png" in after
