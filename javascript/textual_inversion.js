@@ -6,6 +6,8 @@
   if (window.sdEmbeddings && window.sdEmbeddings.ready) return;
   const NS = (window.sdEmbeddings = window.sdEmbeddings || {});
   const CHUNK = 60;
+  const TREE_MANY = 40; // with more folders than this, folders below the first level start folded
+  const HIDDEN_MIN_SEARCH = 4;
   const states = new WeakMap();
   const lastBox = {}; // tab -> "positive" | "negative"
   const touched = new WeakSet(); // textareas the user has put a caret in
@@ -120,11 +122,21 @@
       const card = { idx };
       f.forEach((k, i) => (card[k] = row[i]));
       card.search = (card.keyword + " " + card.relpath + " " + card.description).toLowerCase();
+      card.pathKey = card.relpath.toLowerCase();
       return card;
     });
     state.byId = new Map(state.all.map((c) => [c.card_id, c]));
   }
+  // Hidden cards (a "." file or folder): the WebUI's extra_networks_hidden_models decides.
+  function hiddenShown(state) {
+    const mode = state.hiddenMode;
+    return mode === "Always" || (mode !== "Never" && state.query.trim().length >= HIDDEN_MIN_SEARCH);
+  }
+  function hiddenFolder(folder) {
+    return folder.split("/").some((part) => part.startsWith("."));
+  }
   function matches(state, card, terms) {
+    if (card.hidden && !hiddenShown(state)) return false;
     const fam = state.family;
     if (fam === "usable" ? card.status !== "loaded" : fam && card.family !== fam) return false;
     if (state.folder && card.folder !== state.folder && !card.folder.startsWith(state.folder + "/")) return false;
@@ -134,7 +146,8 @@
     const terms = state.query.toLowerCase().split(/\s+/).filter(Boolean);
     const view = state.all.filter((c) => matches(state, c, terms));
     const key = state.sort;
-    if (key !== "name") view.sort((a, b) => a[key] - b[key] || a.idx - b.idx);
+    if (key === "path") view.sort((a, b) => (a.pathKey < b.pathKey ? -1 : a.pathKey > b.pathKey ? 1 : a.idx - b.idx));
+    else if (key !== "name") view.sort((a, b) => a[key] - b[key] || a.idx - b.idx);
     if (state.dir === "desc") view.reverse();
     state.view = view;
   }
@@ -203,19 +216,52 @@
       "</ul><p>Sub-folders are fine; <code>name.preview.png</code> becomes the preview of <code>name</code>. " +
       "Then press Refresh. For a first look, <code>python -m sd_embeddings samples DIR</code> writes samples.</p></div>";
   }
-  function renderSide(state) {
-    const counts = {};
+  function parentOf(folder) {
+    const cut = folder.lastIndexOf("/");
+    return cut < 0 ? "" : folder.slice(0, cut);
+  }
+  // Folder tree: rows only for folders whose parents are all unfolded, so hundreds of folders stay short.
+  function renderTree(state) {
+    const showHidden = state.hiddenMode === "Always", counts = {}, children = new Map();
     for (const c of state.all) {
+      if (c.hidden && !showHidden) continue;
       const parts = c.folder ? c.folder.split("/") : [];
       for (let i = 0; i <= parts.length; i++) counts[parts.slice(0, i).join("/")] = (counts[parts.slice(0, i).join("/")] || 0) + 1;
     }
-    state.tree.innerHTML = state.doc.folders.map((f) => {
-      const depth = f ? f.split("/").length : 0, name = f ? f.split("/").pop() : "All folders";
-      const on = (state.folder || "") === f ? " sdemb-on" : "";
-      return '<button type="button" class="sdemb-folder-btn' + on + '" data-folder="' + esc(f) + '" style="padding-left:' +
-        (0.4 + depth * 0.9) + 'em">' + esc(name) + ' <small>' + (counts[f] || 0) + "</small></button>";
-    }).join("");
-    state.pane.classList.toggle("sdemb-no-tree", state.doc.folders.length < 2 && !state.treeForced);
+    const folders = state.doc.folders.filter((f) => f && (showHidden || !hiddenFolder(f)));
+    for (const f of folders) {
+      const up = parentOf(f);
+      if (!children.has(up)) children.set(up, []);
+      children.get(up).push(f);
+    }
+    const many = folders.length > TREE_MANY;
+    for (const f of folders) {
+      if (state.seenFolders.has(f)) continue;
+      state.seenFolders.add(f);
+      if (many && children.has(f)) state.collapsed.add(f);
+    }
+    const rows = [];
+    const row = (f, depth) => {
+      const kids = f ? children.get(f) : null, open = !state.collapsed.has(f);
+      const name = f ? f.split("/").pop() : "All folders", on = (state.folder || "") === f ? " sdemb-on" : "";
+      const chevron = kids ? '<button type="button" class="sdemb-chevron" data-toggle="' + esc(f) + '" aria-expanded="' +
+        open + '" aria-label="' + (open ? "Fold " : "Unfold ") + esc(name) + '">' + (open ? "&#9662;" : "&#9656;") + "</button>"
+        : '<span class="sdemb-chevron-gap"></span>';
+      rows.push('<div class="sdemb-folder-row" role="treeitem" aria-level="' + (depth + 1) + '"' +
+        (kids ? ' aria-expanded="' + open + '"' : "") + ' style="padding-left:' + depth * 0.9 + 'em">' + (f ? chevron : "") +
+        '<button type="button" class="sdemb-folder-btn' + on + '" data-folder="' + esc(f) + '" title="' + esc(f || name) +
+        '">' + esc(name) + " <small>" + (counts[f] || 0) + "</small></button></div>");
+      if (kids && open) for (const k of kids) row(k, depth + 1);
+    };
+    row("", 0);
+    for (const f of children.get("") || []) row(f, 0);
+    state.tree.innerHTML = rows.join("");
+    state.tree.setAttribute("role", "tree");
+    return folders.length;
+  }
+  function renderSide(state) {
+    const shown = renderTree(state);
+    state.pane.classList.toggle("sdemb-no-tree", shown < 1 && !state.treeForced);
     const problems = state.pane.querySelector(".sdemb-problems");
     const rows = state.doc.problems, loud = rows.filter((r) => !r.quiet);
     const open = problems.querySelector("details[open]") ? " open" : "";
@@ -289,6 +335,7 @@
     on("_extra_sort_dir", "click", (ev) => {
       state.dir = state.dir === "asc" ? "desc" : "asc";
       ev.currentTarget.dataset.dir = state.dir;
+      ev.currentTarget.dataset.sortdir = state.dir === "asc" ? "Ascending" : "Descending";
       ev.currentTarget.innerHTML = state.dir === "asc" ? "&#8593;" : "&#8595;";
       render(state, false);
     });
@@ -299,6 +346,15 @@
       load(state, "refresh").finally(() => (button.disabled = false));
     });
     state.tree.addEventListener("click", (ev) => {
+      const fold = ev.target.closest(".sdemb-chevron");
+      if (fold) {
+        const f = fold.dataset.toggle;
+        if (!state.collapsed.delete(f)) state.collapsed.add(f);
+        renderTree(state);
+        const again = Array.from(state.tree.querySelectorAll(".sdemb-chevron")).find((b) => b.dataset.toggle === f);
+        if (again) again.focus();
+        return;
+      }
       const b = ev.target.closest(".sdemb-folder-btn");
       if (!b) return;
       state.folder = b.dataset.folder || null;
@@ -334,9 +390,12 @@
     if (states.has(pane)) return;
     const t = pane.dataset.t, sentinel = document.createElement("div");
     sentinel.className = "sdemb-sentinel";
+    const sortBox = byId(t + "_extra_sort"), dirButton = byId(t + "_extra_sort_dir");
     const state = { pane, t, tab: pane.dataset.tab, api: pane.dataset.api, cards: byId(t + "_cards"), sentinel,
-      tree: pane.querySelector(".sdemb-tree"), all: [], view: [], rendered: 0, query: "", sort: "name", dir: "asc",
-      family: "", folder: null };
+      tree: pane.querySelector(".sdemb-tree"), all: [], view: [], rendered: 0, query: "",
+      sort: sortBox ? sortBox.value : "name", dir: dirButton && dirButton.dataset.dir === "desc" ? "desc" : "asc",
+      family: "", folder: null, hiddenMode: pane.dataset.hiddenModels || "When searched",
+      collapsed: new Set(), seenFolders: new Set() };
     states.set(pane, state);
     pane.dataset.sdembInit = "1";
     wire(state);
