@@ -14,6 +14,7 @@ from typing import Any
 from .encoding import encode_report, pick_family
 from .hashing import HashCache, default_cache_path
 from .library import Library
+from .prompt_syntax import DEFAULT_STEPS
 from .records import Family
 from .tokenizer import for_model
 
@@ -32,6 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="local diffusers folder, text-encoder folder or .safetensors checkpoint "
                              "(default: the family's real configuration with random weights)")
     parser.add_argument("--clip-skip", type=int, default=1, metavar="N", help="SD1 CLIP skip (default 1)")
+    parser.add_argument("--sdxl-clip-l-skip", action="store_true",
+                        help="apply --clip-skip to SDXL's CLIP-L too (the WebUI's 'Clip skip SDXL' option)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+                        help=f"sampling steps for prompt editing [a:b:when] and [a|b] (default {DEFAULT_STEPS})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -50,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
         family = pick_family(library, args.family, args.model)
         library.set_family(family)
         library.refresh()
-        report = encode_report(library, args.prompt, args.negative, family, args.model, clip_skip=args.clip_skip)
+        report = encode_report(library, args.prompt, args.negative, family, args.model, clip_skip=args.clip_skip,
+                               steps=args.steps, sdxl_clip_l_skip=args.sdxl_clip_l_skip)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -67,27 +73,44 @@ def print_report(report: dict[str, Any], tokenizer: Any) -> None:
     source = report["model"] or "random weights (no --model: shapes are real, values are not)"
     print(f"Model: {report['family']}, {source}")
     for name in ("positive", "negative"):
-        part = report[name]
-        count = len(part["chunks"])
-        print(f"\n{name.capitalize()} prompt: {part['token_count']}/{part['token_limit']} tokens, "
+        prompt = report[name]
+        count = len(prompt["chunks"])
+        print(f"\n{name.capitalize()} prompt: {prompt['token_count']}/{prompt['token_limit']} tokens, "
               f"{count} chunk{'s' if count != 1 else ''}")
-        for index, chunk in enumerate(part["chunks"]):
-            text = chunk_text(chunk, [e for e in part["embeddings"] if e["chunk"] == index], tokenizer)
-            print(f"  chunk {index}: {chunk['token_count']}/75  {text}")
+        if prompt.get("extra_networks"):
+            print(f"  extra networks (not text): {' '.join(prompt['extra_networks'])}")
+        parts = prompt["parts"]
+        for index, part in enumerate(parts):
+            if len(parts) > 1:
+                print(f"  part {index}: {part_label(part, report['steps'])}: {part['text']!r}")
+            for chunk_index, chunk in enumerate(part["chunks"]):
+                text = chunk_text(chunk, [e for e in part["embeddings"] if e["chunk"] == chunk_index], tokenizer)
+                print(f"  chunk {chunk_index}: {chunk['token_count']}/75  {text}")
     print("\nEmbeddings used:" if report["embeddings"] else "\nEmbeddings used: none")
     for e in report["embeddings"]:
         print(f"  {e['keyword']}  {e['file']}  {e['vectors']} vector{'s' if e['vectors'] != 1 else ''}  "
-              f"weight {e['weight']:g}  {e['prompt']} chunk {e['chunk']} position {e['position']}")
+              f"weight {e['weight']:g}  {e['prompt']}{where(report, e)} chunk {e['chunk']} position {e['position']}")
     print("\nWarnings:" if report["warnings"] else "\nWarnings: none")
     for w in report["warnings"]:
         print(f"  [{w['kind']}] ({w['prompt']}) {w['message']}")
     print(f"\n{report['ti_hashes_item'] or 'TI hashes: (none)'}")
     print("\nConditioning:")
     for name in ("positive", "negative"):
-        part = report[name]
-        pooled = f", pooled {part['pooled_shape']}" if part["pooled_shape"] else ""
-        checksum = "not computed" if part["checksum"] is None else f"{part['checksum']}"
-        print(f"  {name}: shape {part['shape']}{pooled}, checksum {checksum}")
+        for index, part in enumerate(report[name]["parts"]):
+            pooled = f", pooled {part['pooled_shape']}" if part["pooled_shape"] else ""
+            checksum = "not computed" if part["checksum"] is None else f"{part['checksum']}"
+            label = f" part {index}" if len(report[name]["parts"]) > 1 else ""
+            print(f"  {name}{label}: shape {part['shape']}{pooled}, checksum {checksum}")
+
+
+def where(report: dict[str, Any], embedding: dict[str, Any]) -> str:
+    return f" part {embedding['part']}" if len(report[embedding["prompt"]]["parts"]) > 1 else ""
+
+
+def part_label(part: dict[str, Any], steps: int) -> str:
+    """``AND 1, weight 0.5, steps 6-20 of 20``: where a part of a prompt is used."""
+    ranges = ", ".join(f"{first}" if first == last else f"{first}-{last}" for first, last in part["steps"])
+    return f"AND {part['and_index']}, weight {part['weight']:g}, steps {ranges} of {steps}"
 
 
 def chunk_text(chunk: dict[str, Any], placed: list[dict[str, Any]], tokenizer: Any) -> str:

@@ -110,11 +110,18 @@ def chunk_ids(chunks: list[Chunk], spec: EncoderSpec, eos_id: int) -> torch.Tens
 
 
 def run_encoder(model: Any, spec: EncoderSpec, ids: torch.Tensor, fixes: list[list[tuple[int, torch.Tensor]]],
-                clip_skip: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One encoder over a batch of chunks -> (hidden states as the family reads them, pooled or None)."""
+                clip_skip: int = 1, sdxl_clip_l_skip: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One encoder over a batch of chunks -> (hidden states as the family reads them, pooled or None).
+
+    ``clip_skip`` applies to SD1's encoder when > 1, and to SDXL's CLIP-L when ``sdxl_clip_l_skip`` is on (then
+    always, as the WebUI's option: CLIP skip 1 reads the last layer instead of the penultimate one).
+    """
     with torch.no_grad(), substituted_rows(model, fixes):
         out = model(input_ids=ids, output_hidden_states=True)
-    index = -clip_skip if spec.clip_skip and clip_skip > 1 else spec.hidden_index
+    if (spec.clip_skip and clip_skip > 1) or (spec.clip_skip_option and sdxl_clip_l_skip):
+        index = -max(1, clip_skip)
+    else:
+        index = spec.hidden_index
     if index == -1 and spec.final_norm:
         z = out.last_hidden_state
     else:
@@ -127,7 +134,7 @@ def run_encoder(model: Any, spec: EncoderSpec, ids: torch.Tensor, fixes: list[li
 
 
 def encode(tokens: PromptTokens, encoders: TextEncoders, vectors: VectorSource, *, eos_id: int = 49407,
-           clip_skip: int = 1, emphasis: str = "Original") -> Conditioning:
+           clip_skip: int = 1, emphasis: str = "Original", sdxl_clip_l_skip: bool = False) -> Conditioning:
     """The conditioning of one tokenized prompt: each encoder gets its own rows, outputs are concatenated."""
     chunks = tokens.chunks
     data = {id(p.entry): vectors(p.entry) for p in tokens.placements}
@@ -137,7 +144,7 @@ def encode(tokens: PromptTokens, encoders: TextEncoders, vectors: VectorSource, 
         for spec, model in encoders.encoders:
             fixes = [[(p.offset + 1, rows_for(data[id(p.entry)], spec)[p.first_row:p.first_row + p.vectors])
                       for p in chunk.placements] for chunk in chunks]
-            z, pool = run_encoder(model, spec, chunk_ids(chunks, spec, eos_id), fixes, clip_skip)
+            z, pool = run_encoder(model, spec, chunk_ids(chunks, spec, eos_id), fixes, clip_skip, sdxl_clip_l_skip)
             outputs.append(apply_emphasis(z, weights, emphasis))
             if pool is not None:
                 pooled = pool[:1]

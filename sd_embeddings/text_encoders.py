@@ -41,6 +41,8 @@ class EncoderSpec:
     pooled: bool = False
     clip_skip: bool = False
     """Whether the CLIP-skip setting applies (SD1)."""
+    clip_skip_option: bool = False
+    """Whether the CLIP-skip setting applies when asked (the WebUI's ``sdxl_clip_l_skip``: SDXL CLIP-L)."""
     layers: int = 12
     heads: int = 12
     intermediate: int = 3072
@@ -49,7 +51,7 @@ class EncoderSpec:
 
 CLIP_L = EncoderSpec("", 768, -1, True, None, clip_skip=True)
 OPENCLIP_H = EncoderSpec("", 1024, -2, True, 0, layers=24, heads=16, intermediate=4096, act="gelu")
-SDXL_L = EncoderSpec("clip_l", 768, -2, False, None)
+SDXL_L = EncoderSpec("clip_l", 768, -2, False, None, clip_skip_option=True)
 SDXL_G = EncoderSpec("clip_g", 1280, -2, False, 0, pooled=True, layers=32, heads=20, intermediate=5120, act="gelu")
 SPECS: dict[Family, tuple[EncoderSpec, ...]] = {
     Family.SD1: (CLIP_L,), Family.SD2: (OPENCLIP_H,), Family.SDXL: (SDXL_L, SDXL_G)}

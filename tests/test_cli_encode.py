@@ -47,9 +47,33 @@ def test_json_output_sdxl(folder, capsys) -> None:
     assert [len(c["tokens"]) for c in positive["chunks"]] == [77, 77]
     assert positive["chunks"][0]["tokens"][:4] == [49406, 0, 0, 49407]
     assert report["embeddings"] == [{"keyword": "xl", "file": "xl.safetensors", "vectors": 2, "weight": 1.0,
-                                     "prompt": "positive", "chunk": 0, "position": 1}]
+                                     "prompt": "positive", "chunk": 0, "position": 1, "part": 0}]
     assert report["ti_hashes"].startswith("xl: ")
     assert isinstance(positive["checksum"], float)
+
+
+def test_prompt_syntax_parts_and_steps(folder, capsys) -> None:
+    code = main(["encode", "a <lora:style:1> [cat:EasyNegative:0.5] AND dog:0.5", "--steps", "10",
+                 "--folder", str(folder)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "extra networks (not text): <lora:style:1>" in out
+    assert "part 0: AND 0, weight 1, steps 1-5 of 10: 'a  cat'" in out
+    assert "part 1: AND 0, weight 1, steps 6-10 of 10: 'a  EasyNegative'" in out
+    assert "part 2: AND 1, weight 0.5, steps 1-10 of 10: ' dog'" in out
+    assert "EasyNegative.pt  2 vectors  weight 1  positive part 1 chunk 0 position 2" in out
+    assert "positive part 2: shape [1, 77, 768]" in out
+
+
+def test_json_steps_and_sdxl_clip_l_skip(folder, capsys) -> None:
+    args = ["encode", "xl [cat|dog]", "--family", "sdxl", "--folder", str(folder), "--json", "--steps", "3"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*args, "--sdxl-clip-l-skip"]) == 0
+    skipped = json.loads(capsys.readouterr().out)
+    assert plain["steps"] == 3
+    assert [p["steps"] for p in plain["positive"]["parts"]] == [[[1, 1], [3, 3]], [[2, 2]]]
+    assert plain["positive"]["checksum"] != skipped["positive"]["checksum"]
 
 
 def test_usage_errors(tmp_path, capsys) -> None:

@@ -200,3 +200,30 @@ def test_single_file_sd2_checkpoint_loads_openclip_weights(tmp_path) -> None:
     _, expected = encode(library, Family.SD2, source, "a wide cat")
     _, actual = encode(library, Family.SD2, loaded, "a wide cat")
     torch.testing.assert_close(actual.tensor, expected.tensor)
+
+
+@pytest.mark.parametrize("clip_skip", [1, 3])
+def test_sdxl_clip_l_skip_reads_clip_l_at_the_skipped_layer_only_when_asked(tmp_path, sdxl, clip_skip) -> None:
+    vec = sdxl_vectors(3, seed=5)
+    library = library_with(tmp_path, {"xlemb": vec}, family=Family.SDXL)
+    tokens, default = encode(library, Family.SDXL, sdxl, "a cat, xlemb", clip_skip=clip_skip)
+    _, skipped = encode(library, Family.SDXL, sdxl, "a cat, xlemb", clip_skip=clip_skip, sdxl_clip_l_skip=True)
+    (spec_l, model_l), _ = sdxl.encoders
+    chunk, row = tokens.chunks[0], tokens.placements[0].offset + 1
+    assert spec_l.hidden_index == -2  # without the option CLIP skip is ignored: the penultimate layer
+    torch.testing.assert_close(default.tensor[..., :768],
+                               hand_built(model_l, spec_l, chunk.tokens, row, vec["clip_l"], chunk.weights),
+                               atol=1e-4, rtol=1e-4)
+    at_skip = text_encoders.EncoderSpec("clip_l", 768, -clip_skip, False, None)
+    torch.testing.assert_close(skipped.tensor[..., :768],
+                               hand_built(model_l, at_skip, chunk.tokens, row, vec["clip_l"], chunk.weights),
+                               atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(default.tensor[..., :768], skipped.tensor[..., :768], atol=1e-3)
+    torch.testing.assert_close(default.tensor[..., 768:], skipped.tensor[..., 768:])  # CLIP-G untouched
+
+
+def test_sdxl_clip_l_skip_does_not_touch_sd1(tmp_path, sd1) -> None:
+    library = library_with(tmp_path, {"four": vectors(4, seed=3)})
+    _, plain = encode(library, Family.SD1, sd1, "a cat, four")
+    _, asked = encode(library, Family.SD1, sd1, "a cat, four", sdxl_clip_l_skip=True)
+    torch.testing.assert_close(plain.tensor, asked.tensor)

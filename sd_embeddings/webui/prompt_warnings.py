@@ -3,20 +3,21 @@
 The same warnings as the standalone host and ``encode`` (incompatible, failed, near-miss, too-long), found the same
 way: each distinct prompt is tokenized with the bundled CLIP tokenizer (the vocabulary of the WebUI's SD1, SD2 and
 SDXL models) after extra-network tags (``<lora:name:0.8>``) are removed and composable ``AND`` parts are split
-(a part's trailing ``:weight`` dropped). Prompt-editing syntax is tokenized as written: warnings are about words.
+(a part's trailing ``:weight`` dropped), both by the core's ``prompt_syntax``. Prompt-editing syntax is tokenized
+as written: warnings are about words.
 Lines are cached per library version, model family and text, so a repeated generation costs a dict lookup.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import weakref
 from collections.abc import Iterable
 
 from ..diagnostics import PromptWarning, warnings_for
 from ..library import Library
 from ..prompt import CHUNK_LENGTH, indexes_for, tokenize_prompt
+from ..prompt_syntax import prompt_parts
 from ..records import Family
 from ..tokenizer import bundled
 
@@ -26,18 +27,8 @@ PREFIX = "Textual inversion: "
 CACHE_LIMIT = 1024
 """Distinct texts remembered per library version (a long batch of wildcard prompts must not grow it forever)."""
 
-_EXTRA_NETWORK = re.compile(r"<\w+:[^>]+>")  # the WebUI's ``extra_networks.re_extra_net``
-_AND = re.compile(r"\bAND\b")
-_PART_WEIGHT = re.compile(r":\s*[+-]?(?:\d+\.?\d*|\.\d+)\s*$")
-
 _CACHE: weakref.WeakKeyDictionary[Library, tuple[int, Family | None, dict[str, tuple[str, ...]]]] = \
     weakref.WeakKeyDictionary()
-
-
-def prompt_parts(text: str) -> list[str]:
-    """``"a <lora:x:1> cat AND dog:0.5"`` -> ``["a  cat ", " dog"]``: what the text encoder sees, part by part."""
-    text = _EXTRA_NETWORK.sub(" ", text)
-    return [_PART_WEIGHT.sub("", part) for part in _AND.split(text)]
 
 
 def line_for(warning: PromptWarning) -> str:

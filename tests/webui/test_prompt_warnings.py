@@ -37,12 +37,6 @@ def test_same_warnings_as_the_core_one_line_each(library):
     assert prompt_warnings.generation_warnings(library, Family.SD1, ["EasyNegative, <lora:xlstyle:1>"]) == []
 
 
-def test_prompt_parts_strip_extra_networks_and_and_weights():
-    assert prompt_warnings.prompt_parts("a <lora:x y:1> cat:1.1 AND dog :0.5 AND (bird:1.2)") == [
-        "a   cat", " dog ", " (bird:1.2)"]
-    assert prompt_warnings.prompt_parts("ANDROID") == ["ANDROID"]
-
-
 def test_cached_per_library_version_and_family(library, tmp_path, monkeypatch):
     calls: list[str] = []
     compute = prompt_warnings._compute
