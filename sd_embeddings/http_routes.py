@@ -12,6 +12,10 @@
 - ``POST /metadata``  body ``{"id", "target", "weight", "description", "notes"}`` -> writes only the ``x.json``
   beside that known entry (through ``Library.save_user_metadata``), returns the updated card. Bodies over
   ``BODY_LIMIT`` get 413 (read no further, whatever ``Content-Length`` says), non-JSON or too deeply nested 400.
+- ``POST /preview?id=<card id>`` body: the picture's bytes, ``Content-Type: image/...`` (else 415) -> re-encoded
+  by ``preview_upload.reencode`` into ``x.preview.png`` beside that known entry (written atomically), then a
+  rescan; returns ``{"card", "preview", "shadowed_by"}`` (``shadowed_by``: a picture that takes precedence, e.g.
+  ``x.png``). Over ``preview_upload.MAX_BYTES`` 413, not a readable picture or too many pixels 400.
 
 Bodies are plain JSON dicts (no pydantic models), so it works on fastapi 0.94/pydantic 1 (WebUI) and current
 fastapi alike. ``get_library`` is called per request, so a host may swap its library.
@@ -29,8 +33,9 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from . import cards
+from . import cards, preview_upload
 from .library import Library
 from .records import Entry
 from .sidecars import PREVIEW_EXTENSIONS
@@ -109,16 +114,22 @@ def metadata_updates(body: dict) -> dict:
     return updates
 
 
-async def _json_body(request: Request) -> object:
-    """The request body as JSON, read no further than ``BODY_LIMIT`` bytes whatever the headers claim."""
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, read no further than ``limit`` bytes whatever the headers claim."""
     declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > BODY_LIMIT:
-        raise HTTPException(status_code=413, detail=f"body larger than {BODY_LIMIT} bytes")
+    if not declared.isdigit() or int(declared) > limit:
+        raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes")
     raw = bytearray()
     async for piece in request.stream():
         raw += piece
-        if len(raw) > BODY_LIMIT:
-            raise HTTPException(status_code=413, detail=f"body larger than {BODY_LIMIT} bytes")
+        if len(raw) > limit:
+            raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes")
+    return bytes(raw)
+
+
+async def _json_body(request: Request) -> object:
+    """The request body as JSON, read no further than ``BODY_LIMIT`` bytes whatever the headers claim."""
+    raw = await _body(request, BODY_LIMIT)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as e:  # RecursionError: deeply nested arrays
@@ -178,5 +189,28 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
         entry = _entry_for(library, body.get("id", ""))
         data = library.save_user_metadata(entry, metadata_updates(body))
         return {"card": asdict(cards.card_model(library, entry, api, auto_negative())), "metadata": data}
+
+    def store_preview(library: Library, entry: Entry, data: bytes) -> dict:
+        try:
+            target = preview_upload.preview_target(entry)
+            preview_upload.write_atomic(target, preview_upload.reencode(data))
+        except preview_upload.PreviewError as e:
+            raise HTTPException(status_code=400, detail=str(e)) from e
+        library.refresh()
+        current = library.find(entry.path) or entry
+        name = os.path.basename(target)
+        shown = current.sidecars.preview or ""
+        return {"card": asdict(cards.card_model(library, current, api, auto_negative())), "preview": name,
+                "shadowed_by": "" if shown == name else shown}
+
+    @router.post("/preview")
+    async def replace_preview(request: Request, id: str = "") -> dict:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not kind.startswith("image/"):
+            raise HTTPException(status_code=415, detail="send the picture itself with an image/... Content-Type")
+        library = get_library()
+        entry = _entry_for(library, id)
+        data = await _body(request, preview_upload.MAX_BYTES)
+        return await run_in_threadpool(store_preview, library, entry, data)
 
     return router

@@ -1,0 +1,144 @@
+"""Hostile uploads to ``POST /preview`` ("Replace preview"): only a re-encoded PNG beside a known entry is written.
+
+Same site as ``test_hostile_http.py`` (secrets beside the embeddings folder, a preview that links out); the tree
+is compared byte for byte after every request.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from factories import vectors, write_a1111_pt
+from payloads import png, png_declaring
+from PIL import Image
+from test_hostile_http import P, Site
+
+from sd_embeddings import preview_upload
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path)
+
+
+def picture(size: tuple[int, int] = (32, 24), fmt: str = "JPEG", mode: str = "RGB") -> bytes:
+    out = io.BytesIO()
+    Image.new(mode, size, (200, 40, 40)).save(out, format=fmt)
+    return out.getvalue()
+
+
+def upload(site: Site, card: str, data: object, kind: str = "image/png"):
+    return site.post(f"{P}/preview", params={"id": card}, content=data, headers={"content-type": kind})
+
+
+def test_a_picture_becomes_a_fresh_png_beside_the_entry(site: Site) -> None:
+    sent = picture() + b"TRAILING-SECRET<script>"
+    response = upload(site, site.card_id("good.pt"), sent, "image/jpeg")
+    assert response.status_code == 200, response.text
+    assert site.changed() == {"embeddings/good.preview.png"}
+    written = (site.root / "good.preview.png").read_bytes()
+    assert written.startswith(b"\x89PNG") and b"TRAILING-SECRET" not in written
+    with Image.open(io.BytesIO(written)) as image:
+        assert image.format == "PNG" and image.size == (32, 24)
+    body = response.json()
+    assert body["preview"] == "good.preview.png" and body["shadowed_by"] == ""
+    assert "path=good.preview.png" in body["card"]["preview"]
+    assert not [p for p in site.root.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_new_preview_is_picked_up_by_the_rescan(site: Site) -> None:
+    response = upload(site, site.card_id("deep.safetensors"), picture(fmt="PNG"))
+    assert response.status_code == 200
+    # sub/deep.png (a plain picture) takes precedence over the new sub/deep.preview.png: the answer says so
+    assert response.json()["shadowed_by"] == "deep.png"
+    write_a1111_pt(site.root / "sub" / "bare.pt", vectors(1, seed=9))
+    site.library.refresh()
+    response = upload(site, site.card_id("bare.pt"), picture(fmt="WEBP"), "image/webp")
+    assert response.status_code == 200 and "path=sub%2Fbare.preview.png" in response.json()["card"]["preview"]
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"not a picture", b"<html><script>alert(1)</script></html>", b"\x89PNG\r\n\x1a\n" + b"\0" * 64,
+    png()[:40], b"%PDF-1.4\n", b"GIF89a", picture()[:100],
+])
+def test_non_pictures_are_refused(site: Site, data: bytes) -> None:
+    response = upload(site, site.card_id("good.pt"), data)
+    assert response.status_code == 400, (data[:20], response.status_code)
+    assert site.changed() == set()
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "application/json", "multipart/form-data", "", "text/html"])
+def test_only_image_content_types_are_accepted(site: Site, kind: str) -> None:
+    response = upload(site, site.card_id("good.pt"), picture(), kind)
+    assert response.status_code == 415
+    assert site.changed() == set()
+
+
+def test_decompression_bombs_and_oversized_bodies_are_refused(site: Site) -> None:
+    card = site.card_id("good.pt")
+    for width, height in ((100_000, 100_000), (20_000, 20_000), (60_000, 1_000)):
+        response = upload(site, card, png_declaring(width, height))
+        assert response.status_code == 400 and "too large" in response.text, (width, height)
+    big = b"\x89PNG" + b"\0" * (preview_upload.MAX_BYTES + 1)
+    assert upload(site, card, big).status_code == 413
+    lying = site.post(f"{P}/preview", params={"id": card}, content=big,
+                      headers={"content-type": "image/png", "content-length": "100"})
+    assert lying.status_code in (400, 413)
+
+    def pieces():
+        for _ in range(preview_upload.MAX_BYTES // 65536 + 2):
+            yield b"\0" * 65536
+
+    assert site.post(f"{P}/preview", params={"id": card}, content=pieces(),
+                     headers={"content-type": "image/png"}).status_code == 413
+    assert site.changed() == set()
+
+
+def test_large_pictures_are_scaled_down(site: Site) -> None:
+    response = upload(site, site.card_id("good.pt"), picture((5000, 200), "PNG"))
+    assert response.status_code == 200
+    with Image.open(site.root / "good.preview.png") as image:
+        assert max(image.size) == preview_upload.MAX_SIDE
+
+
+@pytest.mark.parametrize("card_id", [
+    "0/../outside.pt", "0/../../etc/passwd", "1/good.pt", "0/missing.pt", "0/good.json", "0/good.preview.png",
+    "0//good.pt", "0/./good.pt", "0/sub/../good.pt", "0\\good.pt", "0/%2e%2e/outside.pt", "good.pt", "",
+    "0/good.pt\0", "/etc/passwd",
+])
+def test_unknown_or_tricked_ids_are_refused(site: Site, card_id: str) -> None:
+    assert upload(site, card_id, picture()).status_code == 404, card_id
+    assert site.changed() == set()
+
+
+def test_a_preview_that_links_out_is_replaced_never_written_through(site: Site) -> None:
+    secret = site.secret_png.read_bytes()
+    response = upload(site, site.card_id("linked.pt"), picture())
+    assert response.status_code == 200
+    assert site.secret_png.read_bytes() == secret
+    assert not (site.root / "linked.preview.png").is_symlink()
+
+
+def test_an_entry_in_a_folder_that_links_out_gets_no_preview(site: Site, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_a1111_pt(elsewhere / "far.pt", vectors(1, seed=5))
+    os.symlink(elsewhere, site.root / "linkdir")
+    site.library.refresh()
+    site.before = site.snapshot()
+    response = upload(site, site.card_id("far.pt"), picture())
+    assert response.status_code == 400
+    assert not (elsewhere / "far.preview.png").exists()
+    assert site.changed() == set()
+
+
+def test_a_directory_in_the_way_is_refused(site: Site) -> None:
+    (site.root / "good.preview.png").unlink()
+    (site.root / "good.preview.png").mkdir()
+    site.library.refresh()
+    site.before = site.snapshot()
+    assert upload(site, site.card_id("good.pt"), picture()).status_code == 400
+    assert (site.root / "good.preview.png").is_dir()
