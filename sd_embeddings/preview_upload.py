@@ -46,8 +46,9 @@ def reencode(data: bytes) -> bytes:
                 picture = image.convert("RGBA" if alpha else "RGB")
     except PreviewError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise PreviewError("picture too large (declares too many pixels)") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise PreviewError("not a picture Pillow can read (PNG, JPEG, WebP, GIF or BMP)") from e
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
     out = io.BytesIO()
