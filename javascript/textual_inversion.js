@@ -302,6 +302,7 @@
       '<label>Preferred weight <input name="weight" type="number" step="0.05" min="-100" max="100" placeholder="1"></label>' +
       '<label>Description <textarea name="description" rows="3"></textarea></label>' +
       '<label>Notes <textarea name="notes" rows="3"></textarea></label>' +
+      '<label>Replace preview <input name="preview" type="file" accept="image/*"></label>' +
       '<menu><button value="cancel" type="submit">Cancel</button><button value="save" type="submit" class="sdemb-save">Save</button></menu></form>';
     const form = dialog.querySelector("form");
     form.weight.value = meta["preferred weight"] != null ? meta["preferred weight"] : "";
@@ -310,6 +311,8 @@
     dialog.addEventListener("close", async () => {
       dialog.remove();
       if (dialog.returnValue !== "save") return;
+      const picture = form.preview.files && form.preview.files[0];
+      if (picture) await NS.uploadPreview(state, id, picture);
       const body = { id, target: form.target.value, weight: form.weight.value, description: form.description.value, notes: form.notes.value };
       const saved = await fetch(state.api + "/metadata", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
       if (!saved.ok) return console.error("sd-embeddings: saving metadata failed", saved.status);
@@ -320,6 +323,17 @@
     });
     document.body.appendChild(dialog);
     dialog.showModal();
+  };
+
+  // Sends the picture as the body (the host re-encodes it to x.preview.png) and shows the rescanned card.
+  NS.uploadPreview = async (state, id, file) => {
+    const res = await fetch(state.api + "/preview?id=" + encodeURIComponent(id),
+      { method: "POST", headers: { "Content-Type": file.type || "image/png" }, body: file });
+    if (!res.ok) return console.error("sd-embeddings: replacing the preview failed", res.status, await res.text());
+    const answer = await res.json(), card = state.byId.get(id);
+    if (answer.shadowed_by) console.warn("sd-embeddings: " + answer.shadowed_by + " is shown instead of " + answer.preview);
+    if (card) Object.assign(card, answer.card);
+    render(state, true);
   };
 
   // ---- wiring ------------------------------------------------------------------------------------------

@@ -216,3 +216,23 @@ def test_loading_the_script_twice_changes_nothing(tab):
     page.add_script_tag(path=str(ROOT / "javascript" / "textual_inversion.js"))
     card(page, "cat").click()
     assert values(page)[0] == "cat"
+
+
+def test_metadata_dialog_replaces_the_preview(tab, tmp_path):
+    from PIL import Image
+
+    page, host = tab
+    upload = tmp_path / "new-look.jpg"
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(upload, format="JPEG")
+    assert card(page, "styled").locator("img.preview").count() == 0  # a placeholder letter so far
+    card(page, "styled").hover()
+    card(page, "styled").locator(".sdemb-edit").click()
+    dialog = page.locator("dialog.sdemb-dialog")
+    dialog.locator("input[name=preview]").set_input_files(str(upload))
+    dialog.locator(".sdemb-save").click()
+    picture = card(page, "styled").locator("img.preview")
+    picture.wait_for(timeout=10_000)
+    page.wait_for_function("""() => { const i = document.querySelector('.card[data-name="styled"] img.preview');
+        return i && i.complete && i.naturalWidth === 40; }""", timeout=10_000)
+    with Image.open(host.folder / "styled.preview.png") as written:
+        assert written.format == "PNG" and written.size == (40, 30)
