@@ -4,8 +4,10 @@ Called by ``scripts/sd_embeddings_ti.py`` each time the WebUI (re)loads scripts.
 
 1. swaps ``modules.sd_hijack.model_hijack.embedding_db`` for a ``LibraryDatabase`` (one per process, reused on
    Reload UI; the folders of the WebUI's database are copied, plus the extension's ``embeddings/``);
-2. patches ``TextConditionalModel.tokenize_line`` (comma-backtrack fix) and
-   ``StableDiffusionProcessing.cached_params`` (embedding state in the cache key) through ``modules.patches``;
+2. patches ``TextConditionalModel.tokenize_line`` (comma-backtrack fix),
+   ``StableDiffusionProcessing.cached_params`` (embedding state in the cache key) and every ``setup_conds`` of
+   the processing classes (de-duplicated ``TI hashes`` before the WebUI merges them and writes ``params.txt``)
+   through ``modules.patches``;
 3. registers callbacks: settings, the tab (``on_before_ui``), API routes, paste, model loaded, and
    ``on_script_unloaded``, which restores the WebUI's database and undoes the patches (so Reload UI with the
    extension disabled gives the WebUI's own behaviour, and enabled again never patches twice).
@@ -115,8 +117,15 @@ def _patch_targets() -> list[tuple[Any, str, Any]]:
     def cache_fix(original: Any) -> Any:
         return generation.cached_params_with_embeddings(original, _cache_version)
 
+    def hashes_fix(original: Any) -> Any:
+        return generation.setup_conds_then(original, after_setup_conds)
+
+    # the base class and each subclass that overrides it (txt2img adds the hires conditioning after ``super()``)
+    setup_owners = [owner for owner in vars(processing).values() if isinstance(owner, type) and
+                    issubclass(owner, processing.StableDiffusionProcessing) and "setup_conds" in vars(owner)]
     return [(sd_hijack_clip.TextConditionalModel, "tokenize_line", comma_fix),
-            (processing.StableDiffusionProcessing, "cached_params", cache_fix)]
+            (processing.StableDiffusionProcessing, "cached_params", cache_fix),
+            *[(owner, "setup_conds", hashes_fix) for owner in setup_owners]]
 
 
 def _cache_version() -> Any:
@@ -169,16 +178,34 @@ def before_generation(p: Any) -> None:
             p.comment(line)
 
 
-def after_batch(p: Any) -> None:
-    """``Script.postprocess_batch``: one ``TI hashes`` entry per embedding, also after a conditioning cache hit."""
+def generation_ti_hashes(p: Any) -> str:
+    """The de-duplicated ``TI hashes`` of the current batch; "" when none or the WebUI's setting is off."""
     from modules import shared
 
     if not getattr(shared.opts, "textual_inversion_add_hashes_to_infotext", True):
+        return ""
+    used = generation.used_embeddings(database(), shared.sd_model.cond_stage_model.tokenize,
+                                      generation.generation_texts(p))
+    return generation.ti_hashes(used.values())
+
+
+def after_setup_conds(p: Any) -> None:
+    """After ``p.setup_conds()``: the value the WebUI merges into ``p.extra_generation_params`` (and so into
+    ``params.txt``) is the de-duplicated one. Never raises: the WebUI's own value stays on a failure."""
+    from modules import sd_hijack
+
+    try:
+        value = generation_ti_hashes(p)
+    except Exception:  # an infotext detail must never stop a generation
+        logger.exception("Textual inversion: could not compute TI hashes")
         return
-    model = shared.sd_model
-    db = database()
-    used = generation.used_embeddings(db, model.cond_stage_model.tokenize, generation.generation_texts(p))
-    value = generation.ti_hashes(used.values())
+    if value:
+        sd_hijack.model_hijack.extra_generation_params["TI hashes"] = value
+
+
+def after_batch(p: Any) -> None:
+    """``Script.postprocess_batch``: one ``TI hashes`` entry per embedding, also after a conditioning cache hit."""
+    value = generation_ti_hashes(p)
     if value:
         p.extra_generation_params["TI hashes"] = value
 

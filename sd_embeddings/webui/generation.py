@@ -9,6 +9,9 @@
 * ``used_embeddings`` / ``ti_hashes``: which registered embeddings a generation's prompts use (token-id matching
   on the whole prompt, positive, negative and hires), so ``TI hashes`` is written once per embedding and also when
   the conditioning cache was hit.
+* ``setup_conds_then``: runs a function right after ``StableDiffusionProcessing.setup_conds``, where the WebUI's
+  ``model_hijack.extra_generation_params`` holds the conditioning's duplicated ``TI hashes`` and is about to be
+  merged into ``p.extra_generation_params`` and written to ``params.txt``: the de-duplicated value goes there.
 """
 
 from __future__ import annotations
@@ -71,6 +74,18 @@ def cached_params_with_embeddings(original: Callable, version: Callable[[], Any 
 
     cached_params.__wrapped__ = original  # type: ignore[attr-defined]
     return cached_params
+
+
+def setup_conds_then(original: Callable, after: Callable[[Any], None]) -> Callable:
+    """Wrap a ``setup_conds`` method: ``after(p)`` runs once it has returned (also for a subclass's override)."""
+
+    def setup_conds(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        after(self)
+        return result
+
+    setup_conds.__wrapped__ = original  # type: ignore[attr-defined]
+    return setup_conds
 
 
 def used_embeddings(db: Any, tokenize: Callable[[list[str]], list[list[int]]], texts: Iterable[str]) -> dict:

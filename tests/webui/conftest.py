@@ -3,7 +3,9 @@
 Each fake module is a ``types.ModuleType`` holding only the attributes the adapter uses (no catch-all mocks), so a
 new, unexpected dependency fails with ``AttributeError``. The fake model tokenizes on whitespace and commas with a
 fixed vocabulary; its ``tokenize_line`` follows the WebUI's algorithm described in ``reference/a1111.md`` §4.3,
-including the comma-backtrack behaviour the adapter fixes. The real WebUI must not be importable here.
+including the comma-backtrack behaviour the adapter fixes, and ``processing``'s ``setup_conds`` writes ``TI hashes``
+into ``model_hijack.extra_generation_params`` with the WebUI's repetition (a1111.md §5.1). The real WebUI must not
+be importable here.
 """
 
 from __future__ import annotations
@@ -117,9 +119,49 @@ class Embedding:
         self.hash, self.shorthash = v, v[0:12]
 
 
+def _webui_forward_hashes(hijack: object, text: str) -> None:
+    """What the WebUI's ``TextConditionalModel.forward`` does to ``TI hashes`` for one prompt (a1111.md §5.1): this
+    call's items first, then the old value, so the same pair repeats across prompts; nothing when the setting is off."""
+    if not sys.modules["modules.shared"].opts.textual_inversion_add_hashes_to_infotext:
+        return
+    tokens, items, position = tokenize_text(text), {}, 0
+    while position < len(tokens):
+        embedding, used = hijack.embedding_db.find_embedding_at_position(tokens, position)
+        if embedding is None:
+            position += 1
+            continue
+        items[embedding.name] = f"{embedding.name}: {embedding.shorthash}"
+        position += used
+    if items:
+        old = hijack.extra_generation_params.get("TI hashes")
+        hijack.extra_generation_params["TI hashes"] = ", ".join([*items.values(), *([old] if old else [])])
+
+
 class StableDiffusionProcessing:
+    """``cached_params`` and ``setup_conds``; the latter encodes ``negative_prompts`` then ``prompts`` (one forward
+    each, writing ``TI hashes`` into the hijack as the WebUI does)."""
+
+    hijack: object = None  # set by the fixture
+
     def cached_params(self, required_prompts, steps):
         return (tuple(required_prompts), steps)
+
+    def setup_conds(self):
+        for text in dict.fromkeys([*self.negative_prompts, *self.prompts]):
+            _webui_forward_hashes(self.hijack, text)
+
+
+class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
+    """Overrides ``setup_conds`` as the WebUI's does: ``super()`` first, then the hires prompts' conditioning."""
+
+    def setup_conds(self):
+        super().setup_conds()
+        for text in dict.fromkeys([*self.hr_negative_prompts, *self.hr_prompts]):
+            _webui_forward_hashes(self.hijack, text)
+
+
+class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
+    """Does not override ``setup_conds`` (as in the WebUI)."""
 
 
 class ExtraNetworksPage:
@@ -177,7 +219,9 @@ def webui(tmp_path, monkeypatch):
         "modules.sd_hijack": _module("modules.sd_hijack", model_hijack=hijack),
         "modules.sd_hijack_clip": _module("modules.sd_hijack_clip", TextConditionalModel=TextConditionalModel,
                                           PromptChunkFix=PromptChunkFix),
-        "modules.processing": _module("modules.processing", StableDiffusionProcessing=StableDiffusionProcessing),
+        "modules.processing": _module("modules.processing", StableDiffusionProcessing=StableDiffusionProcessing,
+                                      StableDiffusionProcessingTxt2Img=StableDiffusionProcessingTxt2Img,
+                                      StableDiffusionProcessingImg2Img=StableDiffusionProcessingImg2Img),
         "modules.patches": _module("modules.patches", patch=patch, undo=undo,
                                    original=lambda key, obj, name: originals[key].get((obj, name))),
         "modules.script_callbacks": _module("modules.script_callbacks", **{
@@ -187,6 +231,7 @@ def webui(tmp_path, monkeypatch):
             "modules.ui_extra_networks", extra_pages=pages, ExtraNetworksPage=ExtraNetworksPage,
             register_page=pages.append, quote_js=lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'),
     }
+    monkeypatch.setattr(StableDiffusionProcessing, "hijack", hijack)
     for name, module in fake.items():
         monkeypatch.setitem(sys.modules, name, module)
         parent, _, child = name.rpartition(".")

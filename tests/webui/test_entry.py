@@ -149,3 +149,57 @@ def test_paste_is_quiet_when_everything_is_here(registered, monkeypatch):
     assert [r.status for r in paste.on_infotext_pasted(db.library, params)] == ["ok"]
     assert params["Prompt"] == "kept" and toasts == []
     assert paste.on_infotext_pasted(db.library, {"Prompt": "kept"}) is None
+
+
+def test_setup_conds_leaves_deduplicated_ti_hashes_for_params_txt(registered):
+    """Fakes: processing's ``setup_conds`` (base and the txt2img override that adds hires conds) writing the WebUI's
+    repeated ``TI hashes`` into ``model_hijack.extra_generation_params``; the test then merges that dict into
+    ``p.extra_generation_params`` as ``process_images_inner`` does right before it writes ``params.txt``."""
+    webui = registered.webui
+    processing = webui.modules["modules.processing"]
+    write_a1111_pt(webui.folder / "neg.pt", vectors(1))
+    write_a1111_pt(webui.folder / "pos.pt", vectors(1, seed=2))
+    webui.load_model(768)
+    db = entry.database()
+    db.load_textual_inversion_embeddings()
+    neg, pos = (db.word_embeddings[name].shorthash for name in ("neg", "pos"))
+    expected = f"pos: {pos}, neg: {neg}"
+
+    def generate(cls):
+        p = cls()
+        p.prompts, p.negative_prompts = ["cat pos"], ["neg"]
+        p.hr_prompts, p.hr_negative_prompts = ["dog pos"], ["neg"]
+        p.extra_generation_params = {}
+        webui.hijack.extra_generation_params = {}  # clear_comments()
+        p.setup_conds()
+        p.extra_generation_params.update(webui.hijack.extra_generation_params)
+        return p.extra_generation_params.get("TI hashes")
+
+    assert generate(processing.StableDiffusionProcessingTxt2Img) == expected
+    assert generate(processing.StableDiffusionProcessingImg2Img) == expected
+    webui.opts.textual_inversion_add_hashes_to_infotext = False
+    assert generate(processing.StableDiffusionProcessingTxt2Img) is None
+    webui.opts.textual_inversion_add_hashes_to_infotext = True
+
+    entry.uninstall()  # the WebUI's own, repeated value again
+    assert not hasattr(processing.StableDiffusionProcessing.setup_conds, "__wrapped__")
+    assert not hasattr(processing.StableDiffusionProcessingTxt2Img.setup_conds, "__wrapped__")
+    webui.hijack.embedding_db = db  # stands in for the WebUI's database, which finds the same files
+    assert generate(processing.StableDiffusionProcessingTxt2Img) == f"pos: {pos}, neg: {neg}, pos: {pos}, neg: {neg}"
+    webui.hijack.embedding_db = registered.original
+    entry.install()
+
+
+def test_setup_conds_failure_keeps_the_webui_value(registered, monkeypatch):
+    """Fakes: processing's ``setup_conds``; the embedding lookup breaks, the generation goes on."""
+    webui = registered.webui
+    processing = webui.modules["modules.processing"]
+    write_a1111_pt(webui.folder / "neg.pt", vectors(1))
+    webui.load_model(768)
+    entry.database().load_textual_inversion_embeddings()
+    monkeypatch.setattr(entry.generation, "used_embeddings", lambda *a: 1 / 0)
+    p = processing.StableDiffusionProcessingImg2Img()
+    p.prompts, p.negative_prompts = ["neg"], ["neg"]
+    webui.hijack.extra_generation_params = {}
+    p.setup_conds()
+    assert webui.hijack.extra_generation_params["TI hashes"].startswith("neg: ")
