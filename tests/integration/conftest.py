@@ -12,6 +12,8 @@ The WebUI gets a fresh ``--embeddings-dir`` in a temporary folder, so your own e
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import pickle
@@ -20,6 +22,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -74,15 +77,21 @@ class _Evil:
         return os.system, ("echo this must never run",)
 
 
-@pytest.fixture(scope="session")
-def webui(tmp_path_factory):
+@contextlib.contextmanager
+def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offset: int = 0,
+                  settings: dict | None = None, extensions: dict[str, Path] | None = None) -> Iterator[WebUI]:
+    """Start the WebUI (the repo linked in as ``extensions/sd-embeddings``, plus ``extensions`` name -> folder
+    links), wait until ``ready(server)``, stop it and remove the links it made. ``settings`` seeds a fresh
+    ``--ui-settings-file`` (the WebUI's ``config.json``); without it the WebUI's own file is used."""
     root = Path(os.environ["WEBUI_DIR"]).resolve()
     python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
-    port = int(os.environ.get("WEBUI_PORT", "7861"))
-    link = root / "extensions" / "sd-embeddings"
-    made_link = not link.exists()
-    if made_link:
-        link.symlink_to(REPO, target_is_directory=True)
+    port = int(os.environ.get("WEBUI_PORT", "7861")) + port_offset
+    made_links = []
+    for name, target in {"sd-embeddings": REPO, **(extensions or {})}.items():
+        link = root / "extensions" / name
+        if not link.exists():
+            link.symlink_to(target, target_is_directory=True)
+            made_links.append(link)
     embeddings = tmp_path_factory.mktemp("webui-embeddings")
     seed_embeddings(embeddings)
     log = tmp_path_factory.mktemp("webui-log") / "webui.log"
@@ -91,27 +100,49 @@ def webui(tmp_path_factory):
     args = [python, "launch.py", "--api", "--port", str(port), "--embeddings-dir", str(embeddings),
             "--ui-config-file", str(ui_config),
             *shlex.split(os.environ.get("WEBUI_ARGS", DEFAULT_ARGS))]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = WebUI(f"http://127.0.0.1:{port}", embeddings, log)
+    if settings is not None:
+        settings_file = log.parent / "config.json"
+        settings_file.write_text(json.dumps(settings))
+        args += ["--ui-settings-file", str(settings_file)]
+    process = None
     try:
+        with open(log, "wb") as out:
+            process = subprocess.Popen(args, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        server = WebUI(f"http://127.0.0.1:{port}", embeddings, log)
         deadline = time.monotonic() + 300
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("WebUI did not start:\n" + log.read_text(errors="replace")[-4000:])
             try:
-                if server.get("/sdapi/v1/embeddings")["loaded"].get("negemb") and \
-                        "Textual inversion:" in log.read_text(errors="replace"):
+                if ready(server):
                     break
             except OSError:
                 pass
             time.sleep(2)
         yield server
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        if made_link:
+        if process is not None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for link in made_links:
             link.unlink()
+
+
+@pytest.fixture(scope="session")
+def webui(tmp_path_factory):
+    def ready(server: WebUI) -> bool:
+        return bool(server.get("/sdapi/v1/embeddings")["loaded"].get("negemb")) and \
+            "Textual inversion:" in server.log.read_text(errors="replace")
+
+    with running_webui(tmp_path_factory, ready) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def launch_webui(tmp_path_factory) -> Callable[..., contextlib.AbstractContextManager[WebUI]]:
+    """``running_webui`` for other modules' fixtures: ``with launch_webui(ready, ...) as server``."""
+    return functools.partial(running_webui, tmp_path_factory)
