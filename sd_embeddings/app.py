@@ -48,6 +48,10 @@ def _side_html(title: str, side: dict) -> str:
     parts = [f"<h4>{html.escape(title)}: {side.get('token_count', '?')}/{side.get('token_limit', '?')} tokens</h4>"]
     parts.append(_table(["chunk", "tokens"], [[i + 1, c.get("token_count", "?")]
                                               for i, c in enumerate(side.get("chunks") or [])]))
+    if side.get("extra_networks"):
+        parts.append(f"<p>Extra networks (not text): <code>{html.escape(' '.join(side['extra_networks']))}</code></p>")
+    if len(side.get("parts") or []) > 1:
+        parts.append(_parts_html(side["parts"]))
     used = side.get("embeddings") or []
     if used:
         parts.append(_table(["embedding", "file", "vectors", "weight", "chunk"],
@@ -62,6 +66,16 @@ def _side_html(title: str, side: dict) -> str:
         parts.append(f"<p>Conditioning shape <code>{html.escape(str(shape))}</code>"
                      + (f", checksum <code>{checksum:.6g}</code>" if isinstance(checksum, float) else "") + "</p>")
     return "".join(parts)
+
+
+def _parts_html(prompt_parts: list) -> str:
+    """The distinct texts the encoder sees (``AND`` sub-prompts, prompt-editing steps), one row each."""
+    def steps(part: dict) -> str:
+        return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in part.get("steps") or [])
+
+    return _table(["part", "AND", "weight", "steps", "text", "tokens"],
+                  [[i, p.get("and_index", ""), p.get("weight", ""), steps(p), p.get("text", ""),
+                    p.get("token_count", "")] for i, p in enumerate(prompt_parts)])
 
 
 def report_html(report: dict) -> str:

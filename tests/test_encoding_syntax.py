@@ -100,3 +100,14 @@ def test_sdxl_clip_l_skip_changes_the_report(tmp_path) -> None:
     same = encode_report(library, "a cat, xl", family=Family.SDXL, clip_skip=2, sdxl_clip_l_skip=True)
     assert plain["positive"]["checksum"] != skipped["positive"]["checksum"]
     assert plain["positive"]["checksum"] == same["positive"]["checksum"]  # skip 2 is SDXL's penultimate layer
+
+
+def test_standalone_page_shows_each_part_and_the_stripped_tags(library) -> None:
+    from sd_embeddings.app import report_html
+
+    page = report_html(encode_report(library, "<lora:a&b:1> [cat:<i>hands:3] AND dog:0.5", steps=10))
+    assert "Extra networks (not text): <code>&lt;lora:a&amp;b:1&gt;</code>" in page
+    assert "<td>1-3</td><td> cat</td>" in page and "<td>4-10</td><td> &lt;i&gt;hands</td>" in page
+    assert "<td>1</td><td>0.5</td><td>1-10</td><td> dog</td>" in page
+    plain = report_html(encode_report(library, "a cat"))
+    assert "<th>part</th>" not in plain and "Extra networks" not in plain
