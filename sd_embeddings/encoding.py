@@ -103,6 +103,7 @@ def _report(library: Library, positive: str, negative: str, family: Family | Non
             tokenizer: Tokenizer | None, conditioning: bool, *, clip_skip: int, emphasis: str,
             options: ChunkOptions | None, steps: int, sdxl_clip_l_skip: bool) -> dict[str, Any]:
     family = pick_family(library, family, model)
+    steps = max(1, int(steps))
     tokenizer = tokenizer or for_model(model)
     options = options or ChunkOptions(parse_attention=emphasis != "None")
     indexes = indexes_for(library, tokenizer, family)
@@ -112,12 +113,12 @@ def _report(library: Library, positive: str, negative: str, family: Family | Non
                               "steps": steps}
     used = []
 
-    def one_text(name: str, text: str) -> tuple[PromptTokens, dict[str, Any]]:
+    def one_text(name: str, text: str) -> dict[str, Any]:
         tokens = tokenize_prompt(text, tokenizer, indexes, options)
         cond = encode(tokens, encoders, library.load, eos_id=tokenizer.eos_id, clip_skip=clip_skip,
                       emphasis=emphasis, sdxl_clip_l_skip=sdxl_clip_l_skip) if encoders else None
         used.extend(placement.entry for placement in tokens.placements)
-        return tokens, prompt_report(name, tokens, cond, family, library)
+        return prompt_report(name, tokens, cond, family, library)
 
     for name, text in (("positive", positive), ("negative", negative)):
         report[name] = syntax_report(name, text, steps, one_text)
@@ -129,7 +130,7 @@ def _report(library: Library, positive: str, negative: str, family: Family | Non
 
 
 def syntax_report(name: str, text: str, steps: int,
-                  one_text: Callable[[str, str], tuple[PromptTokens, dict[str, Any]]]) -> dict[str, Any]:
+                  one_text: Callable[[str, str], dict[str, Any]]) -> dict[str, Any]:
     """One prompt as the WebUI treats it: tags stripped and ``AND`` split (positive only), each sub-prompt's
     schedule expanded; every distinct text is encoded once and reported as a part (see the module docstring)."""
     tags = prompt_syntax.extra_networks(text) if name == "positive" else []
@@ -138,7 +139,7 @@ def syntax_report(name: str, text: str, steps: int,
     parts: list[dict[str, Any]] = []
     for and_index, (subprompt, weight) in enumerate(subprompts):
         for variant, ranges in prompt_syntax.distinct_texts(subprompt, steps):
-            _tokens, part = one_text(name, variant)
+            part = one_text(name, variant)
             for embedding in part["embeddings"]:
                 embedding["part"] = len(parts)
             parts.append({**part, "and_index": and_index, "weight": weight,

@@ -22,6 +22,8 @@ _WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.S)
 _NUMBER = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*")
 _PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+", re.S)
 DEFAULT_STEPS = 20
+MAX_DEPTH = 64
+"""Brackets nested deeper than this are literal text: bounded recursion and time for hostile prompts."""
 
 
 def strip_extra_networks(text: str) -> str:
@@ -80,6 +82,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def top(self) -> list:
         nodes: list = []
@@ -114,6 +117,15 @@ class _Parser:
         return nodes
 
     def bracket(self) -> _Edit | _Alternate | _Group:
+        if self.depth >= MAX_DEPTH:
+            raise _Fail
+        self.depth += 1
+        try:
+            return self._bracket()
+        finally:
+            self.depth -= 1
+
+    def _bracket(self) -> _Edit | _Alternate | _Group:
         opener = self.text[self.pos]
         self.pos += 1
         parts, separators = [self.sequence()], []
@@ -185,6 +197,8 @@ def schedule(text: str, steps: int = DEFAULT_STEPS) -> list[tuple[int, str]]:
     """``"a [b:c:5]"``, 20 steps -> ``[(5, "a b"), (20, "a c")]``: ``(last step, text)`` for each step range, as
     the WebUI's prompt schedule (a text without editing syntax is one range)."""
     steps = max(1, int(steps))
+    if "[" not in text:  # prompt editing and alternation always start with "["
+        return [(steps, text)]
     nodes = _Parser(text).top()
     if all(isinstance(node, str) for node in nodes):
         return [(steps, text)]

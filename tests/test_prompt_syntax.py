@@ -63,3 +63,17 @@ def test_schedule_is_total_and_covers_every_step(text, steps):
     assert covered == list(range(1, steps + 1))
     if not any(c in text for c in "[]"):
         assert schedule(text, steps) == [(steps, text)]
+
+
+def test_hostile_nesting_is_bounded_and_literal_beyond_the_limit():
+    import time
+
+    start = time.perf_counter()
+    deep = "[" * 5000 + "a:b:3" + "]" * 5000
+    # outer brackets that cannot open a construct within the nesting limit are literal, the inner ones work
+    assert [step for step, _text in schedule(deep, 10)] == [3, 10]
+    assert all(len(text) == len(deep) - 6 for _step, text in schedule(deep, 10))
+    assert schedule("[" * 20000, 10) == [(10, "[" * 20000)]
+    nested = "[" * 10 + "a:b:3" + "]" * 10
+    assert schedule(nested, 10) == [(3, "[" * 9 + "a" + "]" * 9), (10, "[" * 9 + "b" + "]" * 9)]
+    assert time.perf_counter() - start < 5
