@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 for extra in (ROOT, ROOT / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
+
+
+@pytest.fixture
+def shallow_models(monkeypatch, tmp_path):
+    """One-layer text encoders with the real widths (fast), and a hash cache inside the test's tmp_path."""
+    monkeypatch.setenv("SD_EMBEDDINGS_ENCODER_LAYERS", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -12,10 +12,7 @@ from sd_embeddings.errors import ChangedFileError
 pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def shallow_models(monkeypatch, tmp_path):
-    monkeypatch.setenv("SD_EMBEDDINGS_ENCODER_LAYERS", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("shallow_models")
 
 
 def test_file_replaced_after_scan_is_rescanned_and_encoded_once_more(tmp_path) -> None:

@@ -13,10 +13,7 @@ from sd_embeddings.records import Family
 pytest.importorskip("transformers")
 
 
-@pytest.fixture(autouse=True)
-def shallow_models(monkeypatch, tmp_path):
-    monkeypatch.setenv("SD_EMBEDDINGS_ENCODER_LAYERS", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("shallow_models")
 
 
 @pytest.fixture()
