@@ -214,6 +214,13 @@ def register() -> None:
     from modules import script_callbacks
 
     console.setup_logging()
+    try:
+        _patch_targets()  # everything install() patches must exist before anything is swapped
+    except (ImportError, AttributeError) as e:
+        logger.warning("Textual inversion (sd-embeddings): this WebUI lacks what the extension hooks into (%s); "
+                       "the extension stays inactive and the WebUI's own handling is used. It supports "
+                       "AUTOMATIC1111 1.7-1.10.", e)
+        return
     install()
     script_callbacks.on_ui_settings(lambda: settings.add_settings({
         "sd_embeddings_extra_folders": apply_folder_settings,

@@ -203,3 +203,17 @@ def test_setup_conds_failure_keeps_the_webui_value(registered, monkeypatch):
     webui.hijack.extra_generation_params = {}
     p.setup_conds()
     assert webui.hijack.extra_generation_params["TI hashes"].startswith("neg: ")
+
+
+def test_register_on_a_webui_without_the_hooks_leaves_everything_alone(webui, monkeypatch, caplog):
+    """Fakes a WebUI fork without ``modules.sd_hijack_clip`` (Forge moved prompt processing elsewhere): one
+    warning, no database swap, no callbacks, nothing patched."""
+    original = webui.hijack.embedding_db
+    entry.state.db = entry.state.original_db = None
+    monkeypatch.setitem(sys.modules, "modules.sd_hijack_clip", None)  # "import modules.sd_hijack_clip" fails
+    monkeypatch.delattr(sys.modules["modules"], "sd_hijack_clip", raising=False)
+    with caplog.at_level("WARNING"):
+        entry.register()
+    assert webui.hijack.embedding_db is original
+    assert "stays inactive" in caplog.text
+    assert not any(webui.callbacks.values())
