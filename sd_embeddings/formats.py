@@ -28,6 +28,8 @@ MAX_VECTORS = 1000
 """More rows than this is a token table or a model part, not an embedding (75 fill a whole prompt chunk)."""
 MAX_EMBEDDING_BYTES = 64 * 1024 * 1024
 """Files above this are not decoded: the largest real embeddings are well under 1 MB."""
+META_KEYS = ("name", "step", "sd_checkpoint", "sd_checkpoint_name")
+"""Stored alongside the vectors (the WebUI's ``Embedding`` fields of the same names)."""
 _TENSOR_TYPES = (torch.Tensor, pickles.TensorRef, safetensors_file.TensorSpec)
 """Real tensors, and the shape-only stand-ins scanning uses."""
 
@@ -80,11 +82,8 @@ def decode(raw: bytes, path: str | Path) -> EmbeddingData:
         return interpret(pickles.load_pickle(raw, path), path, "pt")
     if kind == "safetensors":
         header = safetensors_file.parse_header(raw, len(raw), path)
-        data: dict[str, Any] = dict(safetensors_file.read_tensors(raw, header, path))
-        for key in ("name", "step", "sd_checkpoint", "sd_checkpoint_name"):
-            if key in header.metadata and key not in data:
-                data[key] = header.metadata[key]
-        return interpret(data, path, "safetensors")
+        tensors = safetensors_file.read_tensors(raw, header, path)
+        return interpret(_with_metadata(tensors, header.metadata), path, "safetensors")
     if kind == "image":
         return interpret(image_format.decode_image(raw, path), path, "image")
     raise NotAnEmbeddingError(path, "unknown file type")
@@ -165,9 +164,7 @@ def _locate(data: Any, path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """
     if not isinstance(data, dict):
         raise NotAnEmbeddingError(path, f"holds a {type(data).__name__}, not an embedding dictionary")
-    meta = {"name": _as_text(data.get("name")), "step": _as_int(data.get("step")),
-            "sd_checkpoint": _as_text(data.get("sd_checkpoint")),
-            "sd_checkpoint_name": _as_text(data.get("sd_checkpoint_name"))}
+    meta = {key: (_as_int if key == "step" else _as_text)(data.get(key)) for key in META_KEYS}
     if "string_to_param" in data:
         params = data["string_to_param"]
         if isinstance(params, dict) and isinstance(params.get("_parameters"), dict):
@@ -255,11 +252,16 @@ def _read_head(path: str, head: bytes) -> bytes:
 def header_only(raw: bytes, file_size: int, path: str) -> Header:
     """Shape of a safetensors file from its header alone (no tensor bytes are read)."""
     header = safetensors_file.parse_header(raw, file_size, path)
-    data: dict[str, Any] = dict(header.tensors)
-    for key in ("name", "step", "sd_checkpoint", "sd_checkpoint_name"):
-        if key in header.metadata and key not in data:
-            data[key] = header.metadata[key]
-    return shape_of(data, path, "safetensors")
+    return shape_of(_with_metadata(header.tensors, header.metadata), path, "safetensors")
+
+
+def _with_metadata(tensors: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
+    """A safetensors file as the dict ``_locate`` reads: its tensors plus name/step/checkpoint from metadata."""
+    data: dict[str, Any] = dict(tensors)
+    for key in META_KEYS:
+        if key in metadata and key not in data:
+            data[key] = metadata[key]
+    return data
 
 
 def to_saveable(data: EmbeddingData) -> dict[str, torch.Tensor]:
@@ -270,7 +272,7 @@ def to_saveable(data: EmbeddingData) -> dict[str, torch.Tensor]:
 
 def metadata_for(data: EmbeddingData, name: str) -> dict[str, str]:
     meta = {"name": name, "family": data.shape.family.value, "format": "sd_embeddings"}
-    for key in ("step", "sd_checkpoint", "sd_checkpoint_name"):
+    for key in META_KEYS[1:]:  # the name is the one given
         value = getattr(data, key)
         if value is not None:
             meta[key] = str(value)

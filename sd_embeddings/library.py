@@ -102,10 +102,8 @@ class Library(FileChecks):
                 self._data.pop(path, None)
             self._files = files
             self._dir_stamps = dir_stamps
-            if report.any or force or not self._entries and files:
+            if report.any or force:
                 self._resolve()
-            elif not files:
-                self._entries, self._winners = (), {}
         if report.any or force:
             self._notify()
         self._start_hashing()
