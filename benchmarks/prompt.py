@@ -20,11 +20,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sd_embeddings import conditioning, formats, text_encoders  # noqa: E402
+from sd_embeddings.encode import conditioning, text_encoders
+from sd_embeddings.formats import decoding as formats  # noqa: E402
 from sd_embeddings.library import Library  # noqa: E402
-from sd_embeddings.prompt import indexes_for, tokenize_prompt  # noqa: E402
+from sd_embeddings.prompt.chunks import indexes_for, tokenize_prompt  # noqa: E402
+from sd_embeddings.prompt.tokenizer import bundled  # noqa: E402
 from sd_embeddings.records import EmbeddingData, Family  # noqa: E402
-from sd_embeddings.tokenizer import bundled  # noqa: E402
 
 WORDS = ["masterpiece", "best", "quality", "portrait", "of", "a", "woman", "standing", "in", "a", "field", "of",
          "flowers", "at", "sunset", "dramatic", "lighting", "highly", "detailed", "sharp", "focus"]

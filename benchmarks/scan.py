@@ -35,8 +35,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sd_embeddings.hashing import HashCache  # noqa: E402
 from sd_embeddings.library import Library  # noqa: E402
+from sd_embeddings.library.hashing import HashCache  # noqa: E402
 
 
 def generate(root: Path, count: int) -> None:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sd_embeddings.library import Library  # noqa: E402
-from sd_embeddings.webui.watcher import ChangeWatcher, any_file_changed  # noqa: E402
+from sd_embeddings.library.watcher import ChangeWatcher, any_file_changed  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, float]:

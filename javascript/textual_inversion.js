@@ -1,6 +1,6 @@
 // Textual Inversion tab: cards, search/sort/filter, click-to-insert, metadata dialog.
 // One classic script, one namespace (window.sdEmbeddings), safe to load twice. Works in AUTOMATIC1111's WebUI
-// (gradio 3.41) and in the standalone gradio page; the pane markup comes from sd_embeddings/cards.py.
+// (gradio 3.41) and in the standalone gradio page; the pane markup comes from sd_embeddings/tab/cards.py.
 (function () {
   "use strict";
   if (window.sdEmbeddings && window.sdEmbeddings.ready) return;

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sd_embeddings <command>``. Each command lives in its own ``cli_*.py`` module.
+"""Command line: ``python -m sd_embeddings <command>``; each command is a module under ``sd_embeddings/cli/``.
 
 Exit codes: 0 ok, 1 some files bad (everything else is still printed), 2 usage error.
 """
@@ -11,7 +11,7 @@ import logging
 import sys
 
 # Each module has ``register(subparsers)`` that adds its sub-command and sets ``func(args) -> int``.
-COMMANDS = ("cli_scan", "cli_inspect", "cli_convert", "cli_serve", "cli_samples", "cli_encode")
+COMMANDS = ("scan", "inspect", "convert", "serve", "samples", "encode")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every file as it is read")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"sd_embeddings.{name}").register(subparsers)
+        importlib.import_module(f"sd_embeddings.cli.{name}").register(subparsers)
     return parser
 
 

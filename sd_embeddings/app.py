@@ -13,9 +13,10 @@ import logging
 import threading
 from pathlib import Path
 
-from . import cards, http_routes
 from .library import Library
 from .records import Family
+from .tab import cards
+from .tab import routes as http_routes
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def report_html(report: dict) -> str:
 
 def encode(library: Library, positive: str, negative: str) -> str:
     try:
-        from .encoding import encode_report
+        from .encode.encoding import encode_report
     except ImportError as e:
         return f'<p class="sdemb-warning">Encoding is not available: {html.escape(str(e))}</p>'
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from sd_embeddings import formats
+from sd_embeddings.formats import decoding as formats
 from sd_embeddings.records import EmbeddingData
 
 

@@ -9,9 +9,9 @@ import pytest
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
 from PIL import Image
 
-from sd_embeddings import cards
 from sd_embeddings.library import Library
 from sd_embeddings.records import Family
+from sd_embeddings.tab import cards
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -111,7 +111,7 @@ def test_routes(library: Library, tmp_path: Path) -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from sd_embeddings.http_routes import make_router
+    from sd_embeddings.tab.routes import make_router
 
     app = FastAPI()
     app.include_router(make_router(lambda: library))
@@ -139,8 +139,8 @@ def test_auto_negative_can_be_switched_off_but_the_users_choice_stays(tmp_path):
     """The WebUI setting ``sd_embeddings_auto_negative`` reaches cards.py as ``auto_negative``."""
     from factories import vectors, write_safetensors
 
-    from sd_embeddings import cards
     from sd_embeddings.library import Library
+    from sd_embeddings.tab import cards
 
     write_safetensors(tmp_path / "negative" / "EasyNegative.safetensors", {"emb_params": vectors(2)})
     write_safetensors(tmp_path / "style.safetensors", {"emb_params": vectors(1)})

@@ -13,7 +13,7 @@ import pytest
 import torch
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_image, write_safetensors
 
-from sd_embeddings import formats
+from sd_embeddings.formats import decoding as formats
 
 ROOT = Path(__file__).resolve().parent.parent
 

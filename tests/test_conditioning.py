@@ -9,10 +9,10 @@ import torch
 from factories import sdxl_vectors, vectors
 from prompt_helpers import library_with
 
-from sd_embeddings import conditioning, text_encoders
-from sd_embeddings.prompt import indexes_for, tokenize_prompt
+from sd_embeddings.encode import conditioning, text_encoders
+from sd_embeddings.prompt.chunks import indexes_for, tokenize_prompt
+from sd_embeddings.prompt.tokenizer import bundled
 from sd_embeddings.records import Family
-from sd_embeddings.tokenizer import bundled
 
 pytest.importorskip("transformers")
 
@@ -188,7 +188,7 @@ def to_openclip(model) -> dict[str, torch.Tensor]:
 def test_single_file_sd2_checkpoint_loads_openclip_weights(tmp_path) -> None:
     from safetensors.torch import save_file
 
-    from sd_embeddings.checkpoint_weights import SD2_PREFIX, encoders_from_checkpoint
+    from sd_embeddings.encode.checkpoint_weights import SD2_PREFIX, encoders_from_checkpoint
 
     source = text_encoders.random_encoders(Family.SD2, layers=2, seed=7)
     tensors = {SD2_PREFIX + k: v.contiguous() for k, v in to_openclip(source.encoders[0][1]).items()}

@@ -6,8 +6,8 @@ import pytest
 from factories import sdxl_vectors, vectors
 from prompt_helpers import library_with
 
-from sd_embeddings.diagnostics import NearMissIndex, squash, words_of
-from sd_embeddings.encoding import encode_report
+from sd_embeddings.encode.encoding import encode_report
+from sd_embeddings.prompt.diagnostics import NearMissIndex, squash, words_of
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import pytest
 from factories import vectors, write_a1111_pt
 from prompt_helpers import library_with
 
-from sd_embeddings.encoding import encode_report
+from sd_embeddings.encode.encoding import encode_report
 from sd_embeddings.errors import ChangedFileError
 
 pytest.importorskip("transformers")

@@ -7,7 +7,7 @@ import pytest
 from factories import sdxl_vectors, vectors
 from prompt_helpers import library_with
 
-from sd_embeddings.encoding import encode_report
+from sd_embeddings.encode.encoding import encode_report
 from sd_embeddings.records import Family
 
 pytest.importorskip("transformers")

@@ -11,8 +11,9 @@ import torch
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_diffusers_bin, write_image, write_safetensors
 from PIL import Image
 
-from sd_embeddings import formats, image_format
 from sd_embeddings.errors import CorruptFileError, NotAnEmbeddingError, UnsafeFileError, UnsupportedFileError
+from sd_embeddings.formats import decoding as formats
+from sd_embeddings.formats import image_format
 from sd_embeddings.records import EmbeddingData, Family
 
 

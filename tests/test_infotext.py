@@ -6,8 +6,8 @@ import pytest
 from factories import vectors
 from prompt_helpers import library_with
 
-from sd_embeddings import infotext
-from sd_embeddings.encoding import encode_report
+from sd_embeddings.encode.encoding import encode_report
+from sd_embeddings.prompt import infotext
 
 
 @pytest.fixture()

@@ -17,8 +17,8 @@ from factories import (
 )
 from PIL import Image
 
-from sd_embeddings.hashing import HashCache
 from sd_embeddings.library import Library
+from sd_embeddings.library.hashing import HashCache
 from sd_embeddings.records import Family, Status
 
 
@@ -250,7 +250,7 @@ def test_restart_trusts_the_cache_and_reads_no_unchanged_file(tmp_path, monkeypa
     first.hash_cache.save()
     expected = [(e.keyword, e.status, e.reason, e.vectors, e.family, e.sha256) for e in first.entries]
 
-    from sd_embeddings import formats
+    from sd_embeddings.formats import decoding as formats
 
     def no_reading(*args, **kwargs):
         raise AssertionError("an unchanged file was read again")

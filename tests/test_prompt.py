@@ -6,8 +6,8 @@ import pytest
 from factories import vectors
 from prompt_helpers import library_with
 
-from sd_embeddings.prompt import ChunkOptions, indexes_for, parse_attention, tokenize_prompt
-from sd_embeddings.tokenizer import bundled
+from sd_embeddings.prompt.chunks import ChunkOptions, indexes_for, parse_attention, tokenize_prompt
+from sd_embeddings.prompt.tokenizer import bundled
 
 CAT = 2368  # "cat</w>": one token per filler word
 

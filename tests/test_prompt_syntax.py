@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sd_embeddings import prompt_syntax
-from sd_embeddings.prompt_syntax import distinct_texts, schedule, split_and
+from sd_embeddings.prompt import syntax as prompt_syntax
+from sd_embeddings.prompt.syntax import distinct_texts, schedule, split_and
 
 
 def test_prompt_parts_strip_extra_networks_and_and_weights():

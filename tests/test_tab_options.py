@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from factories import vectors, write_safetensors
 
-from sd_embeddings import cards
 from sd_embeddings.library import Library
+from sd_embeddings.tab import cards
 
 
 @pytest.fixture

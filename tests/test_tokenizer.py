@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sd_embeddings import tokenizer as tk
+from sd_embeddings.prompt import tokenizer as tk
 
 PROMPTS = [
     "a photo of a cat",

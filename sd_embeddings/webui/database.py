@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..library import Library
+from ..library import watcher as watching
 from ..records import Family, Status
-from . import watcher as watching
 from .embedding import embedding_class
 
 logger = logging.getLogger(__name__)

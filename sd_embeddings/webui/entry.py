@@ -21,11 +21,11 @@ import logging
 import os
 from typing import Any
 
-from ..hashing import HashCache
 from ..library import Library
+from ..library.hashing import HashCache
+from ..library.watcher import ChangeWatcher
 from . import console, generation, prompt_warnings, settings
 from .database import LibraryDatabase
-from .watcher import ChangeWatcher
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def _app_started(_demo: Any, app: Any) -> None:
     api.replace_core_route(app, database)
     api.add_own_routes(app, database)
     try:
-        from .. import http_routes
+        from ..tab import routes as http_routes
 
         app.include_router(http_routes.make_router(lambda: ensure_scanned().library,
                                                    auto_negative=settings.auto_negative))

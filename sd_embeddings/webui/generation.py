@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..infotext import sanitize
+from ..prompt.infotext import sanitize
 
 
 def relocate_orphaned_fixes(chunks: list[Any], id_end: int, make_fix: Callable[[int, Any], Any]) -> int:

@@ -70,7 +70,7 @@ def page_class(base: type) -> type:
             return list(self.get_db().library.folders)
 
         def create_html(self, tabname: str, *, empty: bool = False) -> str:
-            from .. import cards
+            from ..tab import cards
 
             self.lister.reset()
             self.items = {item["name"]: item for item in self.list_items()}

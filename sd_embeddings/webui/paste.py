@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import re
 
-from .. import infotext
-from ..infotext import Resolved
 from ..library import Library
+from ..prompt import infotext
+from ..prompt.infotext import Resolved
 
 logger = logging.getLogger(__name__)
 

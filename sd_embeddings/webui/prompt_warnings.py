@@ -14,12 +14,12 @@ import logging
 import weakref
 from collections.abc import Iterable
 
-from ..diagnostics import PromptWarning, warnings_for
 from ..library import Library
-from ..prompt import CHUNK_LENGTH, indexes_for, tokenize_prompt
-from ..prompt_syntax import prompt_parts
+from ..prompt.chunks import CHUNK_LENGTH, indexes_for, tokenize_prompt
+from ..prompt.diagnostics import PromptWarning, warnings_for
+from ..prompt.syntax import prompt_parts
+from ..prompt.tokenizer import bundled
 from ..records import Family
-from ..tokenizer import bundled
 
 logger = logging.getLogger(__name__)
 

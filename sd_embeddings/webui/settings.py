@@ -64,7 +64,7 @@ def tab_options() -> dict[str, str]:
     """
     from modules import shared
 
-    from .. import cards
+    from ..tab import cards
 
     opts = shared.opts
     hidden = getattr(opts, "extra_networks_hidden_models", cards.HIDDEN_DEFAULT)

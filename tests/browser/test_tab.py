@@ -193,7 +193,7 @@ def test_preview_route_serves_previews_and_refuses_traversal(tab, tmp_path):
 
 
 def test_screenshots_light_and_dark(tmp_path, host_factory, open_page):
-    from sd_embeddings.cli_samples import write_samples
+    from sd_embeddings.cli.samples import write_samples
 
     folder = build(tmp_path / "embeddings")
     write_samples(folder)

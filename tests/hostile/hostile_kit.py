@@ -15,8 +15,9 @@ import pytest
 import torch
 from factories import vectors, write_a1111_pt, write_image, write_safetensors
 
-from sd_embeddings import Library, formats
+from sd_embeddings import Library
 from sd_embeddings.errors import EmbeddingError
+from sd_embeddings.formats import decoding as formats
 from sd_embeddings.records import Entry, Status
 
 TALLY: dict[str, int] = {"inputs": 0, "code_executed": 0, "crashes": 0, "good_lost": 0}

@@ -17,12 +17,12 @@ import torch
 from factories import write_a1111_pt, write_safetensors
 from hostile_kit import TALLY
 
-from sd_embeddings.encoding import encode_report
+from sd_embeddings.encode.encoding import encode_report
 from sd_embeddings.errors import ChangedFileError
 from sd_embeddings.library import Library
-from sd_embeddings.prompt import indexes_for, tokenize_prompt
+from sd_embeddings.prompt.chunks import indexes_for, tokenize_prompt
+from sd_embeddings.prompt.tokenizer import bundled
 from sd_embeddings.records import Family, Status
-from sd_embeddings.tokenizer import bundled
 
 SECONDS = float(os.environ.get("CONCURRENCY_SECONDS", "3"))
 WIDTH = 768

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save
 
-from sd_embeddings import formats, pickles
 from sd_embeddings.errors import EmbeddingError
+from sd_embeddings.formats import decoding as formats
+from sd_embeddings.formats import pickles
 from sd_embeddings.records import EmbeddingData
 
 DEFAULT_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prompt_helpers import library_with
 
-from sd_embeddings.prompt import (
+from sd_embeddings.prompt.chunks import (
     BREAK_WEIGHT,
     CHUNK_LENGTH,
     PLACEHOLDER_ID,
@@ -34,7 +34,7 @@ from sd_embeddings.prompt import (
     parse_attention,
     tokenize_prompt,
 )
-from sd_embeddings.tokenizer import bundled
+from sd_embeddings.prompt.tokenizer import bundled
 
 DEFAULT_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 SLOW_EXAMPLES = int(os.environ.get("FUZZ_SLOW_EXAMPLES", "5000"))

@@ -18,7 +18,8 @@ from hostile_kit import Folder, decode_only, peak_memory
 from payloads import float_bytes, png, png_chunk, png_declaring, safetensors_raw, ti_chunk
 from PIL import Image
 
-from sd_embeddings import image_format, scanning
+from sd_embeddings.formats import image_format
+from sd_embeddings.library import scanning
 from sd_embeddings.records import Status
 
 F32 = float_bytes(768)
@@ -208,7 +209,7 @@ def test_files_changing_while_a_scan_runs(folder: Folder, monkeypatch: pytest.Mo
             victim.mkdir()
         return found
 
-    monkeypatch.setattr("sd_embeddings.library.walk_folders", walk_then_change)
+    monkeypatch.setattr("sd_embeddings.library.library.walk_folders", walk_then_change)
     library = folder.scan()
     entry = folder.entry(library, "victim.pt")
     assert entry.status in (Status.CORRUPT, Status.NOT_AN_EMBEDDING), entry

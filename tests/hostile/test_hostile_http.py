@@ -1,4 +1,4 @@
-"""Hostile HTTP requests and hostile names against the tab's routes (``http_routes``) and the standalone host.
+"""Hostile HTTP requests and hostile names against the tab's routes (``tab/routes.py``) and the standalone host.
 
 A FastAPI app mounts the shared router over a library in ``tmp_path`` with a secret picture and a secret text
 next to (outside) the embeddings folder. Every request below must be refused without touching anything outside
@@ -22,9 +22,11 @@ from hostile_kit import TALLY
 from payloads import png
 
 from sd_embeddings import app as host
-from sd_embeddings import cards, cli_serve, http_routes
 from sd_embeddings.__main__ import build_parser
+from sd_embeddings.cli import serve as cli_serve
 from sd_embeddings.library import Library
+from sd_embeddings.tab import cards
+from sd_embeddings.tab import routes as http_routes
 
 P = http_routes.ROUTE_PREFIX
 HOSTILE_NAMES = ("<img src=x onerror=alert(1)>", "\"'><script>alert(1)<\\script>", "new\nline\r<b>x",

@@ -31,7 +31,8 @@ from payloads import (
     torch_zip,
 )
 
-from sd_embeddings import formats, unpickler
+from sd_embeddings.formats import decoding as formats
+from sd_embeddings.formats import unpickler
 from sd_embeddings.records import Status
 
 

@@ -16,7 +16,7 @@ from payloads import png, png_declaring
 from PIL import Image
 from test_hostile_http import P, Site
 
-from sd_embeddings import preview_upload
+from sd_embeddings.tab import preview_upload
 
 
 @pytest.fixture

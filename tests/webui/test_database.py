@@ -9,7 +9,7 @@ import torch
 from factories import sdxl_vectors, touch_mtime, vectors, write_a1111_pt, write_safetensors
 
 from sd_embeddings.errors import ChangedFileError
-from sd_embeddings.webui.watcher import ChangeWatcher
+from sd_embeddings.library.watcher import ChangeWatcher
 
 
 def test_loads_sorts_and_skips_incompatible_with_reason(webui):

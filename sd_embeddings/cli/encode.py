@@ -1,0 +1,139 @@
+"""``encode PROMPT``: is my embedding working? Chunks, embeddings used, warnings, TI hashes, conditioning.
+
+``--json`` prints the object ``encoding.encode_report`` returns (documented there and in the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from ..encode.encoding import encode_report, pick_family
+from ..library import Library
+from ..library.hashing import HashCache, default_cache_path
+from ..prompt.syntax import DEFAULT_STEPS
+from ..prompt.tokenizer import for_model
+from ..records import Family
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("encode", help="show how a prompt reaches the text encoder, embeddings included",
+                                   description="Tokenize, match embeddings, chunk and encode a prompt as the "
+                                               "WebUI does, and say which embeddings were used and why not.")
+    parser.add_argument("prompt", metavar="PROMPT")
+    parser.add_argument("--negative", default="", metavar="TEXT", help="negative prompt")
+    parser.add_argument("--family", type=Family.parse, metavar="sd1|sd2|sdxl",
+                        help="model family (default: the --model's, else sd1)")
+    parser.add_argument("--folder", action="append", metavar="DIR",
+                        help="embeddings folder, repeatable (default: embeddings)")
+    parser.add_argument("--model", metavar="PATH",
+                        help="local diffusers folder, text-encoder folder or .safetensors checkpoint "
+                             "(default: the family's real configuration with random weights)")
+    parser.add_argument("--clip-skip", type=int, default=1, metavar="N", help="SD1 CLIP skip (default 1)")
+    parser.add_argument("--sdxl-clip-l-skip", action="store_true",
+                        help="apply --clip-skip to SDXL's CLIP-L too (the WebUI's 'Clip skip SDXL' option)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+                        help=f"sampling steps for prompt editing [a:b:when] and [a|b] (default {DEFAULT_STEPS})")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    folders = args.folder or ["embeddings"]
+    missing = [folder for folder in folders if not os.path.isdir(folder)]
+    if missing:
+        print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.model and not os.path.exists(args.model):
+        print(f"error: no such model path: {args.model}", file=sys.stderr)
+        return 2
+    library = Library(folders, hash_cache=HashCache(default_cache_path()), background_hashing=False)
+    try:
+        family = pick_family(library, args.family, args.model)
+        library.set_family(family)
+        library.refresh()
+        report = encode_report(library, args.prompt, args.negative, family, args.model, clip_skip=args.clip_skip,
+                               steps=args.steps, sdxl_clip_l_skip=args.sdxl_clip_l_skip)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    library.hash_cache.save()
+    if args.json:
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_report(report, for_model(args.model))
+    return 0
+
+
+def print_report(report: dict[str, Any], tokenizer: Any) -> None:
+    source = report["model"] or "random weights (no --model: shapes are real, values are not)"
+    print(f"Model: {report['family']}, {source}")
+    for name in ("positive", "negative"):
+        prompt = report[name]
+        count = len(prompt["chunks"])
+        print(f"\n{name.capitalize()} prompt: {prompt['token_count']}/{prompt['token_limit']} tokens, "
+              f"{count} chunk{'s' if count != 1 else ''}")
+        if prompt.get("extra_networks"):
+            print(f"  extra networks (not text): {' '.join(prompt['extra_networks'])}")
+        parts = prompt["parts"]
+        for index, part in enumerate(parts):
+            if len(parts) > 1:
+                print(f"  part {index}: {part_label(part, report['steps'])}: {part['text']!r}")
+            for chunk_index, chunk in enumerate(part["chunks"]):
+                text = chunk_text(chunk, [e for e in part["embeddings"] if e["chunk"] == chunk_index], tokenizer)
+                print(f"  chunk {chunk_index}: {chunk['token_count']}/75  {text}")
+    print("\nEmbeddings used:" if report["embeddings"] else "\nEmbeddings used: none")
+    for e in report["embeddings"]:
+        print(f"  {e['keyword']}  {e['file']}  {e['vectors']} vector{'s' if e['vectors'] != 1 else ''}  "
+              f"weight {e['weight']:g}  {e['prompt']}{where(report, e)} chunk {e['chunk']} position {e['position']}")
+    print("\nWarnings:" if report["warnings"] else "\nWarnings: none")
+    for w in report["warnings"]:
+        print(f"  [{w['kind']}] ({w['prompt']}) {w['message']}")
+    print(f"\n{report['ti_hashes_item'] or 'TI hashes: (none)'}")
+    print("\nConditioning:")
+    for name in ("positive", "negative"):
+        for index, part in enumerate(report[name]["parts"]):
+            pooled = f", pooled {part['pooled_shape']}" if part["pooled_shape"] else ""
+            checksum = "not computed" if part["checksum"] is None else f"{part['checksum']}"
+            label = f" part {index}" if len(report[name]["parts"]) > 1 else ""
+            print(f"  {name}{label}: shape {part['shape']}{pooled}, checksum {checksum}")
+
+
+def where(report: dict[str, Any], embedding: dict[str, Any]) -> str:
+    return f" part {embedding['part']}" if len(report[embedding["prompt"]]["parts"]) > 1 else ""
+
+
+def part_label(part: dict[str, Any], steps: int) -> str:
+    """``AND 1, weight 0.5, steps 6-20 of 20``: where a part of a prompt is used."""
+    ranges = ", ".join(f"{first}" if first == last else f"{first}-{last}" for first, last in part["steps"])
+    return f"AND {part['and_index']}, weight {part['weight']:g}, steps {ranges} of {steps}"
+
+
+def chunk_text(chunk: dict[str, Any], placed: list[dict[str, Any]], tokenizer: Any) -> str:
+    """The chunk's body as words, each embedding shown as ``<keyword xN>``, padding left out."""
+    body = chunk["tokens"][1:1 + chunk["token_count"]]
+    starts = {e["position"] - 1: e for e in placed}
+    words: list[str] = []
+    run: list[int] = []
+    position = 0
+
+    def flush() -> None:
+        if run:
+            words.append(tokenizer.decode(run) if hasattr(tokenizer, "decode") else " ".join(map(str, run)))
+            run.clear()
+
+    while position < len(body):
+        if position in starts:
+            flush()
+            e = starts[position]
+            words.append(f"<{e['keyword']} x{e['vectors']}>")
+            position += e["vectors"]
+        else:
+            run.append(body[position])
+            position += 1
+    flush()
+    return " ".join(words)

@@ -1,0 +1,100 @@
+"""``scan DIR...``: list every file with keyword, family, vectors, status and reason.
+
+``--json`` prints a JSON array, one object per file (schema in the README, "CLI"): ``keyword``, ``path`` (relative
+to the scanned folder, ``/``-separated), ``root``, ``folder``, ``format``, ``layout``, ``family``
+(``sd1``/``sd2``/``sdxl``/``unknown``), ``vectors``, ``width``, ``status``, ``reason``, ``sha256`` (null until
+known), ``size``, ``mtime``, ``preview``, ``collides_with``. The summary then goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from ..library import Library
+from ..library.hashing import HashCache, default_cache_path
+from ..records import Entry, Family, Status
+from .progress import progress_bar
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("scan", help="list the embeddings in folders, with status and reasons",
+                                   description="List every embedding file under the folders (sub-folders too).")
+    parser.add_argument("folders", nargs="*", default=["embeddings"], metavar="DIR",
+                        help="folders to scan (default: embeddings)")
+    parser.add_argument("--family", type=Family.parse, metavar="sd1|sd2|sdxl",
+                        help="active model family: other families are listed as incompatible")
+    parser.add_argument("--json", action="store_true", help="print a JSON array (summary on stderr)")
+    parser.add_argument("--hashes", action="store_true", help="compute every sha256 now (cached for next time)")
+    parser.set_defaults(func=run)
+
+
+def open_library(folders: list[str], family: Family | None) -> Library | None:
+    missing = [folder for folder in folders if not os.path.isdir(folder)]
+    if missing:
+        print(f"error: not a folder: {', '.join(missing)}", file=sys.stderr)
+        return None
+    return Library(folders, family=family, hash_cache=HashCache(default_cache_path()), background_hashing=False,
+                   deep=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    library = open_library(args.folders, args.family)
+    if library is None:
+        return 2
+    library.refresh(progress=progress_bar("Scanning"))
+    if args.hashes or args.json:
+        if args.hashes:
+            library.hash_all(progress=progress_bar("Hashing"))
+        library.hash_cache.save()
+    entries = library.entries
+    if args.json:
+        json.dump([entry_json(entry) for entry in entries], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        print(summary(library), file=sys.stderr)
+    else:
+        print_table(entries)
+        print(summary(library))
+    return 1 if any(entry.is_problem for entry in entries) else 0
+
+
+def entry_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "keyword": entry.keyword, "path": entry.relpath, "root": entry.root, "folder": entry.folder,
+        "format": entry.format, "layout": entry.header.layout if entry.header else None,
+        "family": entry.family.value, "vectors": entry.vectors, "width": entry.width,
+        "status": entry.status.value, "reason": entry.reason, "sha256": entry.sha256, "size": entry.size,
+        "mtime": entry.mtime_ns / 1e9, "preview": entry.sidecars.preview,
+        "collides_with": [os.path.relpath(path, entry.root) for path in entry.collides_with],
+    }
+
+
+def print_table(entries: tuple[Entry, ...]) -> None:
+    rows = [("KEYWORD", "FAMILY", "VECTORS", "STATUS", "FOLDER", "REASON")]
+    for entry in entries:
+        family = entry.family.label if entry.header else "-"
+        vectors = str(entry.vectors) if entry.header else "-"
+        rows.append((entry.keyword, family, vectors, entry.status.value, entry.folder or ".",
+                     entry.reason or ("" if entry.keyword == os.path.splitext(entry.filename)[0]
+                                      else f"from {entry.filename}")))
+    widths = [min(max(len(row[i]) for row in rows), 40) for i in range(5)]
+    for row in rows:
+        cells = [cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
+                 for cell, width in zip(row[:5], widths)]
+        print("  ".join(cells + [row[5]]).rstrip())
+
+
+def summary(library: Library) -> str:
+    """The WebUI console's wording, plus the counts it never shows."""
+    counts = library.counts()
+    loaded, skipped = counts[Status.LOADED.value], counts[Status.INCOMPATIBLE.value]
+    line = f"Loaded a total of {loaded} textual inversion embeddings. Skipped {skipped}."
+    extra = [f"{counts[s.value]} {s.value}" for s in (Status.DUPLICATE, Status.UNSAFE, Status.CORRUPT,
+                                                      Status.UNSUPPORTED) if counts[s.value]]
+    bad = sum(1 for entry in library.entries if entry.is_problem and entry.status is Status.NOT_AN_EMBEDDING)
+    if bad:
+        extra.append(f"{bad} not an embedding")
+    return line + (f" Not used: {', '.join(extra)}." if extra else "")

@@ -1,0 +1,303 @@
+"""Bytes -> embedding vectors, for every format the WebUI accepts, and back to ``.safetensors`` / images.
+
+``decode`` is the one entry point: it sniffs the content (not only the extension), reads pickles through the
+allow-list unpickler of ``pickles.py``, validates safetensors headers before allocating, and turns whatever
+layout it finds into an ``EmbeddingData``. It raises only ``EmbeddingError`` subclasses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CorruptFileError, NotAnEmbeddingError
+from ..records import SDXL_KEYS, EmbeddingData, Header, Shape
+from . import image_format, pickles, safetensors_file
+
+logger = logging.getLogger(__name__)
+
+PICKLE_EXTENSIONS = (".pt", ".bin")
+SAFETENSORS_EXTENSIONS = (".safetensors",)
+IMAGE_EXTENSIONS = (".png", ".webp", ".jxl", ".avif")
+EMBEDDING_EXTENSIONS = PICKLE_EXTENSIONS + SAFETENSORS_EXTENSIONS + IMAGE_EXTENSIONS
+MAX_VECTORS = 1000
+"""More rows than this is a token table or a model part, not an embedding (75 fill a whole prompt chunk)."""
+MAX_EMBEDDING_BYTES = 64 * 1024 * 1024
+"""Files above this are not decoded: the largest real embeddings are well under 1 MB."""
+META_KEYS = ("name", "step", "sd_checkpoint", "sd_checkpoint_name")
+"""Stored alongside the vectors (the WebUI's ``Embedding`` fields of the same names)."""
+_TENSOR_TYPES = (torch.Tensor, pickles.TensorRef, safetensors_file.TensorSpec)
+"""Real tensors, and the shape-only stand-ins scanning uses."""
+
+
+def format_of(path: str | Path) -> str | None:
+    """``pickle``, ``safetensors``, ``image`` or None for extensions the WebUI ignores (case-insensitive)."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in PICKLE_EXTENSIONS:
+        return "pickle"
+    if ext in SAFETENSORS_EXTENSIONS:
+        return "safetensors"
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    return None
+
+
+def sniff(raw: bytes, fallback: str) -> str:
+    """The real container of a file, whatever its extension says."""
+    if raw[:4] == b"PK\x03\x04" or raw[:1] == b"\x80":
+        return "pickle"
+    if len(raw) > 9 and raw[8:9] == b"{" and int.from_bytes(raw[:8], "little") < len(raw) + 2**27:
+        return "safetensors"
+    if raw[:8] == b"\x89PNG\r\n\x1a\n" or raw[:4] == b"RIFF" or raw[4:12] in (b"ftypavif", b"ftypavis") \
+            or raw[:2] == b"\xff\x0a" or raw[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return "image"
+    return fallback
+
+
+def read_file(path: str | Path, limit: int = MAX_EMBEDDING_BYTES) -> bytes:
+    """Read a whole embedding file, refusing files too big to be one (checked before reading)."""
+    path = str(path)
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
+                                                "(checkpoints and LoRAs belong in their own folders)")
+            return handle.read(limit + 1)
+    except OSError as e:
+        raise CorruptFileError(path, f"cannot read the file ({e.strerror or type(e).__name__})") from e
+
+
+def decode(raw: bytes, path: str | Path) -> EmbeddingData:
+    """Decode one file's bytes. Raises ``EmbeddingError`` (unsafe, corrupt, not an embedding, unsupported)."""
+    path = str(path)
+    if not raw:
+        raise CorruptFileError(path, "file is empty")
+    kind = sniff(raw, format_of(path) or "unknown")
+    if kind == "pickle":
+        return interpret(pickles.load_pickle(raw, path), path, "pt")
+    if kind == "safetensors":
+        header = safetensors_file.parse_header(raw, len(raw), path)
+        tensors = safetensors_file.read_tensors(raw, header, path)
+        return interpret(_with_metadata(tensors, header.metadata), path, "safetensors")
+    if kind == "image":
+        return interpret(image_format.decode_image(raw, path), path, "image")
+    raise NotAnEmbeddingError(path, "unknown file type")
+
+
+def decode_file(path: str | Path) -> EmbeddingData:
+    return decode(read_file(path), path)
+
+
+def header_of(data: EmbeddingData) -> Header:
+    return Header(data.shape, data.layout, data.name, data.step, data.sd_checkpoint, data.sd_checkpoint_name)
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return int(value.item() if hasattr(value, "item") else value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_text(value: Any) -> str | None:
+    if not isinstance(value, (str, int, float)) or isinstance(value, int) and value.bit_length() > 64:
+        return None  # str() of a nested or memo-shared structure can take exponential time
+    return str(value)[:300]
+
+
+def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
+    """Validate a tensor (real or a lazy ``TensorRef``) as [vectors, width]; 1-D is one vector."""
+    if not isinstance(tensor, _TENSOR_TYPES):
+        raise NotAnEmbeddingError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
+    if not tensor.is_floating_point():
+        raise NotAnEmbeddingError(path, f"{what} holds {str(tensor.dtype).replace('torch.', '')} values, not floats")
+    shape = list(tensor.shape)
+    if len(shape) == 1:
+        shape = [1, *shape]
+    while len(shape) > 2 and shape[0] == 1:
+        shape = shape[1:]
+    if len(shape) != 2:
+        raise NotAnEmbeddingError(path, f"{what} has shape {list(tensor.shape)}, expected [vectors, width]")
+    rows, width = shape
+    if rows == 0 or width == 0:
+        raise CorruptFileError(path, f"{what} holds no vectors (shape {list(tensor.shape)})")
+    if rows > MAX_VECTORS:
+        raise NotAnEmbeddingError(path, f"{what} has {rows:,} vectors; that is a token table or model part, "
+                                        f"not an embedding (at most {MAX_VECTORS})")
+    return rows, width
+
+
+def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
+    rows, width = _matrix_shape(tensor, path, what)
+    tensor = tensor.detach().reshape(rows, width).to(torch.float32).contiguous()
+    bad = (~torch.isfinite(tensor)).any(dim=1)
+    if bool(bad.any()):
+        raise CorruptFileError(path, f"{int(bad.sum())} of {rows} vectors contain NaN or infinite values")
+    return tensor
+
+
+def _tensors(data: dict) -> dict[str, Any]:
+    return {str(k): v for k, v in data.items() if isinstance(v, _TENSOR_TYPES)}
+
+
+def _what_else(path: str, tensors: dict[str, Any]) -> NotAnEmbeddingError:
+    keys = list(tensors)
+    joined = " ".join(keys).lower()
+    if "lora" in joined or any(k.endswith(".alpha") for k in keys):
+        return NotAnEmbeddingError(path, f"looks like a LoRA ({len(keys)} tensors); put it in models/Lora")
+    if "diffusion_model" in joined or "first_stage_model" in joined or "state_dict" in keys:
+        return NotAnEmbeddingError(path, "looks like a model checkpoint, not an embedding")
+    shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+    return NotAnEmbeddingError(path, f"holds {len(keys)} tensors ({shown}); an embedding holds one "
+                                     "(or clip_l + clip_g for SDXL)")
+
+
+def _locate(data: Any, path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Where the vectors are, in the WebUI's order: string_to_param, clip_l+clip_g, one tensor.
+
+    Returns the layout name, the parts (``""`` or ``clip_l``/``clip_g`` -> tensor or TensorRef) and metadata.
+    """
+    if not isinstance(data, dict):
+        raise NotAnEmbeddingError(path, f"holds a {type(data).__name__}, not an embedding dictionary")
+    meta = {key: (_as_int if key == "step" else _as_text)(data.get(key)) for key in META_KEYS}
+    if "string_to_param" in data:
+        params = data["string_to_param"]
+        if isinstance(params, dict) and isinstance(params.get("_parameters"), dict):
+            params = params["_parameters"]  # a torch.nn.ParameterDict saved by torch 1.11
+        if not isinstance(params, dict) or len(params) != 1:
+            count = len(params) if isinstance(params, dict) else 0
+            raise NotAnEmbeddingError(path, f"embedding file has multiple terms in it ({count}); "
+                                            "only single-term files can be used")
+        return "a1111", {"": next(iter(params.values()))}, meta
+    tensors = _tensors(data)
+    if all(key in tensors for key in SDXL_KEYS):
+        return "sdxl", {key: tensors[key] for key in SDXL_KEYS}, meta
+    if len(tensors) == 1:
+        key = next(iter(tensors))
+        layout = "emb_params" if key == "emb_params" else ("diffusers" if key.startswith("<") else "single")
+        return layout, {"": tensors[key]}, meta
+    if not tensors:
+        raise NotAnEmbeddingError(path, "Couldn't identify this file as a textual inversion embedding "
+                                        "or a diffusers concept (no tensors found)")
+    raise _what_else(path, tensors)
+
+
+def _check_sdxl_rows(parts: dict[str, tuple[int, int]], path: str) -> None:
+    if "clip_l" in parts and parts["clip_l"][0] != parts["clip_g"][0]:
+        raise CorruptFileError(path, f"clip_l has {parts['clip_l'][0]} vectors but clip_g has {parts['clip_g'][0]}")
+
+
+def interpret(data: Any, path: str, container: str) -> EmbeddingData:
+    """Decoded object -> float32 vectors, validated (shape, NaN/Inf, SDXL row counts)."""
+    layout, parts, meta = _locate(data, path)
+    what = {"": "string_to_param" if layout == "a1111" else "the tensor"}
+    _check_sdxl_rows({k: _matrix_shape(v, path, what.get(k, k)) for k, v in parts.items()}, path)
+    vecs = {key: _rows(value, path, what.get(key, key)) for key, value in parts.items()}
+    return EmbeddingData(vecs if layout == "sdxl" else vecs[""], f"{container}:{layout}", **meta)
+
+
+def shape_of(data: Any, path: str, container: str) -> Header:
+    """Like ``interpret`` but from shapes only (tensors may be lazy ``TensorRef``s); values are not checked."""
+    layout, parts, meta = _locate(data, path)
+    shapes = {key: _matrix_shape(value, path, key or "the tensor") for key, value in parts.items()}
+    _check_sdxl_rows(shapes, path)
+    return Header(Shape(shapes), f"{container}:{layout}", **meta)
+
+
+SCAN_READ_BYTES = 1024 * 1024
+"""Files up to this size are read in one go when scanning (a single read costs the same as a 4 KiB one)."""
+
+
+def scan_file(path: str, size: int) -> Header:
+    """What a file holds, from as little reading as possible: no tensor values are loaded or checked.
+
+    Safetensors: the JSON header. Pickles: the pickled structure (storages are only referenced). Images have
+    to be decoded. Values (NaN/Inf, truncated data) are checked later by ``decode``.
+    """
+    try:
+        return _scan_file(path, size)
+    except OSError as e:  # vanished or unreadable between the folder listing and now
+        raise CorruptFileError(path, f"cannot read the file ({e.strerror or type(e).__name__})") from e
+
+
+def _scan_file(path: str, size: int) -> Header:
+    with open(path, "rb") as handle:
+        head = handle.read(min(size, SCAN_READ_BYTES) if size <= MAX_EMBEDDING_BYTES else 64 * 1024)
+    kind = sniff(head, format_of(path) or "unknown")
+    if kind == "safetensors":
+        return header_only(head if len(head) >= size else _read_head(path, head), size, path)
+    if size > MAX_EMBEDDING_BYTES:
+        raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
+                                        "(checkpoints and LoRAs belong in their own folders)")
+    raw = head if len(head) >= size else read_file(path)
+    if kind == "pickle":
+        return shape_of(pickles.load_pickle(raw, path, lazy=True, file_size=size), path, "pt")
+    return header_of(decode(raw, path))
+
+
+def _read_head(path: str, head: bytes) -> bytes:
+    """Enough of a safetensors file to hold its whole header."""
+    length = safetensors_file.header_length(head, max(len(head), 8), path) if len(head) >= 8 else 0
+    if 8 + length <= len(head):
+        return head
+    with open(path, "rb") as handle:
+        return handle.read(8 + length)
+
+
+def header_only(raw: bytes, file_size: int, path: str) -> Header:
+    """Shape of a safetensors file from its header alone (no tensor bytes are read)."""
+    header = safetensors_file.parse_header(raw, file_size, path)
+    return shape_of(_with_metadata(header.tensors, header.metadata), path, "safetensors")
+
+
+def _with_metadata(tensors: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
+    """A safetensors file as the dict ``_locate`` reads: its tensors plus name/step/checkpoint from metadata."""
+    data: dict[str, Any] = dict(tensors)
+    for key in META_KEYS:
+        if key in metadata and key not in data:
+            data[key] = metadata[key]
+    return data
+
+
+def to_saveable(data: EmbeddingData) -> dict[str, torch.Tensor]:
+    if isinstance(data.vec, dict):
+        return {key: data.vec[key].contiguous() for key in SDXL_KEYS}
+    return {"emb_params": data.vec.contiguous()}
+
+
+def metadata_for(data: EmbeddingData, name: str) -> dict[str, str]:
+    meta = {"name": name, "family": data.shape.family.value, "format": "sd_embeddings"}
+    for key in META_KEYS[1:]:  # the name is the one given
+        value = getattr(data, key)
+        if value is not None:
+            meta[key] = str(value)
+    return meta
+
+
+def write_safetensors(data: EmbeddingData, path: str | Path, name: str) -> None:
+    """Write ``emb_params`` (SD1/SD2) or ``clip_l``/``clip_g`` (SDXL) with name/step/family metadata."""
+    from safetensors.torch import save_file
+
+    save_file(to_saveable(data), str(path), metadata=metadata_for(data, name))
+
+
+def a1111_dict(data: EmbeddingData, name: str) -> dict[str, Any]:
+    """The dict the WebUI saves in ``.pt`` files (and in images); SDXL keeps its two parts."""
+    base: dict[str, Any] = {"name": name, "step": data.step, "sd_checkpoint": data.sd_checkpoint,
+                            "sd_checkpoint_name": data.sd_checkpoint_name}
+    if isinstance(data.vec, dict):
+        return {**base, **{key: data.vec[key] for key in SDXL_KEYS}}
+    return {"string_to_token": {"*": 265}, "string_to_param": {"*": data.vec}, **base}
+
+
+def encode_image(data: EmbeddingData, name: str, carrier: str = "text") -> bytes:
+    """A PNG carrying the embedding, in the ``text`` chunk or hidden in the ``pixels``."""
+    payload = a1111_dict(data, name)
+    if carrier == "pixels":
+        return image_format.encode_pixels(payload, name)
+    return image_format.encode_text_chunk(payload, name)

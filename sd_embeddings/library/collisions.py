@@ -1,0 +1,83 @@
+"""Keywords, compatibility with the active model, and the rule for files that share a keyword.
+
+Collision rule (documented in the README): among files with the same keyword (compared case-insensitively),
+the one usable with the active model wins; then the one in the shallower folder; then the one in the earlier
+scanned folder; then the alphabetically first relative path. The others are reported as ``duplicate``; a file
+for another model family keeps its ``incompatible`` status (it is used when that model is loaded).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Iterable, Sequence
+
+from ..records import Entry, Family, Status
+
+_WIDTH_NAMES = {Family.SD1: "768", Family.SD2: "1024", Family.SDXL: "768+1280"}
+
+
+def keyword_key(keyword: str) -> str:
+    """How keywords are compared: case-insensitive, runs of whitespace as one space (as CLIP tokenizes)."""
+    return " ".join(keyword.casefold().split())
+
+
+def compatibility(entry: Entry, family: Family | None) -> tuple[bool, str]:
+    """Whether a decodable entry works with the active model, and if not, a one-line reason."""
+    own = entry.family
+    if own is Family.UNKNOWN:
+        return False, f"vector width {entry.header.shape.describe() if entry.header else '?'} matches no " \
+                      "known model (SD1.5 768, SD2 1024, SDXL 768+1280)"
+    if family is None or own is family:
+        return True, ""
+    return False, f"{own.long_label} embedding ({_WIDTH_NAMES[own]}), model is {family.long_label}"
+
+
+def resolve(records: Iterable[Entry], family: Family | None,
+            folders: Sequence[str]) -> tuple[tuple[Entry, ...], dict[str, Entry]]:
+    """Public entries (fresh copies of the file records) with statuses applied, and the winner per keyword."""
+    entries: list[Entry] = []
+    groups: dict[str, list[Entry]] = collections.defaultdict(list)
+    root_order = {root: i for i, root in enumerate(folders)}
+    for record in records:
+        entry = _copy(record)
+        if record.file_status is Status.LOADED:
+            ok, reason = compatibility(record, family)
+            entry.status, entry.reason = (Status.LOADED, "") if ok else (Status.INCOMPATIBLE, reason)
+            groups[keyword_key(entry.keyword)].append(entry)
+        entries.append(entry)
+    winners: dict[str, Entry] = {}
+    for key, group in groups.items():
+        group.sort(key=lambda e: (e.status is not Status.LOADED, e.folder.count("/") + bool(e.folder),
+                                  root_order.get(e.root, 0), e.relpath.casefold(), e.relpath))
+        winner = winners[key] = group[0]
+        for loser in group[1:]:
+            winner.collides_with.append(loser.path)
+            loser.collides_with.append(winner.path)
+            if loser.status is winner.status:
+                why = _why(winner, loser)
+                loser.status = Status.DUPLICATE
+                loser.reason = f"same keyword as {_shown(winner)}, which is used instead ({why})"
+    entries.sort(key=lambda e: (e.keyword.casefold(), e.relpath))
+    return tuple(entries), winners
+
+
+def _copy(record: Entry) -> Entry:
+    """A fresh public entry from a file record (cheaper than dataclasses.replace on every rescan)."""
+    entry = object.__new__(Entry)
+    entry.__dict__.update(record.__dict__)
+    entry.collides_with = []
+    return entry
+
+
+def _shown(entry: Entry) -> str:
+    return entry.relpath if not entry.root else os.path.join(os.path.basename(entry.root), entry.relpath)
+
+
+def _why(winner: Entry, loser: Entry) -> str:
+    depth = (winner.folder.count("/") + bool(winner.folder), loser.folder.count("/") + bool(loser.folder))
+    if depth[0] != depth[1]:
+        return "shallower folder"
+    if winner.root != loser.root:
+        return "earlier embeddings folder"
+    return "alphabetical order of paths"

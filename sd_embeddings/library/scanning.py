@@ -1,0 +1,86 @@
+"""Walking embedding folders: sub-folders, symlinks followed once, loops detected, sidecars paired up."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..formats import decoding as formats
+from ..records import Sidecars
+from . import sidecars
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FoundFile:
+    path: str
+    root: str
+    folder: str
+    name: str
+    format: str
+    size: int
+    mtime_ns: int
+    sidecars: Sidecars
+
+
+def walk_folders(roots: Sequence[str]) -> tuple[list[FoundFile], dict[str, int], list[str]]:
+    """Every candidate embedding file under ``roots``, each folder's mtime_ns, and the symlink loops skipped.
+
+    A folder reached twice (a symlink loop, or two links to one place) is listed once. Pictures named like a
+    sibling embedding (``x.png`` beside ``x.pt``) and ``*.preview.*`` pictures are previews, not embeddings.
+    """
+    found: list[FoundFile] = []
+    stamps: dict[str, int] = {}
+    loops: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for root in roots:
+        stack = [(root, "")]
+        while stack:
+            folder, rel = stack.pop()
+            try:
+                info = os.stat(folder)
+                with os.scandir(folder) as listing:
+                    items = list(listing)
+            except OSError as e:
+                if folder != root or os.path.exists(root):
+                    logger.warning("Cannot read folder %s: %s", folder, e.strerror or e)
+                continue
+            key = (info.st_dev, info.st_ino)
+            if key in seen:
+                loops.append(folder)
+                logger.info("Skipping %s: folder already scanned (symlink loop or second link)", folder)
+                continue
+            seen.add(key)
+            stamps[folder] = info.st_mtime_ns
+            found.extend(_files_in(folder, root, rel, items, stack))
+    return found, stamps, loops
+
+
+def _files_in(folder: str, root: str, rel: str, items: list[os.DirEntry], stack: list) -> list[FoundFile]:
+    names_lower = {item.name.lower(): item.name for item in items}
+    kinds = {item.name: formats.format_of(item.name) for item in items}
+    tensor_stems = {name.rsplit(".", 1)[0].lower() for name, kind in kinds.items()
+                    if kind in ("pickle", "safetensors")}
+    out: list[FoundFile] = []
+    for item in sorted(items, key=lambda i: i.name):
+        try:
+            if item.is_dir():
+                stack.append((item.path, f"{rel}/{item.name}" if rel else item.name))
+                continue
+            kind = kinds[item.name]
+            if kind is None or not item.is_file():
+                continue
+            stem = item.name.rsplit(".", 1)[0]
+            if kind == "image" and (sidecars.is_preview_name(item.name) or stem.lower() in tensor_stems):
+                continue
+            info = item.stat()
+        except OSError as e:  # vanished or unreadable while we looked: it is simply not there
+            logger.info("Skipping %s: %s", item.path, e.strerror or e)
+            continue
+        own_image = item.name if kind == "image" else None
+        out.append(FoundFile(item.path, root, rel, item.name, kind, info.st_size, info.st_mtime_ns,
+                             sidecars.find_sidecars(stem, names_lower, own_image)))
+    return out

@@ -1,0 +1,109 @@
+"""Files that sit beside an embedding: preview picture, description text, user metadata (``x.json``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from typing import Any
+
+from ..records import Entry, Sidecars
+
+logger = logging.getLogger(__name__)
+
+PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
+"""Precedence is this fixed order (the WebUI's depends on set order); within one extension the bare name wins."""
+
+
+def is_preview_name(filename: str) -> bool:
+    """``foo.preview.png``: a preview picture, never an embedding."""
+    stem, ext = os.path.splitext(filename)
+    return ext[1:].lower() in PREVIEW_EXTENSIONS + ("avif", "jxl") and stem.lower().endswith(".preview")
+
+
+def find_sidecars(stem: str, names_lower: dict[str, str], own_image: str | None = None) -> Sidecars:
+    """Sidecars of ``stem`` among a directory listing (``lower-case name -> real name``)."""
+    found = Sidecars(preview=own_image)
+    low = stem.lower()
+    if found.preview is None:
+        for ext in PREVIEW_EXTENSIONS:
+            for candidate in (f"{low}.{ext}", f"{low}.preview.{ext}"):
+                if candidate in names_lower:
+                    found.preview = names_lower[candidate]
+                    break
+            if found.preview:
+                break
+    for candidate in (f"{low}.txt", f"{low}.description.txt"):
+        if candidate in names_lower:
+            found.description_file = names_lower[candidate]
+            break
+    if f"{low}.json" in names_lower:
+        found.metadata_file = names_lower[f"{low}.json"]
+    return found
+
+
+def read_text(path: str, limit: int = 64 * 1024) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def read_user_metadata(path: str) -> dict[str, Any]:
+    """The WebUI's user metadata JSON (``{"description": ..., "notes": ...}`` plus our keys); {} if unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(1024 * 1024)
+        data = json.loads(raw.decode("utf-8", errors="replace"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        logger.warning("Ignoring unreadable metadata file %s (%s)", path, e)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_user_metadata(path: str, data: dict[str, Any]) -> None:
+    """Write as the WebUI does (indent 4, UTF-8, non-ASCII kept), atomically so a crash never leaves half a file."""
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".meta-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=4, ensure_ascii=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def sidecar_path(entry: Entry, name: str | None) -> str | None:
+    """A sidecar file beside the entry; None if it is a link leading anywhere else (never read through)."""
+    if not name:
+        return None
+    path = os.path.join(os.path.dirname(entry.path), name)
+    if os.path.dirname(os.path.realpath(path)) != os.path.dirname(os.path.realpath(entry.path)):
+        logger.warning("Ignoring %s: it links outside the embedding's folder", path)
+        return None
+    return path
+
+
+def user_metadata(entry: Entry) -> dict[str, Any]:
+    path = sidecar_path(entry, entry.sidecars.metadata_file)
+    return read_user_metadata(path) if path else {}
+
+
+def description(entry: Entry) -> str:
+    """``x.json`` "description" if set, else ``x.txt`` / ``x.description.txt`` (as the WebUI does)."""
+    text = user_metadata(entry).get("description")
+    if isinstance(text, str) and text:
+        return text
+    path = sidecar_path(entry, entry.sidecars.description_file)
+    return read_text(path) if path else ""
+
+
+def metadata_path(entry: Entry) -> str:
+    """Where ``x.json`` lives (or would): beside the file, named after its stem."""
+    return os.path.splitext(entry.path)[0] + ".json"

@@ -1,0 +1,147 @@
+"""Why a word meant as an embedding stays plain text: warnings for one tokenized prompt.
+
+Kinds (also explained in the README, "How keywords are matched"):
+
+- ``incompatible``: the word is the keyword of an embedding made for another model family.
+- ``failed``: the word is the keyword of a file that could not be loaded (unsafe, corrupt, not an embedding...).
+- ``near-miss``: the word is close to a usable keyword but not equal to it as tokens: it differs in ``_``/``-``/
+  spaces, or by one letter (keywords of 5+ letters). Case alone never warns: matching ignores case.
+- ``too-long``: an embedding has more than 75 vectors and is spread over several chunks.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass
+
+from ..library import Library
+from ..library.collisions import compatibility
+from ..records import Entry, Family, Status
+from .chunks import BREAK_WEIGHT, CHUNK_LENGTH, PromptTokens, parse_attention
+
+_WORD = re.compile(r"[^\s,()\[\]{}|:<>]+")
+_EDGE_PUNCTUATION = ".!?;\"'`"
+MIN_EDIT_LENGTH = 5
+
+
+@dataclass(frozen=True)
+class PromptWarning:
+    kind: str
+    word: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "word": self.word, "message": self.message}
+
+
+def squash(text: str) -> str:
+    """Case, underscores, dashes and spaces removed: what a near-miss is compared on."""
+    return re.sub(r"[\s_\-]+", "", text.casefold())
+
+
+class NearMissIndex:
+    """Usable keywords by squashed form and by every one-letter deletion of it (finds one-edit neighbours fast)."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.exact: dict[str, Entry] = {}
+        self.deletions: dict[str, list[tuple[str, Entry]]] = {}
+        for entry in entries:
+            key = squash(entry.keyword)
+            if not key:
+                continue
+            self.exact.setdefault(key, entry)
+            if len(key) >= MIN_EDIT_LENGTH:
+                for variant in {key, *_deletions(key)}:
+                    self.deletions.setdefault(variant, []).append((key, entry))
+
+    def find(self, word: str) -> tuple[Entry, str] | None:
+        key = squash(word)
+        if key in self.exact:
+            return self.exact[key], "differs only in case, underscores, dashes or spaces"
+        if len(key) < MIN_EDIT_LENGTH:
+            return None
+        for variant in (key, *_deletions(key)):
+            for other, entry in self.deletions.get(variant, ()):
+                if _one_edit(key, other):
+                    return entry, "is one letter off"
+        return None
+
+
+def _deletions(key: str) -> set[str]:
+    return {key[:i] + key[i + 1:] for i in range(len(key))}
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Levenshtein distance exactly 1 (one insert, delete or substitution)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
+
+
+_NEAR_CACHE: weakref.WeakKeyDictionary[Library, tuple[int, Family | None, NearMissIndex]] = \
+    weakref.WeakKeyDictionary()
+
+
+def near_miss_index(library: Library, family: Family | None) -> NearMissIndex:
+    cached = _NEAR_CACHE.get(library)
+    if cached is not None and cached[:2] == (library.version, family):
+        return cached[2]
+    usable = [e for e in library.usable() if family is None or e.family is family]
+    index = NearMissIndex(usable)
+    _NEAR_CACHE[library] = (library.version, family, index)
+    return index
+
+
+def words_of(text: str) -> list[str]:
+    """Plain words of a prompt, attention syntax removed (``(Easy_Negative:1.2)`` -> ``Easy_Negative``)."""
+    words = []
+    for piece, weight in parse_attention(text):
+        if weight == BREAK_WEIGHT and piece == "BREAK":
+            continue
+        words += [w.strip(_EDGE_PUNCTUATION) for w in _WORD.findall(piece)]
+    return [w for w in words if w]
+
+
+def why_unusable(entry: Entry, family: Family | None) -> tuple[str, str]:
+    """(kind, reason) for an entry whose keyword stays plain text."""
+    file_status = entry.file_status or entry.status
+    if file_status.is_problem:
+        return "failed", f"{file_status.value}: {entry.file_reason or entry.reason}"
+    if entry.status is Status.INCOMPATIBLE and entry.reason:
+        return "incompatible", entry.reason
+    ok, reason = compatibility(entry, family)
+    return "incompatible", reason or entry.reason or entry.status.value
+
+
+def warnings_for(tokens: PromptTokens, library: Library, family: Family | None) -> list[PromptWarning]:
+    found: dict[tuple[str, str], PromptWarning] = {}
+
+    def add(kind: str, word: str, message: str) -> None:
+        found.setdefault((kind, word.casefold()), PromptWarning(kind, word, message))
+
+    for notice in tokens.notices:
+        entry = notice.entry
+        if notice.kind == "too-long":
+            parts = -(-entry.vectors // CHUNK_LENGTH)
+            add("too-long", entry.keyword, f"{entry.keyword} has {entry.vectors} vectors, more than the "
+                f"{CHUNK_LENGTH} a chunk holds: it is spread over {parts} chunks (the WebUI would fail here).")
+        else:
+            kind, reason = why_unusable(entry, family)
+            what = "could not be loaded" if kind == "failed" else "does not fit this model"
+            add(kind, entry.keyword, f"'{entry.keyword}' stays plain text: {entry.relpath} {what} ({reason}).")
+    near = near_miss_index(library, family)
+    for word in words_of(tokens.text):
+        if library.get(word) is not None:
+            continue  # the exact keyword (any case): matched, or reported above
+        hit = near.find(word)
+        if hit is not None:
+            entry, why = hit
+            add("near-miss", word, f"'{word}' stays plain text; did you mean the embedding '{entry.keyword}' "
+                f"({entry.relpath})? It {why}.")
+    return list(found.values())

@@ -1,0 +1,1 @@
+"""The tab's view model, the insertion policy, the extension's HTTP routes and preview uploads."""

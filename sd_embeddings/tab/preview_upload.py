@@ -1,0 +1,84 @@
+"""Replacing an embedding's preview with an uploaded picture (the tab's "Replace preview").
+
+``reencode(data) -> bytes``: the uploaded bytes decoded by Pillow (only ``FORMATS``, at most ``MAX_PIXELS``
+declared pixels, checked before decoding) and written again as a fresh PNG no larger than ``MAX_SIDE`` on either
+side; the uploaded bytes themselves are never stored. ``preview_target(entry) -> str``: ``x.preview.png`` beside
+the entry, refused when that folder resolves outside the embeddings folder or the name is taken by something
+that is not a plain file. ``write_atomic(path, data)``: temporary file in the same folder, then ``os.replace``
+(a link at ``path`` is replaced, never written through). Every refusal is a ``PreviewError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+
+from ..records import Entry
+
+logger = logging.getLogger(__name__)
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_SIDE = 4096
+MAX_PIXELS = 50_000_000
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+
+
+class PreviewError(ValueError):
+    """An upload that cannot become a preview; the message is safe to show."""
+
+
+def reencode(data: bytes) -> bytes:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise PreviewError(f"picture too large ({image.width}x{image.height} pixels)")
+                image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale
+                image.load()
+                alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+                picture = image.convert("RGBA" if alpha else "RGB")
+    except PreviewError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise PreviewError("picture too large (declares too many pixels)") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise PreviewError("not a picture Pillow can read (PNG, JPEG, WebP, GIF or BMP)") from e
+    picture.thumbnail((MAX_SIDE, MAX_SIDE))
+    out = io.BytesIO()
+    picture.save(out, format="PNG")
+    return out.getvalue()
+
+
+def preview_target(entry: Entry) -> str:
+    folder = os.path.dirname(entry.path)
+    real_root, real_folder = os.path.realpath(entry.root), os.path.realpath(folder)
+    if os.path.commonpath([real_root, real_folder]) != real_root:
+        raise PreviewError("the embedding's folder is outside the embeddings folder")
+    target = os.path.splitext(entry.path)[0] + ".preview.png"
+    if os.path.lexists(target) and not (os.path.islink(target) or os.path.isfile(target)):
+        raise PreviewError(f"{os.path.basename(target)} exists and is not a file")
+    return target
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".sdemb-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    logger.info("Wrote preview %s (%d bytes)", path, len(data))
+
