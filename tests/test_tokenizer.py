@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import pytest
 
 from sd_embeddings.prompt import tokenizer as tk
@@ -16,6 +19,27 @@ PROMPTS = [
     "a BREAK b AND c <lora:foo:0.8> {x|y} [from:to:0.5]",
     "",
 ]
+# Text the WebUI's tokenizer (transformers 4.x CLIPTokenizer with ftfy) changes before BPE: curly quotes,
+# full-width letters, HTML entities, mojibake, ligatures, emoji, combining accents.
+FTFY_PROMPTS = [
+    "it’s a “quoted” cat",
+    "ＣＡＴ on a ｔａｂｌｅ",
+    "salt &amp; pepper &lt;3",
+    "cafÃ© au lait",
+    "ﬁsh and ﬂower",
+    "😀 🐱‍👤 emoji",
+    "café naïve",
+    "‘single’ — dash …",
+]
+# What each of those must tokenize like (ftfy's documented fixes, written out by hand).
+FTFY_SAME_AS = {
+    "it’s a “quoted” cat": "it's a \"quoted\" cat",
+    "ＣＡＴ on a ｔａｂｌｅ": "cat on a table",
+    "salt &amp; pepper &lt;3": "salt & pepper <3",
+    "cafÃ© au lait": "café au lait",
+    "ﬁsh and ﬂower": "fish and flower",
+    "café naïve": "café naïve",
+}
 
 
 def with_specials(ids: list[int]) -> list[int]:
@@ -40,14 +64,44 @@ def test_case_and_whitespace_do_not_change_ids() -> None:
     assert tok.encode("bad hands") == tok.encode("bad \n hands")
 
 
-@pytest.mark.parametrize("prompt", PROMPTS)
-def test_matches_transformers_clip_tokenizer(tmp_path, prompt: str) -> None:
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """transformers' CLIPTokenizer built offline from the bundled vocabulary."""
     transformers = pytest.importorskip("transformers")
-    tk.bundled().save_folder(tmp_path)
-    reference = transformers.CLIPTokenizer.from_pretrained(str(tmp_path))
-    expected = reference(prompt, add_special_tokens=False)["input_ids"]
+    folder = tmp_path_factory.mktemp("clip-tokenizer")
+    tk.bundled().save_folder(folder)
+    return transformers.CLIPTokenizer.from_pretrained(str(folder))
+
+
+@pytest.mark.parametrize("prompt", PROMPTS + FTFY_PROMPTS)
+def test_matches_transformers_clip_tokenizer_with_ftfy(reference, prompt: str) -> None:
+    """The WebUI's CLIPTokenizer (transformers 4.x, slow) runs ``ftfy.fix_text`` before its NFC/whitespace/lower
+    normalisation and BPE. transformers 5's CLIPTokenizer no longer calls ftfy itself, so the reference here is
+    that tokenizer fed ``ftfy.fix_text(prompt)``: the same steps in the same order."""
+    ftfy = pytest.importorskip("ftfy")
+    expected = reference(ftfy.fix_text(prompt), add_special_tokens=False)["input_ids"]
     assert tk.bundled().encode(prompt) == expected
-    assert tk.TransformersTokenizer(reference).encode(prompt) == expected
+    assert tk.TransformersTokenizer(reference).encode(ftfy.fix_text(prompt)) == expected
+
+
+@pytest.mark.parametrize("prompt", sorted(FTFY_SAME_AS))
+def test_unicode_look_alikes_tokenize_like_the_plain_text(prompt: str) -> None:
+    pytest.importorskip("ftfy")
+    tok = tk.bundled()
+    assert tok.encode(prompt) == tok.encode(FTFY_SAME_AS[prompt])
+
+
+def test_without_ftfy_falls_back_to_nfc_and_logs_once(monkeypatch, caplog) -> None:
+    monkeypatch.setitem(sys.modules, "ftfy", None)  # what a host without ftfy sees: import fails
+    tk._fix_text.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger=tk.__name__):
+            assert tk.normalize("  Cafe\u0301   \uff23\uff21\uff34 ") == "caf\u00e9 \uff43\uff41\uff54"
+            assert tk.normalize("it\u2019s") == "it\u2019s"
+        assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+        assert "ftfy is not installed" in caplog.records[0].message
+    finally:
+        tk._fix_text.cache_clear()
 
 
 def test_folder_round_trip_and_for_model(tmp_path) -> None:

@@ -3,7 +3,9 @@
 SD1, SD2 (OpenCLIP ViT-H) and SDXL (both encoders) share one vocabulary, so one tokenizer serves every family.
 The vocabulary ships as package data (``data/bpe_simple_vocab_16e6.txt.gz``, MIT, see ``data/LICENSE-CLIP.txt``);
 a model folder's ``tokenizer/vocab.json`` + ``merges.txt`` is used instead when one is given. Text is normalised
-as transformers' CLIP tokenizer does it (NFC, runs of whitespace to one space, lower case).
+as the WebUI's tokenizer (transformers 4.x ``CLIPTokenizer`` with ftfy, which every WebUI has) does it:
+``ftfy.fix_text`` (curly quotes, full-width letters, ligatures, mojibake, HTML entities; NFC), runs of whitespace
+to one space, lower case. Without ftfy (a bare host) it falls back to NFC + whitespace + lower case and logs once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import logging
 import os
 import threading
 import unicodedata
@@ -19,6 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import regex
+
+logger = logging.getLogger(__name__)
 
 BOS_TEXT = "<|startoftext|>"
 EOS_TEXT = "<|endoftext|>"
@@ -153,7 +158,22 @@ class ClipTokenizer:
 
 
 def normalize(text: str) -> str:
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip().lower()
+    """``ftfy.fix_text``, whitespace runs to one space, lower case (transformers' CLIPTokenizer with ftfy)."""
+    fix_text = _fix_text()
+    fixed = fix_text(text) if fix_text is not None else unicodedata.normalize("NFC", text)
+    return _SPACES.sub(" ", fixed).strip().lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _fix_text() -> Any:
+    """ftfy's ``fix_text``, or None (logged once) when ftfy is not installed."""
+    try:
+        from ftfy import fix_text
+    except ImportError:
+        logger.warning("ftfy is not installed: curly quotes, full-width letters, ligatures and mojibake are "
+                       "tokenized unlike the WebUI (pip install ftfy)")
+        return None
+    return fix_text
 
 
 @functools.lru_cache(maxsize=1)
