@@ -9,13 +9,15 @@ embedding with more than 75 vectors is spread over consecutive chunks with a not
 from __future__ import annotations
 
 import re
-import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from ..library import Library
-from ..records import Entry, Family, Status
+from ..records import Entry
+from .keywords import Indexes, KeywordIndex, indexes_for, unusable_entries, usable_entries
 from .tokenizer import Tokenizer
+
+__all__ = ["Indexes", "KeywordIndex", "indexes_for", "unusable_entries", "usable_entries"]  # re-exported
 
 CHUNK_LENGTH = 75
 PLACEHOLDER_ID = 0  # what the WebUI puts where embedding rows go; the rows are replaced before the transformer
@@ -90,62 +92,18 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
     return [(piece, weight) for piece, weight in merged]
 
 
-class KeywordIndex:
-    """Keyword token ids by first id, then by length, longest first: the WebUI's ``ids_lookup``, without its
-    linear scan (10,000 keywords sharing a first token cost one dict lookup per length, not 10,000 compares)."""
-
-    def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer) -> None:
-        by_first: dict[int, dict[int, dict[tuple[int, ...], Entry]]] = {}
-        for entry in entries:
-            ids = tuple(tokenizer.encode(entry.keyword))
-            if ids:
-                # first registered wins a tie (library order), as two names can tokenize alike ("a!" / "a !")
-                by_first.setdefault(ids[0], {}).setdefault(len(ids), {}).setdefault(ids, entry)
-        self.buckets = {first: sorted(lengths.items(), reverse=True) for first, lengths in by_first.items()}
-
-    def match(self, tokens: Sequence[int], position: int) -> tuple[Entry, int] | None:
-        bucket = self.buckets.get(tokens[position])
-        if bucket:
-            for length, names in bucket:
-                entry = names.get(tuple(tokens[position:position + length]))
-                if entry is not None:
-                    return entry, length
-        return None
-
-    def __len__(self) -> int:
-        return sum(len(names) for bucket in self.buckets.values() for _, names in bucket)
+T = TypeVar("T")
 
 
-@dataclass
-class Indexes:
-    usable: KeywordIndex
-    unusable: KeywordIndex
-    """Keywords that will stay plain text: incompatible winners and files that failed to load."""
+def split_at_backtrack(items: list[T], cut: int, offset: Callable[[T], int]) -> tuple[list[T], list[T]]:
+    """The comma-backtrack rule for embeddings, in one place for the core chunker and the WebUI repair patch.
 
-
-_INDEX_CACHE: weakref.WeakKeyDictionary[Library, dict[tuple, tuple[int, Tokenizer, Indexes]]] = \
-    weakref.WeakKeyDictionary()
-
-
-def indexes_for(library: Library, tokenizer: Tokenizer, family: Family | None = None) -> Indexes:
-    """Keyword indexes of a library for a model family, rebuilt only when the library's version changes.
-
-    ``family`` narrows what is usable when the library itself was scanned without one (``family=None``).
+    When a full chunk is cut after its last comma (body position ``cut``), an embedding placed at or after ``cut``
+    moves with its placeholder tokens to the start of the next chunk, at ``offset - cut``. Returns
+    ``(staying, moving)``; the caller re-bases the moving ones.
     """
-    per_key = _INDEX_CACHE.setdefault(library, {})
-    key = (id(tokenizer), family)
-    cached = per_key.get(key)
-    if cached is not None and cached[0] == library.version and cached[1] is tokenizer:
-        return cached[2]
-    loaded = library.usable()
-    usable = [entry for entry in loaded if family is None or entry.family is family]
-    usable_keys = {entry.keyword.casefold() for entry in usable}
-    unusable = [entry for entry in library.entries if entry.keyword.casefold() not in usable_keys
-                and (entry.status in (Status.INCOMPATIBLE, Status.LOADED)
-                     or (entry.file_status or entry.status).is_problem)]
-    built = Indexes(KeywordIndex(usable, tokenizer), KeywordIndex(unusable, tokenizer))
-    per_key[key] = (library.version, tokenizer, built)
-    return built
+    moving = [item for item in items if offset(item) >= cut]
+    return [item for item in items if offset(item) < cut], moving
 
 
 @dataclass
@@ -233,9 +191,11 @@ class _Chunker:
         """Move what follows the last comma of a full chunk into a new chunk."""
         cut = self.last_comma + 1
         moved_ids, moved_weights = self.ids[cut:], self.weights[cut:]
-        moved = [p for p in self.placements if p.offset >= cut] if self.options.keep_embeddings_on_backtrack else []
+        if self.options.keep_embeddings_on_backtrack:
+            self.placements, moved = split_at_backtrack(self.placements, cut, lambda p: p.offset)
+        else:
+            moved = []
         self.ids, self.weights = self.ids[:cut], self.weights[:cut]
-        self.placements = [p for p in self.placements if all(p is not m for m in moved)]
         self.next_chunk()
         self.ids, self.weights = moved_ids, moved_weights
         for placement in moved:

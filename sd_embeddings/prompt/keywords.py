@@ -1,0 +1,78 @@
+"""Keyword lookup for the chunker: which token-id runs are embeddings, and which name files that stay plain text.
+
+``KeywordIndex`` is the WebUI's ``ids_lookup`` (first id, longest match first) without its linear scan;
+``usable_entries``/``unusable_entries`` say which library entries feed each index for a model family.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..library import Library
+from ..records import Entry, Family, Status
+from .tokenizer import Tokenizer
+
+
+class KeywordIndex:
+    """Keyword token ids by first id, then by length, longest first: the WebUI's ``ids_lookup``, without its
+    linear scan (10,000 keywords sharing a first token cost one dict lookup per length, not 10,000 compares)."""
+
+    def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer) -> None:
+        by_first: dict[int, dict[int, dict[tuple[int, ...], Entry]]] = {}
+        for entry in entries:
+            ids = tuple(tokenizer.encode(entry.keyword))
+            if ids:
+                # first registered wins a tie (library order), as two names can tokenize alike ("a!" / "a !")
+                by_first.setdefault(ids[0], {}).setdefault(len(ids), {}).setdefault(ids, entry)
+        self.buckets = {first: sorted(lengths.items(), reverse=True) for first, lengths in by_first.items()}
+
+    def match(self, tokens: Sequence[int], position: int) -> tuple[Entry, int] | None:
+        bucket = self.buckets.get(tokens[position])
+        if bucket:
+            for length, names in bucket:
+                entry = names.get(tuple(tokens[position:position + length]))
+                if entry is not None:
+                    return entry, length
+        return None
+
+    def __len__(self) -> int:
+        return sum(len(names) for bucket in self.buckets.values() for _, names in bucket)
+
+
+@dataclass
+class Indexes:
+    usable: KeywordIndex
+    unusable: KeywordIndex
+    """Keywords that will stay plain text: incompatible winners and files that failed to load."""
+
+
+_INDEX_CACHE: weakref.WeakKeyDictionary[Library, dict[tuple, tuple[int, Tokenizer, Indexes]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def usable_entries(library: Library, family: Family | None = None) -> list[Entry]:
+    """Entries whose keyword becomes embedding rows (``family`` narrows a library scanned without one)."""
+    return [entry for entry in library.usable() if family is None or entry.family is family]
+
+
+def unusable_entries(library: Library, family: Family | None = None) -> list[Entry]:
+    """Entries whose keyword stays plain text although it names a file: incompatible winners and failed files."""
+    usable_keys = {entry.keyword.casefold() for entry in usable_entries(library, family)}
+    return [entry for entry in library.entries if entry.keyword.casefold() not in usable_keys
+            and (entry.status in (Status.INCOMPATIBLE, Status.LOADED)
+                 or (entry.file_status or entry.status).is_problem)]
+
+
+def indexes_for(library: Library, tokenizer: Tokenizer, family: Family | None = None) -> Indexes:
+    """Keyword indexes of a library for a model family, rebuilt only when the library's version changes."""
+    per_key = _INDEX_CACHE.setdefault(library, {})
+    key = (id(tokenizer), family)
+    cached = per_key.get(key)
+    if cached is not None and cached[0] == library.version and cached[1] is tokenizer:
+        return cached[2]
+    built = Indexes(KeywordIndex(usable_entries(library, family), tokenizer),
+                    KeywordIndex(unusable_entries(library, family), tokenizer))
+    per_key[key] = (library.version, tokenizer, built)
+    return built
