@@ -1,0 +1,238 @@
+"""The WebUI with this extension disabled (stock) and enabled, on the same generated library, alternating runs.
+
+    WEBUI_DIR=/path/to/stable-diffusion-webui python benchmarks/webui_startup.py --n 10000 --runs 2
+
+Opt-in: needs a WebUI checkout (and its venv, ``WEBUI_PYTHON`` or ``$WEBUI_DIR/venv/bin/python``). The repository is
+linked into ``extensions/sd-embeddings`` for the run (and unlinked after); "stock" runs set
+``disabled_extensions: ["sd-embeddings"]`` in a fresh settings file, as the Extensions tab does. Each run gets a
+fresh settings file and ``--embeddings-dir``; the library is generated once (benchmarks/scan.py's mix: 50 % A1111
+.pt, 35 % .safetensors, 15 % SDXL, 5 % with previews) plus an empty folder for the RSS baseline.
+
+Per run it records, from the WebUI's own console lines and from the outside:
+  startup      the WebUI's "Startup time" line (and its largest parts)
+  ti load      "load textual inversion embeddings" inside the "Model loaded in" line (0 when under the timer's cut)
+  api first    seconds from launch until GET /sdapi/v1/embeddings first answers, and how long that call took
+  api size     bytes of that listing once the model has loaded
+  refresh      POST /sdapi/v1/refresh-embeddings with nothing changed (best of 3), and after one file was added
+  generation   a 64x64, 1-step txt2img with nothing changed, and the next one after a .pt is dropped in a sub-folder
+  rss          the WebUI process's resident memory after the model loaded, minus the same mode on an empty folder
+and prints each row as stock, extension and extension/stock. Nothing here is asserted: it is a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from scan import generate  # noqa: E402
+
+ARGS = ["--skip-prepare-environment", "--skip-torch-cuda-test", "--skip-version-check", "--no-half", "--use-cpu",
+        "all", "--no-download-sd-model", "--do-not-download-clip", "--api"]
+TXT2IMG = {"prompt": "a cat", "negative_prompt": "emb3", "steps": 1, "width": 64, "height": 64, "seed": 1}
+
+
+@dataclass
+class Run:
+    mode: str
+    startup: float = 0.0
+    startup_parts: dict[str, float] = field(default_factory=dict)
+    ti_load: float = 0.0
+    api_first_after: float = 0.0
+    api_first_call: float = 0.0
+    api_size: int = 0
+    refresh_same: float = 0.0
+    refresh_one_new: float = 0.0
+    generation_same: float = 0.0
+    generation_after_drop: float = 0.0
+    rss_mib: float = 0.0
+
+
+def request(url: str, body: dict | None = None, timeout: float = 600) -> tuple[bytes, float]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    start = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=timeout) as response:
+        payload = response.read()
+    return payload, time.perf_counter() - start
+
+
+def timer_parts(line: str) -> dict[str, float]:
+    """``"Startup time: 16.1s (import torch: 3.2s, ...)."`` -> ``{"total": 16.1, "import torch": 3.2, ...}``."""
+    head, _, inner = line.partition("(")
+    total = re.search(r"([\d.]+)s", head)
+    parts = {name.strip(): float(value) for name, value in re.findall(r"([^(,]+?):\s*([\d.]+)s", inner)}
+    return {"total": float(total.group(1)) if total else 0.0, **parts}
+
+
+def rss_mib(group: int) -> float:
+    """Resident memory of every process in the WebUI's process group (launch.py runs the WebUI in-process)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getpgid(int(entry.name)) == group:
+                total += int(re.search(r"VmRSS:\s*(\d+)", (entry / "status").read_text()).group(1))
+        except (OSError, AttributeError):
+            continue
+    return total / 1024
+
+
+class WebUI:
+    def __init__(self, root: Path, port: int, embeddings: Path, mode: str, work: Path) -> None:
+        self.root, self.port, self.embeddings, self.mode = root, port, embeddings, mode
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = work / f"{mode}-{embeddings.name}-{time.time_ns()}.log"
+        settings = work / f"settings-{time.time_ns()}.json"
+        settings.write_text(json.dumps({"disabled_extensions": ["sd-embeddings"]} if mode == "stock" else {}))
+        python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
+        self.args = [python, "launch.py", *ARGS, "--port", str(port), "--embeddings-dir", str(embeddings),
+                     "--ui-settings-file", str(settings)]
+        self.process: subprocess.Popen | None = None
+        self.started = 0.0
+
+    def __enter__(self) -> WebUI:
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(self.args, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True, env=env)
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, what: str, limit: float = 1800) -> str:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            line = next((ln for ln in self.text().splitlines() if what in ln), None)
+            if line:
+                return line
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.mode} WebUI exited:\n{self.text()[-3000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"no {what!r} line in {limit} s")
+
+    def first_api_answer(self, limit: float = 1800) -> tuple[float, float]:
+        """Seconds from launch until the listing first answers, and how long that answering call took."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                _, took = request(self.url + "/sdapi/v1/embeddings")
+                return time.perf_counter() - self.started, took
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.mode} WebUI exited:\n{self.text()[-3000:]}") from None
+                time.sleep(0.2)
+        raise TimeoutError("the API never answered")
+
+
+def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
+    run = Run(mode)
+    with WebUI(root, port, library, mode, work) as webui:
+        run.api_first_after, run.api_first_call = webui.first_api_answer()
+        parts = timer_parts(webui.wait_for("Startup time:"))
+        run.startup, run.startup_parts = parts.pop("total"), parts
+        run.ti_load = timer_parts(webui.wait_for("Model loaded in")).get("load textual inversion embeddings", 0.0)
+        payload, _ = request(webui.url + "/sdapi/v1/embeddings")
+        run.api_size = len(payload)
+        run.refresh_same = min(request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1] for _ in range(3))
+        request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)  # warm-up: the first generation builds caches
+        run.generation_same = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
+        dropped = library / "group3" / "sub2" / f"dropped{time.time_ns()}.pt"
+        shutil.copy(next(library.rglob("emb0.pt")), dropped)
+        run.generation_after_drop = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
+        dropped.unlink()
+        run.refresh_one_new = request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1]
+        run.rss_mib = rss_mib(webui.process.pid)
+    return run
+
+
+def baseline_rss(root: Path, empty: Path, mode: str, work: Path, port: int) -> float:
+    with WebUI(root, port, empty, mode, work) as webui:
+        webui.wait_for("Model loaded in")
+        request(webui.url + "/sdapi/v1/embeddings")
+        return rss_mib(webui.process.pid)
+
+
+ROWS = [("Startup time (s)", "startup"), ("TI load inside Model loaded (s)", "ti_load"),
+        ("first GET embeddings after launch (s)", "api_first_after"), ("  that call alone (s)", "api_first_call"),
+        ("GET embeddings size (bytes)", "api_size"), ("refresh, nothing changed (s)", "refresh_same"),
+        ("refresh after one file added (s)", "refresh_one_new"), ("generation, nothing changed (s)", "generation_same"),
+        ("generation after a .pt drop (s)", "generation_after_drop"), ("RSS held for the library (MiB)", "rss_held")]
+
+
+def report(runs: list[Run], held: dict[str, float]) -> None:
+    def median(mode: str, attr: str) -> float:
+        if attr == "rss_held":
+            return held[mode]
+        return statistics.median(getattr(r, attr) for r in runs if r.mode == mode)
+
+    print(f"{'measure':42} {'stock':>12} {'extension':>12} {'ext/stock':>10}")
+    for label, attr in ROWS:
+        stock, ext = median("stock", attr), median("extension", attr)
+        ratio = f"{ext / stock:9.2f}x" if stock else "        -"
+        print(f"{label:42} {stock:12.2f} {ext:12.2f} {ratio}")
+    for mode in ("stock", "extension"):
+        parts = next(r.startup_parts for r in runs if r.mode == mode)
+        top = sorted(parts.items(), key=lambda item: -item[1])[:5]
+        print(f"{mode} startup parts: " + ", ".join(f"{k} {v:.1f}s" for k, v in top))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000, help="embeddings to generate (default 10,000)")
+    parser.add_argument("--runs", type=int, default=2, help="alternating runs per mode (default 2)")
+    parser.add_argument("--port", type=int, default=7871)
+    options = parser.parse_args()
+    if not os.environ.get("WEBUI_DIR"):
+        print("set WEBUI_DIR to a WebUI checkout (see the docstring)", file=sys.stderr)
+        return 2
+    root = Path(os.environ["WEBUI_DIR"]).resolve()
+    link = root / "extensions" / "sd-embeddings"
+    made_link = not link.exists()
+    if made_link:
+        link.symlink_to(REPO, target_is_directory=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="webui-startup-") as tmp:
+            work = Path(tmp)
+            library, empty = work / "library", work / "empty"
+            empty.mkdir()
+            generate(library, options.n)
+            print(f"generated {options.n} embeddings in {library}", flush=True)
+            runs = []
+            for index in range(options.runs):
+                for mode in ("stock", "extension") if index % 2 == 0 else ("extension", "stock"):
+                    runs.append(measure(root, library, mode, work, options.port))
+                    print(f"run {index + 1} {mode}: {runs[-1]}", flush=True)
+            held = {mode: statistics.median(r.rss_mib for r in runs if r.mode == mode)
+                    - baseline_rss(root, empty, mode, work, options.port) for mode in ("stock", "extension")}
+            report(runs, held)
+    finally:
+        if made_link:
+            link.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
