@@ -72,3 +72,16 @@ def test_helpers() -> None:
     assert words_of("(Easy_Negative:1.2), [bad hands] BREAK x.") == ["Easy_Negative", "bad", "hands", "x"]
     index = NearMissIndex([])
     assert index.find("anything") is None
+
+
+def test_swapped_neighbours_are_a_near_miss(tmp_path) -> None:
+    library = library_with(tmp_path, {"mystyle": vectors(1), "EasyNegative": vectors(1, seed=1)})
+    report = encode_report(library, "mystyel, EasyNegaitve, mysytle", conditioning=False)
+    assert kinds(report) == [("near-miss", "mystyel"), ("near-miss", "EasyNegaitve"), ("near-miss", "mysytle")]
+    assert "did you mean the embedding 'mystyle'" in report["positive"]["warnings"][0]["message"]
+    assert "two letters swapped" in report["positive"]["warnings"][0]["message"]
+
+
+def test_two_edits_are_not_a_near_miss(tmp_path) -> None:
+    library = library_with(tmp_path, {"mystyle": vectors(1)})
+    assert kinds(encode_report(library, "ymstyel, mstyel, mytsyel", conditioning=False)) == []

@@ -5,7 +5,8 @@ Kinds (also explained in the README, "How keywords are matched"):
 - ``incompatible``: the word is the keyword of an embedding made for another model family.
 - ``failed``: the word is the keyword of a file that could not be loaded (unsafe, corrupt, not an embedding...).
 - ``near-miss``: the word is close to a usable keyword but not equal to it as tokens: it differs in ``_``/``-``/
-  spaces, or by one letter (keywords of 5+ letters). Case alone never warns: matching ignores case.
+  spaces, or by one letter or two swapped neighbours (keywords of 5+ letters). Case alone never warns: matching
+  ignores case.
 - ``too-long``: an embedding has more than 75 vectors and is spread over several chunks.
 """
 
@@ -64,7 +65,8 @@ class NearMissIndex:
         for variant in (key, *_deletions(key)):
             for other, entry in self.deletions.get(variant, ()):
                 if _one_edit(key, other):
-                    return entry, "is one letter off"
+                    swapped = len(key) == len(other) and sorted(key) == sorted(other)
+                    return entry, "has two letters swapped" if swapped else "is one letter off"
         return None
 
 
@@ -73,7 +75,7 @@ def _deletions(key: str) -> set[str]:
 
 
 def _one_edit(a: str, b: str) -> bool:
-    """Levenshtein distance exactly 1 (one insert, delete or substitution)."""
+    """Damerau distance exactly 1: one insert, delete, substitution or swap of two neighbours (``mystyel``)."""
     if a == b or abs(len(a) - len(b)) > 1:
         return False
     if len(a) > len(b):
@@ -81,6 +83,8 @@ def _one_edit(a: str, b: str) -> bool:
     i = 0
     while i < len(a) and a[i] == b[i]:
         i += 1
+    if len(a) == len(b) and a[i + 2:] == b[i + 2:] and a[i:i + 2] == b[i:i + 2][::-1]:
+        return True
     return a[i + (len(a) == len(b)):] == b[i + 1:]
 
 
