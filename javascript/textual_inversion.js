@@ -1,6 +1,9 @@
 // Textual Inversion tab: cards, search/sort/filter, click-to-insert, metadata dialog.
 // One classic script, one namespace (window.sdEmbeddings), safe to load twice. Works in AUTOMATIC1111's WebUI
-// (gradio 3.41) and in the standalone gradio page; the pane markup comes from sd_embeddings/tab/cards.py.
+// (gradio 3.41) and in the standalone gradio page (gradio 6). The server sends only the shell
+// (sd_embeddings/tab/shell.py): controls with the WebUI's ids, empty containers and the first cards document inline
+// in <script type="application/json" class="sdemb-doc">. This script is the only renderer of cards, tree, count,
+// empty state and problems, and re-attaches whenever gradio re-renders or replaces the pane.
 (function () {
   "use strict";
   if (window.sdEmbeddings && window.sdEmbeddings.ready) return;
@@ -20,6 +23,16 @@
   }
   function esc(text) {
     return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+  // Writes carry the page token the host put in <meta name="sd-embeddings-token"> (refused without it); a refused
+  // request's answer is JSON whose "detail" is a one-line reason.
+  function writeHeaders(type) {
+    const meta = app().querySelector('meta[name="sd-embeddings-token"]') || document.querySelector('meta[name="sd-embeddings-token"]');
+    return { "Content-Type": type, "X-SD-Embeddings-Token": meta ? meta.content : "" };
+  }
+  async function reason(res) {
+    const text = await res.text().catch(() => "");
+    try { return "HTTP " + res.status + ": " + JSON.parse(text).detail; } catch (e) { return "HTTP " + res.status + " " + text.slice(0, 200); }
   }
   function reEscape(text) {
     return text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
@@ -53,11 +66,14 @@
     const name = NS.escapePrompt(keyword);
     return weight !== null && weight !== undefined && weight !== 1 ? "(" + name + ":" + weight + ")" : name;
   };
+  // A whole keyword: a letter, digit, '-' or '_' next to it makes it part of a longer word (sample-image-v2,
+  // mysample-image, sample-images); start/end, spaces, commas, brackets and the ":weight" form delimit it.
+  const WORD = "\\p{L}\\p{N}_\\-";
   function pattern(keyword) {
     const n = reEscape(NS.escapePrompt(keyword));
     const num = "[+-]?(?:\\d+\\.?\\d*|\\.\\d+)";
-    return new RegExp("\\(\\s*" + n + "\\s*(?::\\s*" + num + "\\s*)?\\)|(?<![\\p{L}\\p{N}_\\\\])" + n +
-      "(?![\\p{L}\\p{N}_])", "giu");
+    return new RegExp("\\(\\s*" + n + "\\s*(?::\\s*" + num + "\\s*)?\\)|(?<![" + WORD + "\\\\])" + n +
+      "(?![" + WORD + "])", "giu");
   }
   // Removes every occurrence (plain, emphasised or weighted) with its separator; null when there was none.
   NS.removeFromPrompt = (value, keyword, sep) => {
@@ -78,12 +94,13 @@
   NS.insertIntoPrompt = (value, text, pos, sep) => {
     const before = value.slice(0, pos), after = value.slice(pos), mark = sep.trim();
     let lead = "", trail = "";
-    if (before.trim()) {
+    if (before.trim() && !/[([]$/.test(before)) {
       if (mark && before.trimEnd().endsWith(mark)) lead = /\s$/.test(before) ? "" : " ";
       else if (!(/\s$/.test(before) && !mark)) lead = sep;
     }
     if (after.trim()) {
-      if (mark && after.trimStart().startsWith(mark)) trail = "";
+      // "a cat|, in a garden" -> "a cat emb, in a garden": no space before a comma, ")" or "]"
+      if ((mark && after.trimStart().startsWith(mark)) || /^[,;)\]]/.test(after)) trail = "";
       else if (/^\s/.test(after)) trail = mark;
       else trail = sep;
     }
@@ -109,9 +126,26 @@
       const done = NS.insertIntoPrompt(box.value, NS.promptText(card.keyword, card.weight), pos, sep);
       box.value = done.value;
       if (touched.has(box)) box.setSelectionRange(done.caret, done.caret);
+      if (card.status !== "loaded") NS.toast(box, card.keyword + " stays plain text: " + (card.reason || card.status));
     }
     fireInput(box);
     return negative ? "negative" : "positive";
+  };
+  // A short note under a prompt box (fixed position, so the WebUI's layout does not move), gone after a while.
+  NS.toast = (box, text) => {
+    const holder = box.closest("[id$='prompt']") || box, where = holder.getBoundingClientRect();
+    const note = holder.__sdembToast || document.createElement("div");
+    holder.__sdembToast = note;
+    note.className = "sdemb-toast";
+    note.setAttribute("role", "status");
+    note.textContent = text;
+    note.style.left = Math.max(4, where.left) + "px";
+    note.style.top = where.bottom + 4 + "px";
+    note.style.maxWidth = Math.max(200, where.width) + "px";
+    document.body.appendChild(note);
+    clearTimeout(note.__timer);
+    note.__timer = setTimeout(() => note.remove(), 5000);
+    return note;
   };
 
   // ---- data, filtering, rendering ----------------------------------------------------------------------
@@ -126,6 +160,8 @@
       return card;
     });
     state.byId = new Map(state.all.map((c) => [c.card_id, c]));
+    // a first page (big libraries): rows already in the order the user sees, counts from the server
+    state.partial = doc.complete === false;
   }
   // Hidden cards (a "." file or folder): the WebUI's extra_networks_hidden_models decides.
   function hiddenShown(state) {
@@ -145,11 +181,12 @@
   function compute(state) {
     const terms = state.query.toLowerCase().split(/\s+/).filter(Boolean);
     const view = state.all.filter((c) => matches(state, c, terms));
+    state.view = view;
+    if (state.partial) return;
     const key = state.sort;
     if (key === "path") view.sort((a, b) => (a.pathKey < b.pathKey ? -1 : a.pathKey > b.pathKey ? 1 : a.idx - b.idx));
     else if (key !== "name") view.sort((a, b) => a[key] - b[key] || a.idx - b.idx);
     if (state.dir === "desc") view.reverse();
-    state.view = view;
   }
   function letter(keyword) {
     const m = /[\p{L}\p{N}]/u.exec(keyword);
@@ -164,6 +201,7 @@
     const cls = ["card", "sdemb-card"];
     if (c.status !== "loaded") cls.push("sdemb-unusable");
     if (c.collides_with.length) cls.push("sdemb-collision");
+    if (c.reason || c.collides_with.length) cls.push("sdemb-has-notes");
     const hover = c.relpath + "\nsha256 " + (c.shorthash || "(not computed yet)");
     const pic = c.preview ? '<img class="preview sdemb-preview" src="' + esc(c.preview) + '" alt="" loading="lazy">'
       : '<div class="sdemb-placeholder" style="--sdemb-hue:' + hue(c.keyword) + '" aria-hidden="true">' +
@@ -205,9 +243,13 @@
       box.scrollTop = scroll[0];
       window.scrollTo(window.scrollX, scroll[1]);
     }
-    const count = byId(state.t + "_controls");
-    const label = count && count.querySelector(".sdemb-count");
-    if (label) label.textContent = state.view.length.toLocaleString() + " of " + state.all.length.toLocaleString();
+    if (state.count) state.count.textContent = countText(state);
+  }
+  function countText(state) {
+    const n = (x) => x.toLocaleString();
+    if (!state.partial) return n(state.view.length) + " of " + n(state.all.length);
+    const unfiltered = !state.query.trim() && !state.family && !state.folder;
+    return (unfiltered ? n(state.doc.counts[""] || 0) : n(state.view.length) + "+") + " of " + n(state.doc.total);
   }
   function emptyHtml(roots) {
     return '<div class="sdemb-empty"><p><b>No embeddings here yet.</b></p><p>Drop Textual Inversion files ' +
@@ -222,8 +264,9 @@
   }
   // Folder tree: rows only for folders whose parents are all unfolded, so hundreds of folders stay short.
   function renderTree(state) {
-    const showHidden = state.hiddenMode === "Always", counts = {}, children = new Map();
-    for (const c of state.all) {
+    const showHidden = state.hiddenMode === "Always", children = new Map();
+    const counts = state.partial ? state.doc.counts : {};
+    for (const c of state.partial ? [] : state.all) {
       if (c.hidden && !showHidden) continue;
       const parts = c.folder ? c.folder.split("/") : [];
       for (let i = 0; i <= parts.length; i++) counts[parts.slice(0, i).join("/")] = (counts[parts.slice(0, i).join("/")] || 0) + 1;
@@ -271,12 +314,16 @@
         esc(r.status) + "</b>: " + esc(r.reason) + "</li>").join("") + "</ul></details>";
   }
   async function load(state, how) {
-    const res = await fetch(state.api + (how === "refresh" ? "/refresh" : "/cards"), { method: how === "refresh" ? "POST" : "GET" });
-    if (!res.ok) throw new Error("embeddings list: HTTP " + res.status);
-    decode(state, await res.json());
-    state.version = state.doc.version;
+    const res = await fetch(state.api + (how === "refresh" ? "/refresh" : "/cards"), how === "refresh" ?
+      { method: "POST", headers: writeHeaders("application/json"), body: "{}" } : { method: "GET" });
+    if (!res.ok) throw new Error("embeddings list: " + (await reason(res)));
+    show(state, await res.json(), true);
+  }
+  function show(state, doc, keep) {
+    decode(state, doc);
+    state.version = doc.version;
     renderSide(state);
-    render(state, how !== "first");
+    render(state, keep);
   }
   NS.reload = (tab) => Promise.all(panes(tab).map((s) => load(s, "reload")));
   NS.refresh = (tab) => Promise.all(panes(tab).map((s) => load(s, "refresh")));
@@ -314,8 +361,8 @@
       const picture = form.preview.files && form.preview.files[0];
       if (picture) await NS.uploadPreview(state, id, picture);
       const body = { id, target: form.target.value, weight: form.weight.value, description: form.description.value, notes: form.notes.value };
-      const saved = await fetch(state.api + "/metadata", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-      if (!saved.ok) return console.error("sd-embeddings: saving metadata failed", saved.status);
+      const saved = await fetch(state.api + "/metadata", { method: "POST", headers: writeHeaders("application/json"), body: JSON.stringify(body) });
+      if (!saved.ok) return console.error("sd-embeddings: saving metadata failed:", await reason(saved));
       const card = state.byId.get(id);
       Object.assign(card, (await saved.json()).card);
       card.search = (card.keyword + " " + card.relpath + " " + card.description).toLowerCase();
@@ -328,8 +375,8 @@
   // Sends the picture as the body (the host re-encodes it to x.preview.png) and shows the rescanned card.
   NS.uploadPreview = async (state, id, file) => {
     const res = await fetch(state.api + "/preview?id=" + encodeURIComponent(id),
-      { method: "POST", headers: { "Content-Type": file.type || "image/png" }, body: file });
-    if (!res.ok) return console.error("sd-embeddings: replacing the preview failed", res.status, await res.text());
+      { method: "POST", headers: writeHeaders(file.type || "image/png"), body: file });
+    if (!res.ok) return console.error("sd-embeddings: replacing the preview failed:", await reason(res));
     const answer = await res.json(), card = state.byId.get(id);
     if (answer.shadowed_by) console.warn("sd-embeddings: " + answer.shadowed_by + " is shown instead of " + answer.preview);
     if (card) Object.assign(card, answer.card);
@@ -337,62 +384,86 @@
   };
 
   // ---- wiring ------------------------------------------------------------------------------------------
+  // Events are delegated from the document, so a pane whose children gradio replaced needs no re-wiring.
   function activate(state, el, other) {
     const card = state.byId && state.byId.get(el.dataset.id);
     if (card) NS.toggle(state.tab, card, other);
   }
-  function wire(state) {
-    const t = state.t, on = (id, ev, fn) => { const el = byId(t + id); if (el) el.addEventListener(ev, fn); return el; };
-    on("_extra_search", "input", (ev) => { state.query = ev.target.value; render(state, false); });
-    on("_extra_sort", "change", (ev) => { state.sort = ev.target.value; render(state, false); });
-    on("_extra_family", "change", (ev) => { state.family = ev.target.value; render(state, false); });
-    on("_extra_sort_dir", "click", (ev) => {
-      state.dir = state.dir === "asc" ? "desc" : "asc";
-      ev.currentTarget.dataset.dir = state.dir;
-      ev.currentTarget.dataset.sortdir = state.dir === "asc" ? "Ascending" : "Descending";
-      ev.currentTarget.innerHTML = state.dir === "asc" ? "&#8593;" : "&#8595;";
-      render(state, false);
-    });
-    on("_extra_tree_view", "click", () => { state.treeForced = !state.pane.classList.toggle("sdemb-no-tree"); });
-    on("_extra_refresh", "click", (ev) => {
-      const button = ev.currentTarget;
-      button.disabled = true;
-      load(state, "refresh").finally(() => (button.disabled = false));
-    });
-    state.tree.addEventListener("click", (ev) => {
-      const fold = ev.target.closest(".sdemb-chevron");
-      if (fold) {
-        const f = fold.dataset.toggle;
-        if (!state.collapsed.delete(f)) state.collapsed.add(f);
-        renderTree(state);
-        const again = Array.from(state.tree.querySelectorAll(".sdemb-chevron")).find((b) => b.dataset.toggle === f);
-        if (again) again.focus();
-        return;
-      }
-      const b = ev.target.closest(".sdemb-folder-btn");
-      if (!b) return;
-      state.folder = b.dataset.folder || null;
-      renderSide(state);
-      render(state, false);
-    });
-    state.cards.addEventListener("click", (ev) => {
-      const el = ev.target.closest(".sdemb-card");
-      if (!el) return;
-      if (ev.target.closest(".sdemb-edit")) return NS.editMetadata(state, el.dataset.id);
-      activate(state, el, ev.shiftKey || ev.altKey);
-    });
-    state.cards.addEventListener("keydown", (ev) => {
-      const el = ev.target.classList && ev.target.classList.contains("sdemb-card") ? ev.target : null;
-      if (!el || (ev.key !== "Enter" && ev.key !== " ")) return;
-      ev.preventDefault();
-      activate(state, el, ev.shiftKey || ev.altKey);
-    });
-    new IntersectionObserver((seen) => {
-      if (seen.some((s) => s.isIntersecting) && state.rendered < state.view.length) renderMore(state);
-    }, { rootMargin: "600px" }).observe(state.sentinel);
-    const every = parseInt(state.pane.dataset.watch || "0", 10);
-    if (every > 0) state.timer = setInterval(() => poll(state), every);
+  function target(ev) {
+    return ev.composedPath ? ev.composedPath()[0] : ev.target;
   }
+  function stateOf(el) {
+    const pane = el && el.closest ? el.closest(".sdemb-pane") : null;
+    const state = pane && states.get(pane);
+    return state && state.doc ? state : null;
+  }
+  function onControl(ev) {
+    const el = target(ev), state = stateOf(el);
+    if (!state || !el.classList) return;
+    if (el.classList.contains("sdemb-search")) state.query = el.value;
+    else if (el.classList.contains("sdemb-sort")) state.sort = el.value;
+    else if (el.classList.contains("sdemb-family")) state.family = el.value;
+    else return;
+    render(state, false);
+  }
+  function flipDir(state, button) {
+    state.dir = state.dir === "asc" ? "desc" : "asc";
+    showDir(state, button);
+    render(state, false);
+  }
+  function showDir(state, button) {
+    button.dataset.dir = state.dir;
+    button.dataset.sortdir = state.dir === "asc" ? "Ascending" : "Descending";
+    button.innerHTML = state.dir === "asc" ? "&#8593;" : "&#8595;";
+  }
+  function onTree(state, el) {
+    const fold = el.closest(".sdemb-chevron");
+    if (fold) {
+      const f = fold.dataset.toggle;
+      if (!state.collapsed.delete(f)) state.collapsed.add(f);
+      renderTree(state);
+      const again = Array.from(state.tree.querySelectorAll(".sdemb-chevron")).find((b) => b.dataset.toggle === f);
+      if (again) again.focus();
+      return;
+    }
+    const b = el.closest(".sdemb-folder-btn");
+    if (!b) return;
+    state.folder = b.dataset.folder || null;
+    renderSide(state);
+    render(state, false);
+  }
+  function onClick(ev) {
+    const el = target(ev), state = stateOf(el);
+    if (!state || !el.closest) return;
+    const button = el.closest("button");
+    if (button && button.classList.contains("sdemb-sort-dir")) return flipDir(state, button);
+    if (button && button.classList.contains("sdemb-tree-toggle")) {
+      state.treeForced = !state.pane.classList.toggle("sdemb-no-tree");
+      return;
+    }
+    if (button && button.classList.contains("sdemb-refresh")) {
+      button.disabled = true;
+      load(state, "refresh").catch((e) => console.error("sd-embeddings:", e)).finally(() => (button.disabled = false));
+      return;
+    }
+    if (el.closest(".sdemb-tree")) return onTree(state, el);
+    const card = el.closest(".sdemb-card");
+    if (!card) return;
+    if (el.closest(".sdemb-edit")) return NS.editMetadata(state, card.dataset.id);
+    activate(state, card, ev.shiftKey || ev.altKey);
+  }
+  function onKey(ev) {
+    const el = target(ev), state = stateOf(el);
+    if (!state || !el.classList || !el.classList.contains("sdemb-card")) return;
+    if (ev.key !== "Enter" && ev.key !== " ") return;
+    ev.preventDefault();
+    activate(state, el, ev.shiftKey || ev.altKey);
+  }
+  document.addEventListener("input", onControl);
+  document.addEventListener("change", onControl);
+  document.addEventListener("click", onClick);
+  document.addEventListener("keydown", onKey);
+
   async function poll(state) {
     if (!state.pane.isConnected) return clearInterval(state.timer);
     try {
@@ -400,28 +471,72 @@
       if (res.ok && (await res.json()).version !== state.version) await load(state, "reload");
     } catch (e) { /* host restarting: try again next tick */ }
   }
-  function initPane(pane) {
-    if (states.has(pane)) return;
-    const t = pane.dataset.t, sentinel = document.createElement("div");
-    sentinel.className = "sdemb-sentinel";
-    const sortBox = byId(t + "_extra_sort"), dirButton = byId(t + "_extra_sort_dir");
-    const state = { pane, t, tab: pane.dataset.tab, api: pane.dataset.api, cards: byId(t + "_cards"), sentinel,
-      tree: pane.querySelector(".sdemb-tree"), all: [], view: [], rendered: 0, query: "",
-      sort: sortBox ? sortBox.value : "name", dir: dirButton && dirButton.dataset.dir === "desc" ? "desc" : "asc",
-      family: "", folder: null, hiddenMode: pane.dataset.hiddenModels || "When searched",
-      collapsed: new Set(), seenFolders: new Set() };
-    states.set(pane, state);
-    pane.dataset.sdembInit = "1";
-    wire(state);
-    load(state, "first").catch((e) => console.error("sd-embeddings:", e));
+  function inlineDoc(pane) {
+    const el = pane.querySelector("script.sdemb-doc");
+    if (!el) return null;
+    try {
+      return JSON.parse(el.textContent);
+    } catch (e) {
+      console.error("sd-embeddings: unreadable inline cards document", e);
+      return null;
+    }
   }
-  NS.init = () => app().querySelectorAll(".sdemb-pane:not([data-sdemb-init])").forEach(initPane);
+  function create(pane) {
+    const sortBox = pane.querySelector(".sdemb-sort"), dirButton = pane.querySelector(".sdemb-sort-dir");
+    const sentinel = document.createElement("div");
+    sentinel.className = "sdemb-sentinel";
+    const state = { pane, t: pane.dataset.t, tab: pane.dataset.tab, api: pane.dataset.api, sentinel, all: [], view: [],
+      rendered: 0, query: "", sort: sortBox ? sortBox.value : "name",
+      dir: dirButton && dirButton.dataset.dir === "desc" ? "desc" : "asc", family: "", folder: null,
+      hiddenMode: pane.dataset.hiddenModels || "When searched", collapsed: new Set(), seenFolders: new Set() };
+    new IntersectionObserver((seen) => {
+      if (seen.some((s) => s.isIntersecting) && state.rendered < state.view.length) renderMore(state);
+    }, { rootMargin: "600px" }).observe(sentinel);
+    const every = parseInt(pane.dataset.watch || "0", 10);
+    if (every > 0) state.timer = setInterval(() => poll(state), every);
+    states.set(pane, state);
+    return state;
+  }
+  // The pane's parts as they are now (gradio may have put new ones in), showing the state's choices.
+  function bind(state) {
+    const pane = state.pane, part = (cls) => pane.querySelector(cls);
+    Object.assign(state, { cards: part(".sdemb-cards"), tree: part(".sdemb-tree"), count: part(".sdemb-count") });
+    const search = part(".sdemb-search"), sort = part(".sdemb-sort"), family = part(".sdemb-family");
+    if (search) search.value = state.query;
+    if (sort) sort.value = state.sort;
+    if (family) family.value = state.family;
+    const dir = part(".sdemb-sort-dir");
+    if (dir) showDir(state, dir);
+  }
+  function intact(state) {
+    const pane = state.pane;
+    return pane.dataset.sdembInit === "1" && state.cards === pane.querySelector(".sdemb-cards") &&
+      state.sentinel.parentNode === state.cards && state.tree === pane.querySelector(".sdemb-tree") &&
+      !!state.tree.firstElementChild && state.count === pane.querySelector(".sdemb-count") &&
+      (!state.count || !!state.count.textContent);
+  }
+  // Idempotent: a new pane gets a state drawn from its inline document; a pane whose children or marker a gradio
+  // re-render wiped is drawn again from its state (or from a newer inline document), keeping search, sort, folder.
+  function attach(pane) {
+    if (!pane.querySelector(".sdemb-cards") || !pane.querySelector(".sdemb-tree")) return;
+    const state = states.get(pane) || create(pane);
+    if (state.doc && intact(state)) return;
+    bind(state);
+    pane.dataset.sdembInit = "1";
+    const doc = inlineDoc(pane);
+    if (doc && (!state.doc || doc.version > state.version)) show(state, doc, !!state.doc);
+    else if (state.doc) show(state, state.doc, true);
+    if (!state.doc || state.partial) load(state, "reload").catch((e) => console.error("sd-embeddings:", e));
+  }
+  NS.init = () => app().querySelectorAll(".sdemb-pane").forEach(attach);
   let queued = false;
-  new MutationObserver(() => {
+  const observer = new MutationObserver(() => {
     if (queued) return;
     queued = true;
     requestAnimationFrame(() => { queued = false; NS.init(); });
-  }).observe(document.documentElement, { childList: true, subtree: true });
+  });
+  observer.observe(document.documentElement, { childList: true, subtree: true, attributes: true,
+    attributeFilter: ["data-sdemb-init"] });
   NS.states = states;
   NS.ready = true;
   if (document.readyState !== "loading") NS.init();

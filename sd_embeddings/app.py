@@ -1,7 +1,7 @@
 """Standalone host: a txt2img-like gradio page with the Textual Inversion tab, without a WebUI.
 
 ``create_app(library) -> fastapi.FastAPI`` builds the page (prompt ``#txt2img_prompt``, negative prompt
-``#txt2img_neg_prompt``, a model-family selector, an Encode button and report, the tab from ``cards.pane_html``)
+``#txt2img_neg_prompt``, a model-family selector, an Encode button and report, the tab from ``shell.pane_html``)
 and mounts the tab's routes (``http_routes.make_router``). ``serve(...)`` runs it with uvicorn on 127.0.0.1 by
 default; a watcher thread rescans when a folder changes, and the page notices by polling ``/version``.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .library import Library
 from .records import Family
-from .tab import cards
 from .tab import routes as http_routes
+from .tab import shell
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +92,15 @@ def report_html(report: dict) -> str:
     return f'<div class="sdemb-report">{body}</div>'
 
 
-def encode(library: Library, positive: str, negative: str) -> str:
+def encode(library: Library, positive: str, negative: str, family: str | None = None) -> str:
+    """The Encode report for the family the page's dropdown shows (``family``; the library's when None)."""
     try:
         from .encode.encoding import encode_report
     except ImportError as e:
         return f'<p class="sdemb-warning">Encoding is not available: {html.escape(str(e))}</p>'
     try:
-        report = encode_report(library, positive, negative, family=library.family)
+        chosen = Family.parse(family) if family else library.family
+        report = encode_report(library, positive, negative, family=chosen)
     except Exception as e:  # show the failure on the page; the host keeps running
         logger.exception("Encode failed")
         return f'<p class="sdemb-warning">Encode failed: {html.escape(type(e).__name__)}: {html.escape(str(e))}</p>'
@@ -116,12 +118,12 @@ def build_blocks(library: Library):
                 negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="txt2img_neg_prompt")
             with gr.Column(scale=1, min_width=180):
                 family = gr.Dropdown([("SD1.5", "sd1"), ("SD2.x", "sd2"), ("SDXL", "sdxl")], label="Model family",
-                                     value=library.family.value if library.family else "sd1",
-                                     elem_id="sdemb_family")
+                                     value=lambda: library.family.value if library.family else "sd1",
+                                     elem_id="sdemb_family")  # a function: each page load shows the current one
                 button = gr.Button("Encode", variant="primary", elem_id="sdemb_encode")
         report = gr.HTML(elem_id="sdemb_report", js_on_load=None)
         with gr.Tab("Textual Inversion", elem_id="txt2img_textual_inversion"):
-            gr.HTML(lambda: cards.pane_html(library, "txt2img", watch_ms=WATCH_MS), js_on_load=None,
+            gr.HTML(lambda: shell.pane_html(library, "txt2img", watch_ms=WATCH_MS), js_on_load=None,
                     elem_id="txt2img_textual_inversion_cards_html")
 
         def switch(value: str) -> None:
@@ -129,7 +131,7 @@ def build_blocks(library: Library):
 
         family.change(switch, inputs=family, outputs=None).then(
             None, js="() => { if (window.sdEmbeddings) window.sdEmbeddings.reload(); }")
-        button.click(lambda p, n: encode(library, p, n), inputs=[positive, negative], outputs=report)
+        button.click(lambda p, n, f: encode(library, p, n, f), inputs=[positive, negative, family], outputs=report)
     return blocks
 
 

@@ -9,7 +9,7 @@ import pytest
 from factories import vectors, write_safetensors
 
 from sd_embeddings.library import Library
-from sd_embeddings.tab import cards
+from sd_embeddings.tab import cards, shell
 
 
 @pytest.fixture
@@ -43,11 +43,38 @@ def test_payload_flags_hidden_cards(dotted: Library) -> None:
     ("When searched", {"plain"}), ("Never", {"plain"}), ("Always", {"plain", ".dotfile", "inside", "deep"}),
     ("bogus", {"plain"}),
 ])
-def test_first_paint_shows_hidden_cards_only_when_always(dotted: Library, mode: str, shown: set[str]) -> None:
-    markup = cards.pane_html(dotted, hidden_models=mode)
-    assert set(re.findall(r'class="card[^"]*"[^>]*data-name="([^"]+)"', markup)) == shown
+def test_a_first_page_leaves_hidden_cards_out_unless_always(dotted: Library, mode: str, shown: set[str]) -> None:
+    doc = cards.first_page_payload(dotted, hidden_models=mode, size=3)
+    keywords = {row[doc["fields"].index("keyword")] for row in doc["cards"]}
+    assert keywords <= shown and len(keywords) == min(3, len(shown))
+    assert not doc["complete"] and doc["total"] == 4 and doc["counts"][""] == len(shown)
+    markup = shell.pane_html(dotted, hidden_models=mode)
     expected = mode if mode in cards.HIDDEN_MODES else cards.HIDDEN_DEFAULT
     assert f'data-hidden-models="{expected}"' in markup
+
+
+def test_a_small_library_goes_inline_whole(dotted: Library) -> None:
+    doc = cards.first_page_payload(dotted, sort="mtime", sort_dir="desc")
+    assert doc["complete"] and doc["cards"] == cards.cards_payload(dotted)["cards"]
+
+
+@pytest.mark.parametrize("sort", cards.SORT_KEYS)
+@pytest.mark.parametrize("direction", cards.SORT_DIRS)
+def test_a_first_page_is_the_head_of_the_sorted_view(tmp_path: Path, sort: str, direction: str) -> None:
+    root = tmp_path / "embeddings"
+    for i in range(9):
+        folder = root / ("Zed" if i % 3 == 0 else "abc" if i % 3 == 1 else "")
+        write_safetensors(folder / f"E{(i * 5) % 9}-{i}.safetensors", {"emb_params": vectors(1 + i % 3, seed=i)})
+    library = Library([root], background_hashing=False)
+    library.refresh()
+    models = cards.card_models(library)
+    keys = {"name": lambda c: 0, "path": lambda c: c.relpath.lower()}.get(sort, lambda c: getattr(c, sort))
+    ordered = sorted(models, key=keys)  # stable: ties keep the library order, as in the script
+    expected = [c.keyword for c in (ordered[::-1] if direction == "desc" else ordered)]
+    assert [c.keyword for c in cards.view_order(models, sort, direction)] == expected
+    doc = cards.first_page_payload(library, sort=sort, sort_dir=direction, size=4)
+    assert [row[doc["fields"].index("keyword")] for row in doc["cards"]] == expected[:4]
+    assert doc["counts"] == {"": 9, "Zed": 3, "abc": 3}
 
 
 @pytest.mark.parametrize("sort, direction, selected, arrow", [
@@ -55,7 +82,7 @@ def test_first_paint_shows_hidden_cards_only_when_always(dotted: Library, mode: 
     ("nonsense", "sideways", "name", 'data-dir="asc"'),
 ])
 def test_initial_sort_is_preselected(dotted: Library, sort: str, direction: str, selected: str, arrow: str) -> None:
-    markup = cards.pane_html(dotted, sort=sort, sort_dir=direction)
+    markup = shell.pane_html(dotted, sort=sort, sort_dir=direction)
     assert re.findall(r'<option value="(\w+)" selected>', markup) == [selected]
     assert arrow in markup
     assert ('data-sortdir="Descending"' in markup) is (direction == "desc")

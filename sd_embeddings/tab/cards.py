@@ -1,7 +1,8 @@
-"""Library entries -> card view models, the JSON list the tab's script renders, and escaped HTML fragments.
+"""Library entries -> card view models and the JSON documents the tab's script renders.
 
-Shared by both hosts: the standalone page (``app.py``) and the WebUI adapter. Everything that reaches HTML goes
-through ``html.escape``; everything that reaches the browser as data goes out as JSON (``cards_payload``).
+Shared by both hosts: the standalone page (``app.py``) and the WebUI adapter. This module holds data only; the
+script (``javascript/textual_inversion.js``) is the one renderer of cards, and ``shell.py`` writes the page shell
+that carries the first document inline.
 
 Public API (stable; the WebUI adapter calls it):
 
@@ -12,14 +13,9 @@ Public API (stable; the WebUI adapter calls it):
 - ``problem_rows(library) -> list[dict]``: broken files (``relpath``, ``status``, ``reason``, ``quiet``); plain
   pictures without embedding data are ``quiet`` (listed, not counted as problems).
 - ``cards_payload(library, api=API_PREFIX) -> dict``: the JSON-able document the script fetches (see ``FIELDS``).
-- ``card_html(card, tabname) -> str``: one WebUI-compatible ``div.card`` (``data-name`` = keyword), for
-  ``get-single-card`` style refreshes and the first paint.
-- ``pane_html(library, tabname="txt2img", api=API_PREFIX, initial=48, watch_ms=0, auto_negative=True,
-  hidden_models="When searched", sort="name", sort_dir="asc") -> str``: the whole tab (controls with the WebUI
-  ids ``{T}_extra_search``, ``{T}_extra_sort_dir``, ``{T}_extra_refresh``, the cards container ``{T}_cards``,
-  the folder tree, the problems list), with ``T = f"{tabname}_textual_inversion"``.
-  ``javascript/textual_inversion.js`` takes over from there; ``watch_ms`` > 0 makes it poll for changes.
-  ``sort`` is one of ``SORT_KEYS``, ``sort_dir`` ``asc``/``desc`` (the initial order).
+- ``first_page_payload(library, ..., hidden_models, sort, sort_dir)``: the document the page carries inline (the
+  whole one for small libraries, else the first ``FIRST_PAGE`` cards in the order the user will see).
+  ``sort`` is one of ``SORT_KEYS``, ``sort_dir`` ``asc``/``desc``; ``view_order`` is that order.
 - Hidden entries (``CardModel.hidden``): a file or any folder on its path starts with ``.``. ``hidden_models``
   (``HIDDEN_MODES``, the WebUI's ``extra_networks_hidden_models``) decides: ``Always`` shown, ``When searched``
   only while the search text has at least ``HIDDEN_MIN_SEARCH`` characters, ``Never`` not shown.
@@ -40,7 +36,6 @@ plain keyword), the key Lora cards use for the same idea.
 
 from __future__ import annotations
 
-import html
 import os
 import urllib.parse
 from dataclasses import asdict, dataclass, field
@@ -62,6 +57,8 @@ SORT_DIRS = ("asc", "desc")
 HIDDEN_MODES = ("Always", "When searched", "Never")
 HIDDEN_DEFAULT = "When searched"
 HIDDEN_MIN_SEARCH = 4
+FIRST_PAGE = 60
+"""Cards in the inline first page: the script renders this many at a time (``CHUNK``)."""
 
 
 def is_known_negative(keyword: str, folder: str = "") -> bool:
@@ -168,7 +165,8 @@ def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negat
                                                   entry.sidecars.description_file) else ""
     target, source = resolve_target(entry.keyword, entry.folder, metadata, auto_negative)
     return CardModel(
-        card_id=card_id(library, entry), keyword=entry.keyword, relpath=entry.relpath, folder=entry.folder,
+        card_id=card_id(library, entry), keyword=entry.keyword, relpath=entry.relpath,
+        folder=entry.folder,
         format=entry.format, family=entry.family.label, vectors=entry.vectors, size=entry.size,
         mtime=entry.mtime_ns // 1_000_000_000, status=entry.status.value, reason=entry.reason,
         description=description[:DESCRIPTION_LIMIT], shorthash=entry.shorthash or "",
@@ -193,7 +191,7 @@ def folder_list(library: Library) -> list[str]:
     for entry in library.entries:
         parts = entry.folder.split("/") if entry.folder else []
         found.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return sorted(found, key=lambda f: f.casefold())
+    return sorted((f for f in found), key=lambda f: f.casefold())
 
 
 def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
@@ -204,111 +202,54 @@ def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool =
             "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library)}
 
 
-def placeholder_letter(keyword: str) -> str:
-    """The big letter on a card without a preview: the first letter or digit of the keyword."""
-    return next((c for c in keyword if c.isalnum()), "?").upper()
+def _path_key(card: CardModel) -> bytes:
+    # the script compares lower-cased paths by UTF-16 code units; big-endian UTF-16 bytes sort the same way
+    return card.relpath.lower().encode("utf-16-be", "surrogatepass")
 
 
-def placeholder_hue(keyword: str) -> int:
-    """A stable colour per keyword (same formula in the script: sum of UTF-16 code units)."""
-    units = keyword.encode("utf-16-le")
-    return sum(int.from_bytes(units[i:i + 2], "little") for i in range(0, len(units), 2)) * 37 % 360
+def view_order(models: list[CardModel], sort: str, sort_dir: str) -> list[CardModel]:
+    """``models`` (library order) in the order the script shows them: its ``compute`` sorts the same way.
+
+    ``name`` keeps the library order; ``path`` compares lower-cased relative paths; the others are numbers; ties
+    keep the library order; ``desc`` reverses the whole list (ties included), as ``Array.reverse`` does.
+    """
+    indexed = list(enumerate(models))
+    if sort == "path":
+        indexed.sort(key=lambda pair: (_path_key(pair[1]), pair[0]))
+    elif sort in ("mtime", "size", "vectors"):
+        indexed.sort(key=lambda pair: (getattr(pair[1], sort), pair[0]))
+    ordered = [card for _, card in indexed]
+    return ordered[::-1] if sort_dir == "desc" else ordered
 
 
-def _attr(value: object) -> str:
-    return html.escape(str(value), quote=True)
+def folder_counts(models: list[CardModel]) -> dict[str, int]:
+    """Cards per folder, sub-folders included (``""`` = all): the numbers in the folder tree."""
+    counts: dict[str, int] = {}
+    for card in models:
+        parts = card.folder.split("/") if card.folder else []
+        for depth in range(len(parts) + 1):
+            key = "/".join(parts[:depth])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
-def card_html(card: CardModel, tabname: str = "txt2img", index: int = 0) -> str:
-    """One card, markup compatible with the WebUI's ``div.card`` (themes, ``data-name`` lookups)."""
-    e = html.escape
-    classes = ["card", "sdemb-card"] + ([] if card.usable else ["sdemb-unusable"])
-    if card.collides_with:
-        classes.append("sdemb-collision")
-    hover = f"{card.relpath}\nsha256 {card.shorthash or '(not computed yet)'}"
-    hue, letter = placeholder_hue(card.keyword), e(placeholder_letter(card.keyword))
-    picture = (f'<img class="preview sdemb-preview" src="{_attr(card.preview)}" alt="" loading="lazy">'
-               if card.preview else
-               f'<div class="sdemb-placeholder" style="--sdemb-hue:{hue}" aria-hidden="true">{letter}</div>')
-    badges = [f'<span class="sdemb-badge sdemb-family-{_attr(card.family.lower())}">{e(card.family)}</span>',
-              f'<span class="sdemb-badge">{card.vectors}v</span>']
-    if card.target == "negative":
-        badges.append('<span class="sdemb-badge sdemb-neg">neg</span>')
-    if card.weight is not None:
-        badges.append(f'<span class="sdemb-badge">&times;{card.weight:g}</span>')
-    notes = []
-    if card.reason:
-        notes.append(f'<span class="sdemb-reason">{e(card.reason)}</span>')
-    if card.collides_with:
-        notes.append(f'<span class="sdemb-clash">same keyword: {e(", ".join(card.collides_with))}</span>')
-    return (f'<div class="{" ".join(classes)}" tabindex="0" role="button" data-name="{_attr(card.keyword)}" '
-            f'data-id="{_attr(card.card_id)}" data-sort-default="{index}" title="{_attr(hover)}">{picture}'
-            f'<div class="button-row"><button type="button" class="sdemb-edit" title="Edit metadata" '
-            f'aria-label="Edit metadata">&#9998;</button></div>'
-            f'<div class="sdemb-badges">{"".join(badges)}</div>'
-            f'<div class="actions"><div class="additional"><span class="hidden search_terms">'
-            f'{e(card.relpath)} {e(card.description)}</span></div>'
-            f'<span class="name">{e(card.keyword)}</span>'
-            f'<span class="sdemb-folder">{e(card.folder)}</span>{"".join(notes)}'
-            f'<span class="description">{e(card.description)}</span></div></div>')
+def first_page_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True,
+                       hidden_models: str = HIDDEN_DEFAULT, sort: str = "name", sort_dir: str = "asc",
+                       size: int = FIRST_PAGE) -> dict:
+    """The cards document the page carries inline, so the first paint needs no request.
 
-
-def _problems_html(library: Library) -> str:
-    rows = problem_rows(library)
-    loud = [r for r in rows if not r["quiet"]]
-    items = "".join(f'<li class="{"sdemb-quiet" if r["quiet"] else ""}"><code>{html.escape(r["relpath"])}</code> '
-                    f'<b>{html.escape(r["status"])}</b>: {html.escape(r["reason"])}</li>' for r in rows)
-    summary = f"{len(loud)} file(s) could not be used" if loud else f"{len(rows)} picture(s) without embedding data"
-    return f"<details><summary>{summary}</summary><ul>{items}</ul></details>" if rows else ""
-
-
-def empty_html(folders: list[str]) -> str:
-    where = "".join(f"<li><code>{html.escape(f)}</code></li>" for f in folders)
-    return ('<div class="sdemb-empty"><p><b>No embeddings here yet.</b></p><p>Drop Textual Inversion files '
-            '(<code>.safetensors</code>, <code>.pt</code>, <code>.bin</code>, or embedding <code>.png</code>/'
-            f'<code>.webp</code> pictures) into:</p><ul>{where}</ul><p>Sub-folders are fine; a picture named like '
-            'the file (<code>name.preview.png</code>) becomes its preview. Then press Refresh. For a first look, '
-            '<code>python -m sd_embeddings samples DIR</code> writes a few small samples.</p></div>')
-
-
-def _first_cards(library: Library, tabname: str, api: str, initial: int, auto_negative: bool,
-                 hidden_models: str) -> str:
-    """The cards painted before the script's fetch (library order; hidden ones only with ``Always``)."""
-    shown = [e for e in library.entries if e.status in CARD_STATUSES
-             and (hidden_models == "Always" or not is_hidden(e.relpath))][:initial]
-    return "".join(card_html(card_model(library, e, api, auto_negative), tabname, i) for i, e in enumerate(shown))
-
-
-def pane_html(library: Library, tabname: str = "txt2img", api: str = API_PREFIX, initial: int = 48,
-              watch_ms: int = 0, auto_negative: bool = True, hidden_models: str = HIDDEN_DEFAULT,
-              sort: str = "name", sort_dir: str = "asc") -> str:
-    """The whole tab; the first ``initial`` cards are rendered here so they show before the script's fetch."""
-    t = f"{tabname}_textual_inversion"
-    hidden_models = hidden_models if hidden_models in HIDDEN_MODES else HIDDEN_DEFAULT
-    sort = sort if sort in SORT_KEYS else "name"
-    descending = sort_dir == "desc"
-    first = _first_cards(library, tabname, api, initial, auto_negative, hidden_models)
-    if not library.entries:
-        first = empty_html(list(library.folders))
-    sorts = "".join(f'<option value="{k}"{" selected" if k == sort else ""}>{label}</option>' for k, label in SORTS)
-    families = "".join(f'<option value="{k}">{label}</option>' for k, label in
-                       (("", "All models"), ("usable", "Usable now"), ("SD1", "SD1"), ("SD2", "SD2"),
-                        ("SDXL", "SDXL")))
-    return (
-        f'<div id="{t}_pane" class="sdemb-pane" data-tab="{_attr(tabname)}" data-t="{t}" data-api="{_attr(api)}" '
-        f'data-watch="{int(watch_ms)}" data-hidden-models="{_attr(hidden_models)}">'
-        f'<div id="{t}_controls" class="sdemb-controls">'
-        f'<input type="search" id="{t}_extra_search" class="sdemb-search" placeholder="Search keyword, folder, '
-        f'description" aria-label="Search embeddings">'
-        f'<select id="{t}_extra_sort" class="sdemb-sort" aria-label="Sort by">{sorts}</select>'
-        f'<button type="button" id="{t}_extra_sort_dir" class="sdemb-sort-dir" '
-        f'data-sortdir="{"Descending" if descending else "Ascending"}" data-dir="{"desc" if descending else "asc"}" '
-        f'title="Ascending / descending">{"&#8595;" if descending else "&#8593;"}</button>'
-        f'<select id="{t}_extra_family" class="sdemb-family" aria-label="Model family">{families}</select>'
-        f'<button type="button" id="{t}_extra_tree_view" class="sdemb-tree-toggle" title="Show or hide folders">'
-        f'Folders</button>'
-        f'<button type="button" id="{t}_extra_refresh" class="sdemb-refresh" title="Rescan the folders">'
-        f'Refresh</button><span class="sdemb-count" aria-live="polite"></span></div>'
-        f'<div class="sdemb-body"><nav id="{t}_tree" class="sdemb-tree" aria-label="Folders"></nav>'
-        f'<div id="{t}_cards" class="extra-network-cards sdemb-cards">{first}</div></div>'
-        f'<div id="{t}_problems" class="sdemb-problems">{_problems_html(library)}</div></div>')
+    Up to ``size`` cards it is the whole ``cards_payload`` with ``complete: true`` (the script sorts and filters it
+    itself). Beyond that, ``cards`` holds only the first ``size`` rows the user will see (hidden cards left out
+    unless ``hidden_models`` is ``Always``, in the ``sort``/``sort_dir`` order), with ``complete: false``,
+    ``total`` (all cards) and ``counts`` (``folder_counts`` of the shown cards) for the tree and the "N of M"
+    count; the script then fetches the whole document.
+    """
+    doc = cards_payload(library, api, auto_negative)
+    doc["complete"] = len(doc["cards"]) <= size
+    if doc["complete"]:
+        return doc
+    models = [CardModel(*row) for row in doc["cards"]]
+    visible = [card for card in models if hidden_models == "Always" or not card.hidden]
+    doc["cards"] = [list(asdict(card).values()) for card in view_order(visible, sort, sort_dir)[:size]]
+    doc.update(total=len(models), counts=folder_counts(visible))
+    return doc

@@ -1,7 +1,8 @@
 """The "Textual Inversion" extra-networks page, replacing the WebUI's built-in one (same title, same element ids).
 
 The pane itself (cards with badges and reasons, folders, problems list, search/sort/refresh with the WebUI's ids
-``{tab}_textual_inversion_extra_search`` etc.) is ``cards.pane_html`` plus ``javascript/textual_inversion.js``.
+``{tab}_textual_inversion_extra_search`` etc.) is ``shell.pane_html`` (ids and the first cards document inline) drawn by
+``javascript/textual_inversion.js``.
 This class keeps the WebUI's page contract so its machinery keeps working: ``create_item`` returns the WebUI's
 item dict (``get-single-card`` and "Edit metadata" use it), ``list_items`` covers every usable or incompatible
 embedding, ``refresh`` rescans, ``allowed_directories_for_previews`` lists every scanned folder. The pane is
@@ -70,13 +71,13 @@ def page_class(base: type) -> type:
             return list(self.get_db().library.folders)
 
         def create_html(self, tabname: str, *, empty: bool = False) -> str:
-            from ..tab import cards
+            from ..tab import shell
 
             self.lister.reset()
             self.items = {item["name"]: item for item in self.list_items()}
             for item in self.items.values():
                 self.read_user_metadata(item)
-            return cards.pane_html(self.get_db().library, tabname, auto_negative=settings.auto_negative(),
+            return shell.pane_html(self.get_db().library, tabname, auto_negative=settings.auto_negative(),
                                    **settings.tab_options())
 
     return TextualInversionPage
