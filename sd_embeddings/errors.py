@@ -53,3 +53,21 @@ class ChangedFileError(EmbeddingError):
     """
 
     status = "corrupt"
+
+
+class WriteError(OSError):
+    """Writing beside an embedding failed; ``kind`` says why in a way callers can map (HTTP: 403, 507, 400).
+
+    ``kind`` is ``read-only`` (read-only file system or no write permission), ``disk-full`` (no space or quota
+    left), ``name-too-long`` (the file name exceeds the file system's limit) or ``failed`` (anything else). The
+    message is one line naming the file and what happened; the original ``OSError`` is chained.
+    """
+
+    def __init__(self, path: str, kind: str, what: str, errno_value: int | None = None) -> None:
+        super().__init__(errno_value, f"{path}: {what}")
+        self.path = path
+        self.kind = kind
+        self.reason = what
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"

@@ -18,6 +18,7 @@ from factories import (
 from PIL import Image
 
 from sd_embeddings.library import Library
+from sd_embeddings.library import library as library_module
 from sd_embeddings.library.hashing import HashCache
 from sd_embeddings.records import Family, Status
 
@@ -80,8 +81,9 @@ def test_incremental_rescan_add_modify_delete_in_subfolders(tmp_path, monkeypatc
     library = Library([tmp_path], background_hashing=False)
     library.refresh()
     reads: list[str] = []
-    original = library._read
-    monkeypatch.setattr(library, "_read", lambda item: reads.append(item.name) or original(item))
+    original = library_module.read_entry
+    monkeypatch.setattr(library_module, "read_entry",
+                        lambda item, *rest: reads.append(item.name) or original(item, *rest))
     assert not library.refresh().any and reads == []  # nothing changed: nothing re-read
     write_safetensors(tmp_path / "deep" / "new.safetensors", {"emb_params": vectors(3)})
     write_a1111_pt(tmp_path / "deep" / "er" / "one.pt", vectors(4, seed=9))
@@ -166,13 +168,7 @@ def test_background_hashing_fills_hashes(tmp_path):
     write_a1111_pt(tmp_path / "emb.pt", vectors(2))
     library = Library([tmp_path])
     library.refresh()
-    library._hasher.join(timeout=0) if library._hasher else None
-    for _ in range(200):
-        if library.get("emb").sha256:
-            break
-        import time
-
-        time.sleep(0.02)
+    assert library.checks.idle.wait(120)  # a wait for the worker to finish, not a speed bound
     assert library.get("emb").sha256 == hashlib.sha256((tmp_path / "emb.pt").read_bytes()).hexdigest()
 
 
@@ -195,9 +191,10 @@ def test_scan_reads_headers_only_and_verification_catches_bad_values(tmp_path):
     write_a1111_pt(tmp_path / "fine.pt", vectors(2))
     library = Library([tmp_path], background_hashing=False)
     library.refresh()
-    assert {e.keyword: e.status for e in library.entries} == {"inf": Status.LOADED, "cut": Status.LOADED,
+    # the scan parses the zip container exactly as a load does (central directory), so a cut file is refused now
+    assert {e.keyword: e.status for e in library.entries} == {"inf": Status.LOADED, "cut": Status.CORRUPT,
                                                               "fine": Status.LOADED}
-    assert not any(e.verified for e in library.entries)
+    assert not any(e.verified for e in library.entries if e.keyword != "cut")
     version = library.version
     for entry in library.entries:
         library.verify(entry)

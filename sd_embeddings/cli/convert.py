@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 
 import torch
 
 from ..errors import EmbeddingError
 from ..formats import decoding as formats
+from ..library.atomic import write_atomic
 from ..records import EmbeddingData
 
 
@@ -66,10 +66,7 @@ def convert_one(source: str, out_dir: str | None, to: str, force: bool) -> str:
     if not same_vectors(data, back):
         raise EmbeddingError(target, "round trip changed the vectors; nothing written")
     os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target) or ".", suffix=".tmp")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(payload)
-    os.replace(tmp, target)
+    write_atomic(target, payload)
     return target
 
 

@@ -10,6 +10,7 @@ import argparse
 import io
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,9 +18,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..formats import decoding as formats
+from ..library.atomic import write_atomic
 from ..records import EmbeddingData
 
-Writer = Callable[[Path], None]
+Writer = Callable[[Path], bytes]
+"""The bytes of one sample file, given its path (for the stem); ``write_samples`` writes them atomically."""
 
 
 def _data(rows: int, width: int | tuple[int, int], seed: int) -> EmbeddingData:
@@ -33,18 +36,26 @@ def _data(rows: int, width: int | tuple[int, int], seed: int) -> EmbeddingData:
 
 
 def _safetensors(rows: int, width: int | tuple[int, int], seed: int) -> Writer:
-    return lambda path: formats.write_safetensors(_data(rows, width, seed), path, path.stem)
+    from safetensors.torch import save
+
+    def write(path: Path) -> bytes:
+        data = _data(rows, width, seed)
+        return save(formats.to_saveable(data), metadata=formats.metadata_for(data, path.stem))
+
+    return write
 
 
-def _pickle(path: Path) -> None:
-    torch.save(formats.a1111_dict(_data(3, 768, 2), path.stem), path)
+def _pickle(path: Path) -> bytes:
+    out = io.BytesIO()
+    torch.save(formats.a1111_dict(_data(3, 768, 2), path.stem), out)
+    return out.getvalue()
 
 
 def _image(carrier: str, seed: int) -> Writer:
-    return lambda path: path.write_bytes(formats.encode_image(_data(2, 768, seed), path.stem, carrier))
+    return lambda path: formats.encode_image(_data(2, 768, seed), path.stem, carrier)
 
 
-def _preview(path: Path) -> None:
+def _preview(path: Path) -> bytes:
     image = Image.new("RGB", (256, 320))
     draw = ImageDraw.Draw(image)
     for y in range(320):
@@ -52,11 +63,11 @@ def _preview(path: Path) -> None:
     draw.ellipse((64, 60, 192, 188), fill=(255, 236, 160))
     out = io.BytesIO()
     image.save(out, format="PNG")
-    path.write_bytes(out.getvalue())
+    return out.getvalue()
 
 
 def _text(content: str) -> Writer:
-    return lambda path: path.write_text(content, encoding="utf-8")
+    return lambda path: content.encode("utf-8")
 
 
 SAMPLES: dict[str, Writer] = {
@@ -81,7 +92,7 @@ def write_samples(folder: str | os.PathLike, force: bool = False) -> list[Path]:
         if path.exists() and not force:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        write(path)
+        write_atomic(path, write(path))
         written.append(path)
     return written
 
@@ -95,6 +106,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    blocked = next((p for p in (Path(args.folder), *Path(args.folder).parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        print(f"error: {blocked} is a file, not a folder: give a folder for the samples (created if missing)",
+              file=sys.stderr)
+        return 2
     written = write_samples(args.folder, force=args.force)
     for path in written:
         print(path)

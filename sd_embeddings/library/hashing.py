@@ -8,12 +8,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import remove_stale_temps, write_atomic
 from .bulk import gc_paused
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,26 @@ class _Stamp:
     mtime_ns: int
 
 
+MAX_CACHE_BYTES = 256 * 1024 * 1024
+"""Far above a 100,000-file library's cache (about 40 MB); anything bigger is not ours to trust."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _record(item: object) -> tuple[_Stamp, dict[str, Any]] | None:
+    """One cache record, or None when any field has the wrong type or range (a damaged or edited file)."""
+    if not isinstance(item, dict):
+        return None
+    size, mtime_ns, sha, scan = item.get("size"), item.get("mtime_ns"), item.get("sha256"), item.get("scan")
+    if not all(type(v) is int and 0 <= v < 2**63 for v in (size, mtime_ns)):
+        return None  # also refuses floats such as 1e999 (inf) and booleans
+    if sha is not None and not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+        return None
+    if scan is not None and not isinstance(scan, dict):
+        return None
+    fields = {name: value for name, value in (("sha256", sha), ("scan", scan)) if value}
+    return _Stamp(size, mtime_ns), fields
+
+
 class HashCache:
     """Per absolute path, valid while size and mtime_ns are unchanged: the full-file sha256 and the scan record
     (what the header says, or why the file is unusable; see ``Library``).
@@ -57,17 +78,33 @@ class HashCache:
     def _load(self) -> None:
         if self.path is None or not self.path.is_file():
             return
+        remove_stale_temps(self.path.parent)
         try:
+            if self.path.stat().st_size > MAX_CACHE_BYTES:
+                raise ValueError(f"larger than {MAX_CACHE_BYTES // 2**20} MB")
             with gc_paused():
-                self._read_document()
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            logger.warning("Ignoring unreadable hash cache %s (%s)", self.path, e)
+                skipped = self._read_document()
+        except Exception as e:  # any damage at all: the cache is only an optimisation, never a reason to fail
+            self._items.clear()
+            logger.warning("Ignoring unreadable hash cache %s (%s: %s)", self.path, type(e).__name__, str(e)[:80])
+            return
+        if skipped:
+            logger.warning("Ignoring %d damaged record(s) in hash cache %s", skipped, self.path)
 
-    def _read_document(self) -> None:
-        document = json.loads(self.path.read_text(encoding="utf-8"))
-        for key, item in document.get("files", {}).items():
-            fields = {name: item[name] for name in ("sha256", "scan") if item.get(name)}
-            self._items[key] = (_Stamp(int(item["size"]), int(item["mtime_ns"])), fields)
+    def _read_document(self) -> int:
+        """Load every well-formed record; returns how many were skipped as damaged."""
+        document = json.loads(self.path.read_bytes().decode("utf-8"))
+        files = document.get("files") if isinstance(document, dict) else None
+        if not isinstance(files, dict):
+            raise ValueError("no 'files' object")
+        skipped = 0
+        for key, item in files.items():
+            record = _record(item)
+            if record is None:
+                skipped += 1
+            else:
+                self._items[key] = record
+        return skipped
 
     def _get(self, path: str, size: int, mtime_ns: int, name: str) -> Any:
         with self._lock:
@@ -119,9 +156,6 @@ class HashCache:
             self._dirty = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".hashes-", suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"version": 2, "files": files}, handle)
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps({"version": 2, "files": files}).encode("utf-8"))
         except OSError as e:
             logger.warning("Could not write hash cache %s: %s", self.path, e)

@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EmbeddingError, NotAnEmbeddingError
-from ..formats import decoding as formats
+from ..errors import EmbeddingError
 from ..records import EmbeddingData, Entry, Family, Status
-from . import collisions, scan_record, sidecars
+from . import atomic, collisions, scan_record, sidecars
 from .bulk import gc_paused
-from .checking import FileChecks
 from .collisions import keyword_key
 from .hashing import HashCache
-from .scanning import FoundFile, walk_folders
+from .reading import read_entry
+from .scanning import walk_folders
+from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,11 @@ class ScanReport:
         return bool(self.added or self.changed or self.removed or self.sidecars_changed)
 
 
-class Library(FileChecks):
-    """All embeddings under one or more folders. Thread-safe: readers get immutable snapshots."""
+class Library:
+    """All embeddings under one or more folders. Thread-safe: readers get immutable snapshots.
+
+    File contents (loading vectors, hashing, the background verification) are its ``checks``, a ``Verifier``
+    that reaches the file records only through the ``FileRecords`` methods at the end of this class."""
 
     def __init__(self, folders: Iterable[str | os.PathLike], *, family: Family | None = None,
                  hash_cache: HashCache | None = None, background_hashing: bool = True,
@@ -55,7 +58,6 @@ class Library(FileChecks):
             self.add_folder(folder)
         self.family = family
         self.hash_cache = hash_cache if hash_cache is not None else HashCache(None)
-        self.background_hashing = background_hashing
         self.deep = deep
         self.listeners: list[Callable[[Library], None]] = []
         self.version = 0
@@ -64,10 +66,9 @@ class Library(FileChecks):
         self._dir_stamps: dict[str, int] = {}
         self._entries: tuple[Entry, ...] = ()
         self._winners: dict[str, Entry] = {}
-        self._data: collections.OrderedDict[str, tuple[int, int, EmbeddingData]] = collections.OrderedDict()
-        self._cache_size = cache_size
-        self._hasher: threading.Thread | None = None
-        self._hash_wakeup = threading.Event()
+        self._by_path: dict[str, Entry] = {}
+        self._swept: set[str] = set()
+        self.checks = Verifier(self, self.hash_cache, background_hashing, cache_size)
 
     # -- folders and scanning ------------------------------------------------------------------------------
 
@@ -84,6 +85,7 @@ class Library(FileChecks):
         with self._lock, gc_paused():
             report = ScanReport()
             found, dir_stamps, report.loops = walk_folders(self.folders)
+            self._sweep(dir_stamps)
             previous = self._files
             files: dict[str, Entry] = {}
             for done, item in enumerate(found, 1):
@@ -96,19 +98,25 @@ class Library(FileChecks):
                         report.sidecars_changed = True
                     files[item.path] = old
                     continue
-                files[item.path] = self._read(item)
+                files[item.path] = read_entry(item, self.hash_cache, self.deep, self.checks.remember)
                 (report.changed if old is not None else report.added).append(item.path)
             report.removed = [path for path in previous if path not in files]
-            for path in report.removed + report.changed:
-                self._data.pop(path, None)
+            self.checks.forget(report.removed + report.changed)
             self._files = files
             self._dir_stamps = dir_stamps
             if report.any or force:
                 self._resolve()
         if report.any or force:
             self._notify()
-        self._start_hashing()
+        self.checks.start()
         return report
+
+    def _sweep(self, folders: Iterable[str]) -> None:
+        """Once per folder and process: remove temporary files an interrupted write of ours left behind."""
+        for folder in folders:
+            if folder not in self._swept:
+                self._swept.add(folder)
+                atomic.remove_stale_temps(folder)
 
     def scanned_folders(self) -> list[str]:
         """Every folder the last scan walked (sub-folders included), e.g. for a file watcher."""
@@ -123,39 +131,6 @@ class Library(FileChecks):
             except OSError:
                 return True
         return False
-
-    def _read(self, item: FoundFile) -> Entry:
-        stem = os.path.splitext(item.name)[0]
-        entry = Entry(path=item.path, root=item.root, folder=item.folder, keyword=stem, format=item.format,
-                      size=item.size, mtime_ns=item.mtime_ns, status=Status.LOADED, sidecars=item.sidecars)
-        entry.sha256 = self.hash_cache.get(item.path, item.size, item.mtime_ns)
-        cached = None if self.deep else self.hash_cache.get_scan(item.path, item.size, item.mtime_ns)
-        if cached is not None and scan_record.restore(entry, cached):
-            return entry
-        try:
-            if item.size == 0:
-                raise NotAnEmbeddingError(item.path, "empty file (0 bytes); the download or copy probably failed")
-            if self.deep:
-                data = formats.decode(formats.read_file(item.path), item.path)
-                entry.header = formats.header_of(data)
-                entry.verified = True
-                self._remember(entry, data)
-            else:
-                entry.header = formats.scan_file(item.path, item.size)
-            if item.format == "image" and entry.header.name:
-                entry.keyword = entry.header.name
-        except EmbeddingError as e:
-            entry.status, entry.reason = Status(e.status), e.reason
-            log = logger.info if entry.format == "image" and e.status == "not-an-embedding" else logger.warning
-            log("Embedding %s: %s", item.path, e.reason)
-        except Exception as e:  # a bug must not stop the scan; report it like a bad file (and do not cache it)
-            logger.exception("Unexpected error reading %s", item.path)
-            entry.status, entry.reason = Status.CORRUPT, f"unexpected error: {type(e).__name__}: {e}"
-            entry.file_status, entry.file_reason = entry.status, entry.reason
-            return entry
-        entry.file_status, entry.file_reason = entry.status, entry.reason
-        self._cache_scan(entry)
-        return entry
 
     def _cache_scan(self, record: Entry) -> None:
         self.hash_cache.put_scan(record.path, record.size, record.mtime_ns, scan_record.store(record))
@@ -174,6 +149,7 @@ class Library(FileChecks):
 
     def _resolve(self) -> None:
         self._entries, self._winners = collisions.resolve(self._files.values(), self.family, self.folders)
+        self._by_path = {entry.path: entry for entry in self._entries}
         self.version += 1
 
     # -- reading ------------------------------------------------------------------------------------------
@@ -192,7 +168,7 @@ class Library(FileChecks):
 
     def find(self, path: str | os.PathLike) -> Entry | None:
         target = os.path.abspath(os.fspath(path))
-        return next((entry for entry in self._entries if entry.path == target), None)
+        return self._by_path.get(target)
 
     def counts(self) -> collections.Counter[str]:
         return collections.Counter(entry.status.value for entry in self._entries)
@@ -217,10 +193,80 @@ class Library(FileChecks):
                 data[key] = value
         sidecars.write_user_metadata(path, data)
         with self._lock:
-            for item in (self._files.get(entry.path), *[e for e in self._entries if e.path == entry.path]):
+            for item in (self._files.get(entry.path), self._by_path.get(entry.path)):
                 if item is not None:
                     item.sidecars.metadata_file = os.path.basename(path)
         return data
+
+    def save_preview(self, entry: Entry, png: bytes) -> str:
+        """Write ``png`` (already re-encoded by the caller) as ``x.preview.png`` beside a known entry; returns the
+        path. Raises ``KeyError`` for an unknown entry and ``WriteError`` when the folder cannot take the file."""
+        if self.find(entry.path) is None:
+            raise KeyError(f"not an entry of this library: {entry.path}")
+        path = sidecars.preview_upload_path(entry)
+        atomic.write_atomic(path, png)
+        logger.info("Wrote preview %s (%d bytes)", path, len(png))
+        return path
+
+    # -- file contents (the verifier) ----------------------------------------------------------------------------
+
+    def load(self, entry: Entry) -> EmbeddingData:
+        """The vectors of an entry (decoded on first use, then cached). Raises ``EmbeddingError`` only."""
+        return self.checks.load(entry)
+
+    def verify(self, entry: Entry) -> None:
+        """Read a file once: hash it (if not known) and decode every value (if not yet checked)."""
+        self.checks.verify(entry)
+
+    def ensure_hash(self, entry: Entry) -> str | None:
+        """The file's sha256, computed now if the background pass has not got to it yet."""
+        return self.checks.ensure_hash(entry)
+
+    def hash_all(self, progress: Callable[[int, int], None] | None = None) -> None:
+        self.checks.hash_all(self._entries, progress)
+
+    # -- FileRecords: how the verifier reads and updates the per-file records ----------------------------------
+
+    def file_record(self, path: str) -> Entry | None:
+        return self._files.get(path)
+
+    def unchecked_files(self) -> list[Entry]:
+        """Entries not yet hashed and verified, usable ones first (what prompts use first)."""
+        records = self._files
+        pending = [e for e in self._entries if e.path in records
+                   and not (records[e.path].sha256 and records[e.path].verified)]
+        pending.sort(key=lambda e: e.status is not Status.LOADED)
+        return pending
+
+    def record_hash(self, path: str, value: str) -> None:
+        record = self._files.get(path)
+        if record is not None:
+            record.sha256 = value
+        entry = self._by_path.get(path)
+        if entry is not None:
+            entry.sha256 = value
+
+    def record_checked(self, record: Entry) -> None:
+        with self._lock:
+            record.verified = True
+            self._cache_scan(record)
+            entry = self._by_path.get(record.path)
+            if entry is not None:
+                entry.verified = True
+
+    def record_bad(self, entry: Entry, error: EmbeddingError) -> None:
+        """A file that scanned fine turned out bad when its values were read: re-resolve without it."""
+        logger.warning("Embedding %s: %s", entry.path, error.reason)
+        with self._lock:
+            record = self._files.get(entry.path)
+            if record is None or (record.size, record.mtime_ns) != (entry.size, entry.mtime_ns):
+                return
+            record.file_status, record.file_reason = Status(error.status), error.reason
+            record.status, record.reason, record.verified = record.file_status, error.reason, True
+            self._cache_scan(record)
+            self.checks.forget([entry.path])
+            self._resolve()
+        self._notify()
 
     def _notify(self) -> None:
         for listener in list(self.listeners):

@@ -19,19 +19,47 @@ def store(entry: Entry) -> dict[str, Any]:
 
 
 def restore(entry: Entry, record: dict[str, Any]) -> bool:
-    """Fill ``entry`` from a stored record; False (entry untouched) if the record is not usable."""
+    """Fill ``entry`` from a stored record; False (entry untouched) if the record is not usable.
+
+    The cache file is outside our control (a crash, a disk error, a hand edit): every field is type-checked,
+    so a damaged record is simply read again from the file instead of surfacing as an error later."""
     try:
         status = Status(record["status"])
-        header = None
-        if "parts" in record:
-            parts = {str(k): (int(v[0]), int(v[1])) for k, v in record["parts"].items()}
-            header = Header(Shape(parts), **{name: record.get(name) for name in _HEADER_FIELDS})
-        elif status is Status.LOADED:
+        keyword, reason, verified = record["keyword"], record["reason"], record["verified"]
+        if not (_text(keyword, required=True) and _text(reason) and isinstance(verified, bool)):
             return False
-        keyword, reason, verified = str(record["keyword"]), str(record["reason"]), bool(record["verified"])
-    except (KeyError, TypeError, ValueError, IndexError):
+        header = _header(record) if "parts" in record else None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        return False
+    if header is None and ("parts" in record or status is Status.LOADED):
         return False
     entry.header, entry.keyword, entry.verified = header, keyword, verified
     entry.status = entry.file_status = status
     entry.reason = entry.file_reason = reason
     return True
+
+
+def _header(record: dict[str, Any]) -> Header | None:
+    parts = record["parts"]
+    if not isinstance(parts, dict) or not parts:
+        return None
+    shapes: dict[str, tuple[int, int]] = {}
+    for key, value in parts.items():
+        if not (isinstance(value, list) and len(value) == 2 and all(_count(v) for v in value)):
+            return None
+        shapes[key] = (value[0], value[1])
+    fields = {name: record.get(name) for name in _HEADER_FIELDS}
+    if not (_text(fields["layout"], required=True) and all(_text(fields[name]) or fields[name] is None
+                                                          for name in ("name", "sd_checkpoint", "sd_checkpoint_name"))):
+        return None
+    if fields["step"] is not None and not (type(fields["step"]) is int and abs(fields["step"]) < 2**63):
+        return None
+    return Header(Shape(shapes), **fields)
+
+
+def _text(value: object, required: bool = False) -> bool:
+    return isinstance(value, str) and len(value) <= 4096 and (bool(value) or not required)
+
+
+def _count(value: object) -> bool:
+    return type(value) is int and 0 < value < 2**31

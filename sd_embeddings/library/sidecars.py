@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from typing import Any
 
 from ..records import Entry, Sidecars
+from .atomic import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +66,12 @@ def read_user_metadata(path: str) -> dict[str, Any]:
 
 
 def write_user_metadata(path: str, data: dict[str, Any]) -> None:
-    """Write as the WebUI does (indent 4, UTF-8, non-ASCII kept), atomically so a crash never leaves half a file."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".meta-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=4, ensure_ascii=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write as the WebUI does (indent 4, UTF-8, non-ASCII kept), atomically so a crash never leaves half a file.
+
+    Raises ``WriteError`` (read-only folder, disk full, name too long) and ``ValueError`` for values JSON cannot
+    hold (a lone surrogate, a float JSON has no spelling for); nothing is written then."""
+    text = json.dumps(data, indent=4, ensure_ascii=False, allow_nan=False)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def sidecar_path(entry: Entry, name: str | None) -> str | None:
@@ -102,6 +97,11 @@ def description(entry: Entry) -> str:
         return text
     path = sidecar_path(entry, entry.sidecars.description_file)
     return read_text(path) if path else ""
+
+
+def preview_upload_path(entry: Entry) -> str:
+    """Where a replaced preview goes: ``x.preview.png`` beside the file."""
+    return os.path.splitext(entry.path)[0] + ".preview.png"
 
 
 def metadata_path(entry: Entry) -> str:

@@ -1,0 +1,59 @@
+"""One found file -> its entry: from the scan cache when the file is unchanged, else from its header (or, for a
+deep scan, every value). Whatever goes wrong becomes the entry's status and reason; nothing escapes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+from ..errors import EmbeddingError, NotAnEmbeddingError
+from ..formats import decoding as formats
+from ..records import EmbeddingData, Entry, Status
+from . import scan_record
+from .hashing import HashCache
+from .scanning import FoundFile
+from .verifier import unexpected
+
+logger = logging.getLogger(__name__)
+
+
+def read_entry(item: FoundFile, hash_cache: HashCache, deep: bool,
+               remember: Callable[[Entry, EmbeddingData], None]) -> Entry:
+    """The entry of ``item``; ``remember`` keeps the vectors a deep scan decoded (so a prompt need not re-read)."""
+    stem = os.path.splitext(item.name)[0]
+    entry = Entry(path=item.path, root=item.root, folder=item.folder, keyword=stem, format=item.format,
+                  size=item.size, mtime_ns=item.mtime_ns, status=Status.LOADED, sidecars=item.sidecars)
+    entry.sha256 = hash_cache.get(item.path, item.size, item.mtime_ns)
+    cached = None if deep else hash_cache.get_scan(item.path, item.size, item.mtime_ns)
+    if cached is not None and scan_record.restore(entry, cached):
+        return entry
+    try:
+        _read_contents(entry, item, deep, remember)
+    except EmbeddingError as e:
+        entry.status, entry.reason = Status(e.status), e.reason
+        log = logger.info if entry.format == "image" and e.status == "not-an-embedding" else logger.warning
+        log("Embedding %s: %s", item.path, e.reason)
+    except Exception as e:  # a bug must not stop the scan; report it like a bad file (and do not cache it)
+        logger.exception("Unexpected error reading %s", item.path)
+        entry.status, entry.reason = Status.CORRUPT, unexpected(item.path, e).reason
+        entry.file_status, entry.file_reason = entry.status, entry.reason
+        return entry
+    entry.file_status, entry.file_reason = entry.status, entry.reason
+    hash_cache.put_scan(entry.path, entry.size, entry.mtime_ns, scan_record.store(entry))
+    return entry
+
+
+def _read_contents(entry: Entry, item: FoundFile, deep: bool,
+                   remember: Callable[[Entry, EmbeddingData], None]) -> None:
+    if item.size == 0:
+        raise NotAnEmbeddingError(item.path, "empty file (0 bytes); the download or copy probably failed")
+    if deep:
+        data = formats.decode(formats.read_file(item.path), item.path)
+        entry.header = formats.header_of(data)
+        entry.verified = True
+        remember(entry, data)
+    else:
+        entry.header = formats.scan_file(item.path, item.size)
+    if item.format == "image" and entry.header.name:
+        entry.keyword = entry.header.name

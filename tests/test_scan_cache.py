@@ -1,0 +1,80 @@
+"""A damaged scan cache (hashes.json) is ignored with one warning, never a traceback, in the library and the CLI:
+the files are simply read again. Damaged single records are skipped, the good ones still used."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from factories import vectors, write_a1111_pt
+
+from sd_embeddings.library import Library
+from sd_embeddings.library.hashing import HashCache
+from sd_embeddings.records import Status
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def good_cache(tmp_path: Path) -> tuple[Path, dict]:
+    """A real cache written by a real scan of one real file."""
+    write_a1111_pt(tmp_path / "emb" / "x.pt", vectors(2))
+    cache = HashCache(tmp_path / "cache" / "sd-embeddings" / "hashes.json")
+    library = Library([tmp_path / "emb"], hash_cache=cache, background_hashing=False)
+    library.refresh()
+    library.hash_all()
+    return cache.path, json.loads(cache.path.read_text())
+
+
+def damaged(document: dict, how: str) -> str:
+    (item,) = document["files"].values()
+    if how == "huge-float":
+        return json.dumps(document).replace(f'"size": {item["size"]}', '"size": 1e999')
+    if how == "deep":
+        return '{"version": 2, "files": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    if how == "truncated":
+        return json.dumps(document)[:-17]
+    if how == "not-object":
+        return "[1, 2, 3]"
+    edits = {"size-string": {"size": "12"}, "scan-list": {"scan": [1, 2]}, "parts-list": {"scan": {
+        **item["scan"], "parts": [[2, 768]]}}, "name-dict": {"scan": {**item["scan"], "name": {"a": 1}}},
+        "sha-number": {"sha256": 12}, "huge-rows": {"scan": {**item["scan"], "parts": {"": [2**40, 768]}}},
+        "status-bogus": {"scan": {**item["scan"], "status": "pwned"}}, "step-float": {"scan": {
+            **item["scan"], "step": 1e308}}}
+    item.update(edits[how])
+    return json.dumps(document)
+
+
+HOW = ["huge-float", "deep", "truncated", "not-object", "size-string", "scan-list", "parts-list", "name-dict",
+       "sha-number", "huge-rows", "status-bogus", "step-float"]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_library_ignores_a_damaged_cache_with_one_warning(tmp_path, caplog, how):
+    path, document = good_cache(tmp_path)
+    path.write_text(damaged(document, how))
+    caplog.set_level(logging.WARNING)
+    library = Library([tmp_path / "emb"], hash_cache=HashCache(path), background_hashing=False)
+    library.refresh()
+    entry = library.get("x")
+    assert entry is not None and entry.status is Status.LOADED and entry.vectors == 2
+    assert library.load(entry).vec.shape == (2, 768)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    if how in ("huge-float", "deep", "truncated", "not-object", "size-string", "scan-list", "sha-number"):
+        assert len(warnings) == 1 and "cache" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("how", ["huge-float", "deep", "parts-list", "name-dict"])
+def test_cli_scan_with_a_damaged_cache_prints_no_traceback(tmp_path, how):
+    path, document = good_cache(tmp_path)
+    path.write_text(damaged(document, how))
+    result = subprocess.run([sys.executable, "-m", "sd_embeddings", "scan", "--json", str(tmp_path / "emb")],
+                            cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [row["status"] for row in json.loads(result.stdout)] == ["loaded"]

@@ -1,0 +1,76 @@
+"""The library's verifier (composed, not a mixin): each file's check is isolated, the background worker survives
+any exception one file raises, and ``load``/``verify``/``ensure_hash`` keep their behaviour."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from factories import vectors, write_a1111_pt, write_safetensors
+
+from sd_embeddings.errors import CorruptFileError
+from sd_embeddings.formats import decoding
+from sd_embeddings.library import Library
+from sd_embeddings.library.verifier import Verifier
+from sd_embeddings.records import Status
+
+
+def bug_for(monkeypatch: pytest.MonkeyPatch, name: str, error: BaseException) -> None:
+    """``formats.decode`` raising an unexpected exception type for one file. Decoders raise only EmbeddingError
+    once their bugs are fixed, so such a file cannot be written today: this injects the bug (a fake, said so)."""
+    real = decoding.decode
+
+    def decode(raw: bytes, path: str) -> object:
+        if Path(path).name == name:
+            raise error
+        return real(raw, path)
+
+    monkeypatch.setattr(decoding, "decode", decode)
+
+
+def test_library_composes_a_verifier() -> None:
+    assert Verifier not in Library.__mro__
+    assert isinstance(Library([], background_hashing=False).checks, Verifier)
+
+
+def test_background_worker_survives_a_file_that_raises_and_checks_the_others(tmp_path, monkeypatch):
+    for name in ("a", "bad", "c", "d"):
+        write_a1111_pt(tmp_path / f"{name}.pt", vectors(2, seed=len(name)))
+    bug_for(monkeypatch, "bad.pt", OverflowError("cannot fit 'int' into an index-sized integer"))
+    library = Library([tmp_path])
+    library.refresh()
+    assert library.checks.idle.wait(120)  # waits for the worker; not a speed bound
+    worker = library.checks._thread
+    entries = {e.keyword: e for e in library.entries}
+    assert entries["bad"].status is Status.CORRUPT
+    assert entries["bad"].reason == "cannot be read (OverflowError: cannot fit 'int' into an index-sized integer)"
+    for name in ("a", "c", "d"):
+        assert entries[name].verified and entries[name].status is Status.LOADED
+        assert entries[name].sha256 == hashlib.sha256((tmp_path / f"{name}.pt").read_bytes()).hexdigest()
+    write_safetensors(tmp_path / "late.safetensors", {"emb_params": vectors(1)})
+    library.refresh()
+    assert library.checks.idle.wait(120)
+    assert worker.is_alive() and library.checks._thread is worker  # the same thread did the new work
+    assert library.get("late").verified and library.get("late").sha256
+
+
+def test_load_turns_an_unexpected_exception_into_a_corrupt_status(tmp_path, monkeypatch):
+    write_a1111_pt(tmp_path / "odd.pt", vectors(2))
+    library = Library([tmp_path], background_hashing=False)
+    library.refresh()
+    bug_for(monkeypatch, "odd.pt", TypeError("'bool' object cannot be interpreted as a shape"))
+    with pytest.raises(CorruptFileError, match="TypeError"):
+        library.load(library.get("odd"))
+    entry = library.entries[0]
+    assert entry.status is Status.CORRUPT and "TypeError" in entry.reason
+
+
+def test_verify_and_ensure_hash_keep_their_behaviour(tmp_path):
+    write_a1111_pt(tmp_path / "emb.pt", vectors(2))
+    library = Library([tmp_path], background_hashing=False)
+    library.refresh()
+    entry = library.get("emb")
+    assert library.ensure_hash(entry) == hashlib.sha256((tmp_path / "emb.pt").read_bytes()).hexdigest()
+    library.verify(entry)
+    assert library.entries[0].verified and library.load(entry).vec.shape == (2, 768)
