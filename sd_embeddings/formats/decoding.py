@@ -7,16 +7,22 @@ layout it finds into an ``EmbeddingData``. It raises only ``EmbeddingError`` sub
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import CorruptFileError, NotAnEmbeddingError
 from ..records import SDXL_KEYS, EmbeddingData, Header, Shape
 from . import image_format, pickles, safetensors_file
+from .budget import classified
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +36,7 @@ MAX_EMBEDDING_BYTES = 64 * 1024 * 1024
 """Files above this are not decoded: the largest real embeddings are well under 1 MB."""
 META_KEYS = ("name", "step", "sd_checkpoint", "sd_checkpoint_name")
 """Stored alongside the vectors (the WebUI's ``Embedding`` fields of the same names)."""
-_TENSOR_TYPES = (torch.Tensor, pickles.TensorRef, safetensors_file.TensorSpec)
+_TENSOR_TYPES = (torch.Tensor, np.ndarray, pickles.TensorRef, safetensors_file.TensorSpec)
 """Real tensors, and the shape-only stand-ins scanning uses."""
 
 
@@ -73,20 +79,31 @@ def read_file(path: str | Path, limit: int = MAX_EMBEDDING_BYTES) -> bytes:
 
 
 def decode(raw: bytes, path: str | Path) -> EmbeddingData:
-    """Decode one file's bytes. Raises ``EmbeddingError`` (unsafe, corrupt, not an embedding, unsupported)."""
+    """Decode one file's bytes. Raises only ``EmbeddingError`` (unsafe, corrupt, not an embedding, unsupported)."""
     path = str(path)
     if not raw:
         raise CorruptFileError(path, "file is empty")
     kind = sniff(raw, format_of(path) or "unknown")
     if kind == "pickle":
-        return interpret(pickles.load_pickle(raw, path), path, "pt")
+        opened = pickles.open_pickle(raw, path)
+        with classified(path, "PyTorch file"):
+            return interpret(opened.obj, path, "pt", opened.array)
     if kind == "safetensors":
-        header = safetensors_file.parse_header(raw, len(raw), path)
-        tensors = safetensors_file.read_tensors(raw, header, path)
-        return interpret(_with_metadata(tensors, header.metadata), path, "safetensors")
+        with classified(path, "safetensors file"):
+            header = safetensors_file.parse_header(raw, len(raw), path)
+            return interpret(_with_metadata(header.tensors, header.metadata), path, "safetensors",
+                             functools.partial(_read_spec, raw, header, path))
     if kind == "image":
-        return interpret(image_format.decode_image(raw, path), path, "image")
+        with classified(path, "image"):
+            return interpret(image_format.decode_image(raw, path), path, "image")
     raise NotAnEmbeddingError(path, "unknown file type")
+
+
+def _read_spec(raw: bytes, header: safetensors_file.SafetensorsHeader, path: str,
+               spec: safetensors_file.TensorSpec) -> torch.Tensor:
+    """One tensor of a safetensors file: only the parts an embedding uses are read (and checked)."""
+    only = dataclasses.replace(header, tensors={spec.name: spec})
+    return safetensors_file.read_tensors(raw, only, path)[spec.name]
 
 
 def decode_file(path: str | Path) -> EmbeddingData:
@@ -98,34 +115,55 @@ def header_of(data: EmbeddingData) -> Header:
 
 
 def _as_int(value: Any) -> int | None:
-    try:
-        return int(value.item() if hasattr(value, "item") else value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    """A step: a plain int (or the digits safetensors metadata stores) in int64 range; anything else is dropped."""
+    if type(value) is str and 0 < len(value) <= 20 and value.lstrip("-").isdigit() and value.isascii():
+        value = int(value)
+    if type(value) is int and -(2**63) <= value < 2**63:
+        return value
+    return None
 
 
 def _as_text(value: Any) -> str | None:
-    if not isinstance(value, (str, int, float)) or isinstance(value, int) and value.bit_length() > 64:
-        return None  # str() of a nested or memo-shared structure can take exponential time
-    return str(value)[:300]
+    """A name or checkpoint: plain text, or a small number written as text. Other values are dropped."""
+    if type(value) is str:
+        return value[:300]
+    if type(value) is int and value.bit_length() <= 64 or type(value) is float and math.isfinite(value):
+        return str(value)
+    return None
+
+
+def _shown(key: str) -> str:
+    """A key from the file, fit for a one-line reason: printable and short."""
+    return "".join(c if c.isprintable() else "?" for c in key[:40]) + ("..." if len(key) > 40 else "")
+
+
+def _dtype_name(tensor: Any) -> str:
+    return str(tensor.dtype).replace("torch.", "") if isinstance(tensor, (torch.Tensor, np.ndarray)) \
+        else str(tensor.dtype)
+
+
+def _is_float(tensor: Any) -> bool:
+    if isinstance(tensor, np.ndarray):
+        return tensor.dtype.kind == "f"
+    return tensor.is_floating_point()
 
 
 def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
-    """Validate a tensor (real or a lazy ``TensorRef``) as [vectors, width]; 1-D is one vector."""
+    """Validate a tensor (real or a lazy ``TensorRef``/``TensorSpec``) as [vectors, width]; 1-D is one vector."""
     if not isinstance(tensor, _TENSOR_TYPES):
         raise NotAnEmbeddingError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
-    if not tensor.is_floating_point():
-        raise NotAnEmbeddingError(path, f"{what} holds {str(tensor.dtype).replace('torch.', '')} values, not floats")
-    shape = list(tensor.shape)
+    if not _is_float(tensor):
+        raise NotAnEmbeddingError(path, f"{what} holds {_dtype_name(tensor)} values, not floats")
+    shape = [int(size) for size in tensor.shape]
     if len(shape) == 1:
         shape = [1, *shape]
     while len(shape) > 2 and shape[0] == 1:
         shape = shape[1:]
     if len(shape) != 2:
-        raise NotAnEmbeddingError(path, f"{what} has shape {list(tensor.shape)}, expected [vectors, width]")
+        raise NotAnEmbeddingError(path, f"{what} has {len(tensor.shape)} dimensions, expected [vectors, width]")
     rows, width = shape
     if rows == 0 or width == 0:
-        raise CorruptFileError(path, f"{what} holds no vectors (shape {list(tensor.shape)})")
+        raise CorruptFileError(path, f"{what} holds no vectors (shape {shape})")
     if rows > MAX_VECTORS:
         raise NotAnEmbeddingError(path, f"{what} has {rows:,} vectors; that is a token table or model part, "
                                         f"not an embedding (at most {MAX_VECTORS})")
@@ -134,6 +172,8 @@ def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
 
 def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
     rows, width = _matrix_shape(tensor, path, what)
+    if isinstance(tensor, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(tensor, dtype=np.float32))
     tensor = tensor.detach().reshape(rows, width).to(torch.float32).contiguous()
     bad = (~torch.isfinite(tensor)).any(dim=1)
     if bool(bad.any()):
@@ -142,7 +182,8 @@ def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
 
 
 def _tensors(data: dict) -> dict[str, Any]:
-    return {str(k): v for k, v in data.items() if isinstance(v, _TENSOR_TYPES)}
+    """The tensors stored under text keys (torch and safetensors name tensors with text)."""
+    return {key: value for key, value in data.items() if type(key) is str and isinstance(value, _TENSOR_TYPES)}
 
 
 def _what_else(path: str, tensors: dict[str, Any]) -> NotAnEmbeddingError:
@@ -152,7 +193,10 @@ def _what_else(path: str, tensors: dict[str, Any]) -> NotAnEmbeddingError:
         return NotAnEmbeddingError(path, f"looks like a LoRA ({len(keys)} tensors); put it in models/Lora")
     if "diffusion_model" in joined or "first_stage_model" in joined or "state_dict" in keys:
         return NotAnEmbeddingError(path, "looks like a model checkpoint, not an embedding")
-    shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+    shown = ", ".join(_shown(key) for key in keys[:4]) + (", ..." if len(keys) > 4 else "")
+    if sum(key.endswith((".weight", ".bias")) for key in keys) * 2 >= len(keys):
+        return NotAnEmbeddingError(path, f"looks like a model's weights (a state_dict of {len(keys)} tensors: "
+                                         f"{shown}), not an embedding")
     return NotAnEmbeddingError(path, f"holds {len(keys)} tensors ({shown}); an embedding holds one "
                                      "(or clip_l + clip_g for SDXL)")
 
@@ -192,19 +236,23 @@ def _check_sdxl_rows(parts: dict[str, tuple[int, int]], path: str) -> None:
         raise CorruptFileError(path, f"clip_l has {parts['clip_l'][0]} vectors but clip_g has {parts['clip_g'][0]}")
 
 
-def interpret(data: Any, path: str, container: str) -> EmbeddingData:
-    """Decoded object -> float32 vectors, validated (shape, NaN/Inf, SDXL row counts)."""
+def interpret(data: Any, path: str, container: str, values: Callable[[Any], Any] | None = None) -> EmbeddingData:
+    """Decoded object -> float32 vectors, validated (shape, NaN/Inf, SDXL row counts).
+
+    ``values`` turns a located part into its values (pickles and safetensors read only the parts they use).
+    """
     layout, parts, meta = _locate(data, path)
     what = {"": "string_to_param" if layout == "a1111" else "the tensor"}
     _check_sdxl_rows({k: _matrix_shape(v, path, what.get(k, k)) for k, v in parts.items()}, path)
-    vecs = {key: _rows(value, path, what.get(key, key)) for key, value in parts.items()}
+    vecs = {key: _rows(values(value) if values else value, path, what.get(key, key)) for key, value in parts.items()}
     return EmbeddingData(vecs if layout == "sdxl" else vecs[""], f"{container}:{layout}", **meta)
 
 
 def shape_of(data: Any, path: str, container: str) -> Header:
     """Like ``interpret`` but from shapes only (tensors may be lazy ``TensorRef``s); values are not checked."""
     layout, parts, meta = _locate(data, path)
-    shapes = {key: _matrix_shape(value, path, key or "the tensor") for key, value in parts.items()}
+    what = {"": "string_to_param" if layout == "a1111" else "the tensor"}
+    shapes = {key: _matrix_shape(value, path, what.get(key, key)) for key, value in parts.items()}
     _check_sdxl_rows(shapes, path)
     return Header(Shape(shapes), f"{container}:{layout}", **meta)
 
@@ -235,8 +283,10 @@ def _scan_file(path: str, size: int) -> Header:
         raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
                                         "(checkpoints and LoRAs belong in their own folders)")
     raw = head if len(head) >= size else read_file(path)
-    if kind == "pickle":
-        return shape_of(pickles.load_pickle(raw, path, lazy=True, file_size=size), path, "pt")
+    if kind == "pickle":  # the same parse as ``decode``, stopping before tensor values are copied
+        opened = pickles.open_pickle(raw, path)
+        with classified(path, "PyTorch file"):
+            return shape_of(opened.obj, path, "pt")
     return header_of(decode(raw, path))
 
 
@@ -251,8 +301,9 @@ def _read_head(path: str, head: bytes) -> bytes:
 
 def header_only(raw: bytes, file_size: int, path: str) -> Header:
     """Shape of a safetensors file from its header alone (no tensor bytes are read)."""
-    header = safetensors_file.parse_header(raw, file_size, path)
-    return shape_of(_with_metadata(header.tensors, header.metadata), path, "safetensors")
+    with classified(path, "safetensors file"):
+        header = safetensors_file.parse_header(raw, file_size, path)
+        return shape_of(_with_metadata(header.tensors, header.metadata), path, "safetensors")
 
 
 def _with_metadata(tensors: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:

@@ -1,193 +1,37 @@
-"""Read PyTorch ``.pt``/``.bin`` pickles without ever running code from them.
+"""Read PyTorch ``.pt``/``.bin`` pickles without ever running code from them, and without importing torch.
 
-``torch.load`` is not used at all. The pickled structure is read by ``unpickler.SafeUnpickler`` (an allow-list
-of globals mapped to functions of ours that build plain data); tensors are then rebuilt here from raw storage
-bytes, after checking that the bytes are there. Both layouts ``torch.save`` has used are read: the zip archive
-(torch >= 1.6) and the legacy stream (``_use_new_zipfile_serialization=False``, torch < 1.6).
+The pickled structure is read by ``unpickler.SafeUnpickler`` (allow-listed globals mapped to strict functions of
+ours); tensors are then copied here out of raw storage bytes as numpy arrays, after checking that the bytes are
+there. Scanning (``lazy``) and loading run the same steps on the same parse of the container: the only thing a
+lazy read skips is copying the values, so what a scan reports is what a load returns. Both layouts ``torch.save``
+has used are read: the zip archive (torch >= 1.6) and the legacy stream (torch < 1.6).
 """
 
 from __future__ import annotations
 
-import collections
+import functools
 import io
 import math
 import struct
-import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..errors import CorruptFileError, NotAnEmbeddingError, UnsafeFileError
-from .unpickler import SafeParameterDict, SafeUnpickler, StorageRef, TensorRef, unpickle
+from ..errors import CorruptFileError, NotAnEmbeddingError
+from .budget import Budget, classified
+from .pickle_values import SafeParameterDict, StorageRef, TensorRef
+from .unpickler import SafeUnpickler, next_object, unpickle
+from .zip_container import parse_zip
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+MAX_DEPTH = 64
 
 
-def _read_storage_bytes(path: str, ref: StorageRef, blob: bytes) -> torch.Tensor:
-    itemsize = torch.empty((), dtype=ref.dtype).element_size()
-    expected = ref.numel * itemsize
-    if len(blob) < expected:
-        raise CorruptFileError(path, f"tensor data is truncated ({len(blob)} of {expected} bytes)")
-    if not expected:
-        return torch.empty(0, dtype=ref.dtype)
-    return torch.frombuffer(bytearray(blob[:expected]), dtype=ref.dtype)
-
-
-def _materialize(obj: Any, storages: dict[str, torch.Tensor], path: str) -> Any:
-    """Replace every ``TensorRef`` in a plain structure by a real tensor (shared references resolved once)."""
-    done: dict[int, Any] = {}
-    budget = [2 * sum(flat.numel() for flat in storages.values()) + 2**20]
-
-    def build(ref: TensorRef) -> torch.Tensor:
-        flat = storages.get(ref.storage.key)
-        if flat is None:
-            raise CorruptFileError(path, f"tensor data '{ref.storage.key}' is missing")
-        budget[0] -= math.prod(ref.size)
-        if budget[0] < 0:  # many views of one storage, each copied out on its own
-            raise CorruptFileError(path, "tensors together are far larger than the data in the file")
-        numel = int(np.prod(ref.size)) if ref.size else 1
-        if any(s < 0 for s in ref.size) or ref.offset < 0:
-            raise CorruptFileError(path, "negative tensor size or offset")
-        span = ref.offset + sum((s - 1) * st for s, st in zip(ref.size, ref.stride)) + 1 if numel else 0
-        if span > flat.numel():
-            raise CorruptFileError(path, f"tensor {list(ref.size)} reaches past its data")
-        return flat.as_strided(ref.size, ref.stride, ref.offset).clone() if numel else flat.new_empty(ref.size)
-
-    def walk(node: Any, depth: int = 0) -> Any:
-        if depth > 50:
-            raise CorruptFileError(path, "structure nests too deeply")
-        if isinstance(node, TensorRef):
-            if id(node) not in done:
-                done[id(node)] = build(node)
-            return done[id(node)]
-        if isinstance(node, dict):
-            if id(node) in done:
-                return done[id(node)]
-            out = type(node)() if isinstance(node, (collections.OrderedDict, SafeParameterDict)) else {}
-            done[id(node)] = out
-            for key, value in node.items():
-                out[key] = walk(value, depth + 1)
-            return out
-        if isinstance(node, (list, tuple)):
-            if id(node) not in done:
-                done[id(node)] = type(node)(walk(v, depth + 1) for v in node)
-            return done[id(node)]
-        return node
-
-    return walk(obj)
-
-
-def _zip_members(data: bytes, path: str) -> dict[str, bytes]:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            infos = archive.infolist()
-            if len(infos) > 10_000:
-                raise CorruptFileError(path, "zip archive has too many members")
-            total = sum(info.file_size for info in infos)
-            if total > 4 * len(data) + 1_000_000:  # torch stores members uncompressed; floats barely compress
-                raise CorruptFileError(path, "zip archive expands far beyond its size (zip bomb?)")
-            return {info.filename: _read_member(archive, info, path) for info in infos}
-    except CorruptFileError:
-        raise
-    except Exception as e:
-        raise CorruptFileError(path, f"broken zip archive ({type(e).__name__}: {str(e)[:80]})") from e
-
-
-def _zip_structure_fast(data: bytes, path: str) -> Any | None:
-    """The object in ``data.pkl`` read straight after the first local header (torch writes it first, stored).
-
-    A pickle ends itself (STOP), so neither the central directory nor the member sizes are needed; anything
-    unexpected returns None and the caller reads the archive properly.
-    """
-    if len(data) < 30:
-        return None
-    name_len, extra_len = struct.unpack_from("<HH", data, 26)
-    method = struct.unpack_from("<H", data, 8)[0]
-    name = data[30: 30 + name_len]
-    if method != 0 or not name.endswith(b"/data.pkl") or name.count(b"/") != 1:
-        return None
-    stream = io.BytesIO(data)
-    stream.seek(30 + name_len + extra_len)
-    try:
-        return SafeUnpickler(stream, path).load()
-    except (UnsafeFileError, NotAnEmbeddingError):
-        raise
-    except Exception:  # truncated head or odd layout: let the full reader decide
-        return None
-
-
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> bytes:
-    """A member's bytes, never more than its declared size (``ZipFile.read`` inflates a lying member whole)."""
-    with archive.open(info) as handle:
-        blob = handle.read(info.file_size + 1)
-    if len(blob) != info.file_size:
-        raise CorruptFileError(path, f"zip member '{info.filename[:60]}' is not the size its header declares")
-    return blob
-
-
-def _load_zip(data: bytes, path: str, lazy: bool = False) -> Any:
-    if lazy:
-        found = _zip_structure_fast(data, path)
-        if found is not None:
-            return found
-    members = _zip_members(data, path)
-    pickles = [name for name in members if name.endswith("/data.pkl") and name.count("/") == 1]
-    if len(pickles) != 1:
-        raise NotAnEmbeddingError(path, "zip file is not a PyTorch save (no data.pkl)")
-    prefix = pickles[0][: -len("data.pkl")]
-    big_endian = members.get(prefix + "byteorder", b"little").strip() == b"big"
-    obj = unpickle(members[pickles[0]], path)
-    if lazy:
-        return obj
-    storages: dict[str, torch.Tensor] = {}
-    for ref in _storage_refs(obj):
-        blob = members.get(f"{prefix}data/{ref.key}")
-        if blob is None:
-            raise CorruptFileError(path, f"tensor data '{ref.key}' is missing from the archive")
-        flat = _read_storage_bytes(path, ref, blob)
-        storages[ref.key] = flat.view(torch.uint8).view(-1, flat.element_size()).flip(1).view(ref.dtype).view(-1) \
-            if big_endian and flat.element_size() > 1 else flat
-    return _materialize(obj, storages, path)
-
-
-def _load_legacy(data: bytes, path: str, lazy: bool = False, file_size: int | None = None) -> Any:
-    stream = io.BytesIO(data)
-    unpickler = SafeUnpickler(stream, path)  # BytesIO has no peek(): each load() stops exactly at its STOP
-    next_object = unpickler.load
-    try:
-        if next_object() != _LEGACY_MAGIC:
-            raise NotAnEmbeddingError(path, "not a PyTorch file (a pickle of something else)")
-        next_object()  # protocol version
-        next_object()  # sys info
-        obj = next_object()
-        keys = next_object()
-    except (UnsafeFileError, CorruptFileError, NotAnEmbeddingError):
-        raise
-    except Exception as e:  # the pickle machine raises many types for garbage input
-        raise CorruptFileError(path, f"broken legacy PyTorch pickle ({type(e).__name__})") from e
-    if not isinstance(keys, list):
-        raise CorruptFileError(path, "legacy PyTorch file has no storage index")
-    refs = {ref.key: ref for ref in _storage_refs(obj)}
-    storages: dict[str, torch.Tensor] = {}
-    offset = stream.tell()
-    if lazy:
-        needed = sum(8 + ref.numel * torch.empty((), dtype=ref.dtype).element_size() for ref in refs.values())
-        if offset + needed > (file_size if file_size is not None else len(data)):
-            raise CorruptFileError(path, "tensor data is truncated (the file is shorter than its index says)")
-        return obj
-    for key in keys:
-        ref = refs.get(key) if isinstance(key, str) else None
-        if ref is None or len(data) < offset + 8 or struct.unpack_from("<q", data, offset)[0] != ref.numel:
-            raise CorruptFileError(path, "legacy tensor data is truncated or does not match its index")
-        nbytes = ref.numel * torch.empty((), dtype=ref.dtype).element_size()
-        storages[ref.key] = _read_storage_bytes(path, ref, data[offset + 8: offset + 8 + nbytes])
-        offset += 8 + nbytes
-    return _materialize(obj, storages, path)
-
-
-def _storage_refs(obj: Any) -> list[StorageRef]:
-    found: dict[str, StorageRef] = {}
+def _walk(obj: Any, budget: Budget) -> list[TensorRef]:
+    """Every distinct tensor in a decoded structure; each container is visited once (memo sharing is cheap)."""
+    found: list[TensorRef] = []
     seen: set[int] = set()
     stack = [obj]
     while stack:
@@ -195,25 +39,193 @@ def _storage_refs(obj: Any) -> list[StorageRef]:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if isinstance(node, TensorRef):
-            found.setdefault(node.storage.key, node.storage)
+        budget.spend_nodes()
+        if type(node) is TensorRef:
+            found.append(node)
         elif isinstance(node, dict):
             stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
+        elif type(node) in (list, tuple):
             stack.extend(node)
-    return list(found.values())
+    return found
 
 
-def load_pickle(data: bytes, path: str, lazy: bool = False, file_size: int | None = None) -> Any:
-    """Decode a torch-saved object from bytes into dicts, lists, numbers, strings and tensors.
+def _storages_needed(refs: list[TensorRef], budget: Budget) -> dict[tuple[str, str], StorageRef]:
+    """Distinct storages (by key and element type), charging each tensor's copy to the byte budget."""
+    needed: dict[tuple[str, str], StorageRef] = {}
+    for ref in refs:
+        budget.spend_bytes(math.prod(ref.size) * 4)  # each tensor becomes its own float32 copy on load
+        storage = ref.storage
+        known = needed.setdefault((storage.key, storage.scalar.name), storage)
+        if known.numel != storage.numel:
+            raise CorruptFileError(budget.path, "two tensors give one storage different sizes")
+    return needed
 
-    With ``lazy`` tensors stay ``TensorRef`` (shape and dtype only) and ``data`` may be just the head of a
-    file of ``file_size`` bytes: this is how scanning learns what a file holds without loading it.
+
+def _flat(blob: bytes, storage: StorageRef, big_endian: bool) -> np.ndarray:
+    """A storage's elements from exactly ``numel * itemsize`` bytes, by a dtype named here (never from the file)."""
+    scalar, order = storage.scalar, ">" if big_endian else "<"
+    if scalar.code == "bf16":  # numpy has no bfloat16: it is the top half of a float32
+        halves = np.frombuffer(blob, dtype=np.dtype(order + "u2"), count=storage.numel)
+        return (halves.astype("<u4") << 16).view("<f4")
+    if scalar.code == "b1":
+        return np.frombuffer(blob, dtype=np.uint8, count=storage.numel) != 0
+    return np.frombuffer(blob, dtype=np.dtype(order + scalar.code), count=storage.numel)
+
+
+def _copy_out(ref: TensorRef, flat: np.ndarray) -> np.ndarray:
+    """The tensor's elements as a new array; its geometry was checked against the storage when it was built."""
+    numel = math.prod(ref.size)
+    if numel == 0:
+        return np.zeros(ref.size, dtype=flat.dtype)
+    contiguous, step = [], 1
+    for size in reversed(ref.size):
+        contiguous.insert(0, step)
+        step *= size
+    if all(st == c or size == 1 for st, c, size in zip(ref.stride, contiguous, ref.size)):
+        return flat[ref.offset: ref.offset + numel].reshape(ref.size).copy()
+    index = np.full(ref.size, ref.offset, dtype=np.int64)
+    for axis, (size, stride) in enumerate(zip(ref.size, ref.stride)):
+        shape = [1] * len(ref.size)
+        shape[axis] = size
+        index += np.arange(size, dtype=np.int64).reshape(shape) * stride
+    return flat[index]  # fancy indexing is bounds-checked: a view can never read outside its storage
+
+
+def _materialize(obj: Any, opened: PickleFile, budget: Budget) -> Any:
+    """Replace every ``TensorRef`` by its array, sharing resolved once (the structure is a DAG, not a tree)."""
+    done: dict[int, Any] = {}
+
+    def walk(node: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise CorruptFileError(budget.path, f"structure nests more than {MAX_DEPTH} levels deep")
+        if id(node) in done:
+            return done[id(node)]
+        budget.spend_nodes()
+        if type(node) is TensorRef:
+            out: Any = opened.array(node)
+        elif isinstance(node, dict):
+            out = SafeParameterDict() if type(node) is SafeParameterDict else type(node)()
+            done[id(node)] = out
+            for key, value in node.items():
+                out[key] = walk(value, depth + 1)
+        elif type(node) in (list, tuple):
+            out = type(node)(walk(value, depth + 1) for value in node)
+        else:
+            return node
+        done[id(node)] = out
+        return out
+
+    return walk(obj, 0)
+
+
+@dataclass
+class PickleFile:
+    """A parsed torch save: its structure (tensors as ``TensorRef``) and where each storage's bytes are.
+
+    Every check that does not need tensor values has run when this exists (storages present, long enough);
+    ``array`` copies one tensor's values out, so a load reads only the tensors it uses.
     """
-    if data[:4] == b"PK\x03\x04":
-        return _load_zip(data, path, lazy)
-    if data[:1] == b"\x80":
-        return _load_legacy(data, path, lazy, file_size)
+
+    obj: Any
+    storages: dict[tuple[str, str], tuple[StorageRef, Callable[[], bytes]]]
+    big_endian: bool
+    budget: Budget
+    _flats: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    def array(self, ref: TensorRef) -> np.ndarray:
+        key = (ref.storage.key, ref.storage.scalar.name)
+        flat = self._flats.get(key)
+        if flat is None:
+            storage, read = self.storages[key]
+            self.budget.spend_bytes(storage.numel * storage.scalar.itemsize)
+            flat = self._flats[key] = _flat(read(), storage, self.big_endian)
+        return _copy_out(ref, flat)
+
+
+def _check_length(available: int, ref: StorageRef, path: str) -> None:
+    expected = ref.numel * ref.scalar.itemsize
+    if available < expected:
+        raise CorruptFileError(path, f"tensor data is truncated ({available:,} of {expected:,} bytes)")
+
+
+def _open_zip(data: bytes, path: str, budget: Budget) -> PickleFile:
+    archive = parse_zip(data, path)
+    pickles = [name for name in archive.members if name.endswith("/data.pkl") and name.count("/") == 1]
+    if not pickles:
+        raise NotAnEmbeddingError(path, "zip file is not a PyTorch save (no data.pkl)")
+    if len(pickles) > 1:
+        raise CorruptFileError(path, f"zip file holds {len(pickles)} PyTorch saves (data.pkl files); refused")
+    prefix = pickles[0][: -len("data.pkl")]
+    blob = archive.read(pickles[0])
+    budget.spend_bytes(len(blob))
+    obj = unpickle(blob, path, budget)
+    big_endian = prefix + "byteorder" in archive.members and archive.read(prefix + "byteorder").strip() == b"big"
+    storages = {}
+    for (key, name), ref in _storages_needed(_walk(obj, budget), budget).items():
+        member = archive.members.get(f"{prefix}data/{key}")
+        if member is None:
+            raise CorruptFileError(path, f"tensor data '{key[:20]}' is missing from the archive")
+        _check_length(member.size, ref, path)
+        storages[(key, name)] = (ref, functools.partial(archive.read, member.name))
+    return PickleFile(obj, storages, big_endian, budget)
+
+
+def _legacy_storages(data: bytes, offset: int, keys: Any, needed: dict, budget: Budget) -> dict:
+    """After the pickles, each storage in ``keys`` order: its element count (int64) and its bytes."""
+    by_key = {key: (name, ref) for (key, name), ref in needed.items()}
+    if type(keys) is not list or not all(type(key) is str for key in keys) or len(set(keys)) != len(keys) \
+            or not set(by_key) <= set(keys):
+        raise CorruptFileError(budget.path, "legacy PyTorch file has no valid storage index")
+    storages = {}
+    for key in keys:
+        if key not in by_key or len(data) < offset + 8:
+            raise CorruptFileError(budget.path, "legacy tensor data is truncated or does not match its index")
+        name, ref = by_key[key]
+        (count,) = struct.unpack_from("<q", data, offset)
+        if count != ref.numel:
+            raise CorruptFileError(budget.path, "legacy tensor data does not match its index")
+        nbytes = ref.numel * ref.scalar.itemsize
+        _check_length(len(data) - offset - 8, ref, budget.path)
+        storages[(key, name)] = (ref, functools.partial(_slice, data, offset + 8, nbytes))
+        offset += 8 + nbytes
+    return storages
+
+
+def _slice(data: bytes, start: int, length: int) -> bytes:
+    return data[start: start + length]
+
+
+def _open_legacy(data: bytes, path: str, budget: Budget) -> PickleFile:
+    stream = io.BytesIO(data)
+    unpickler = SafeUnpickler(stream, path, budget)  # BytesIO has no peek(): each load() stops exactly at its STOP
+    magic = next_object(unpickler)
+    if type(magic) is not int or magic != _LEGACY_MAGIC:
+        raise NotAnEmbeddingError(path, "not a PyTorch file (a pickle of something else)")
+    next_object(unpickler)  # protocol version
+    next_object(unpickler)  # sys info
+    obj = next_object(unpickler)
+    keys = next_object(unpickler)
+    needed = _storages_needed(_walk(obj, budget), budget)
+    return PickleFile(obj, _legacy_storages(data, stream.tell(), keys, needed, budget), False, budget)
+
+
+def open_pickle(data: bytes, path: str, budget: Budget | None = None) -> PickleFile:
+    """Parse a torch save once: container, pickle, storage index. Scanning stops here; loading reads values."""
+    budget = budget or Budget(path)
+    with classified(path, "PyTorch file"):
+        if data[:4] == b"PK\x03\x04":
+            return _open_zip(data, path, budget)
+        if data[:1] == b"\x80":
+            return _open_legacy(data, path, budget)
     if data[:6] == b"ustar\x00" or data[257:262] == b"ustar":
         raise NotAnEmbeddingError(path, "very old PyTorch tar format is not supported")
     raise NotAnEmbeddingError(path, "not a PyTorch file (no zip or pickle signature)")
+
+
+def load_pickle(data: bytes, path: str, lazy: bool = False) -> Any:
+    """The whole decoded object: dicts, lists, numbers, strings and numpy arrays (``TensorRef`` with ``lazy``)."""
+    opened = open_pickle(data, path)
+    if lazy:
+        return opened.obj
+    with classified(path, "PyTorch file"):
+        return _materialize(opened.obj, opened, opened.budget)

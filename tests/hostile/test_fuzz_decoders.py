@@ -68,7 +68,7 @@ def _check(raw: bytes, name: str) -> None:
         formats.decode(raw, name)
     if name.endswith(".pt"):
         with contextlib.suppress(EmbeddingError):  # the lazy path scanning uses
-            formats.shape_of(pickles.load_pickle(raw, name, lazy=True, file_size=len(raw)), name, "pt")
+            formats.shape_of(pickles.load_pickle(raw, name, lazy=True), name, "pt")
 
 
 def _fuzz(name: str, examples: int) -> None:

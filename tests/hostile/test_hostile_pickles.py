@@ -31,8 +31,8 @@ from payloads import (
     torch_zip,
 )
 
+from sd_embeddings.formats import allowlist
 from sd_embeddings.formats import decoding as formats
-from sd_embeddings.formats import unpickler
 from sd_embeddings.records import Status
 
 
@@ -139,7 +139,7 @@ def test_copyreg_extension_codes_are_checked_like_globals(folder: Folder) -> Non
     folder.add("ext_unregistered.pt", torch_zip(pickle_file(b"\x82" + bytes([code]) + MARK + TUPLE + b"R")))
     library = folder.scan()
     entry = folder.entry(library, "ext_unregistered.pt")
-    assert entry.status is Status.CORRUPT and "broken pickle" in entry.reason
+    assert entry.status is Status.CORRUPT and "pickle data is broken" in entry.reason
 
 
 def test_persistent_ids_cannot_smuggle_classes(folder: Folder) -> None:
@@ -160,7 +160,7 @@ def test_numpy_object_arrays_are_refused(folder: Folder) -> None:
     folder.add("object_array.pt", torch_zip(pickle_file(as_dict("emb_params", body))))
     library = folder.scan()
     entry = folder.entry(library, "object_array.pt")
-    assert entry.status is Status.CORRUPT and "object arrays are refused" in entry.reason
+    assert entry.status is Status.CORRUPT and "object" in entry.reason and "refused" in entry.reason
 
 
 def _laughs(depth: int, fanout: int = 10, container: bytes = b"l") -> bytes:
@@ -244,7 +244,7 @@ def test_one_file_cannot_change_how_later_files_decode(folder: Folder) -> None:
     data = formats.decode(buffer.getvalue(), "param_dict.pt")
     assert torch.equal(data.vec, vec) and data.step == 7
     folder.scan()
-    assert unpickler.ALLOWED[("torch", "FloatStorage")].dtype is torch.float32  # noqa: SLF001
+    assert allowlist.ALLOWED[("torch", "FloatStorage")].scalar.name == "float32"
 
 
 def test_zip_members_are_bounded(folder: Folder) -> None:
@@ -262,7 +262,7 @@ def test_zip_members_are_bounded(folder: Folder) -> None:
     assert memory["growth_mib"] < 120, memory
     expected = {
         "missing_data.pt": "tensor data '0' is missing",
-        "two_pickles.pt": "no data.pkl",
+        "two_pickles.pt": "2 PyTorch saves",
         "traversal.pt": "no data.pkl",
         "short_data.pt": "truncated",
         "zip_bomb.pt": "zip bomb",
