@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..errors import EmbeddingError
@@ -17,13 +18,16 @@ from ..formats import decoding as formats
 from ..formats import image_format, pickles, safetensors_file
 from ..library.collisions import compatibility
 from ..records import Entry, Family, Status
+from .arguments import family_arg
+
+EMPTY_FILE = "empty file (0 bytes); the download or copy probably failed"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("inspect", help="show what one embedding file holds",
                                    description="Show keys, shapes, family, vector norms and metadata of a file.")
     parser.add_argument("file", help="an embedding file (.pt, .bin, .safetensors, .png, .webp)")
-    parser.add_argument("--family", type=Family.parse, metavar="sd1|sd2|sdxl",
+    parser.add_argument("--family", type=family_arg, metavar="sd1|sd2|sdxl",
                         help="also say whether it works with this model family")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
@@ -44,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
 def inspect_file(path: str, family: Family | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"file": os.path.abspath(path), "size": os.path.getsize(path)}
+    if report["size"] == 0:  # scan's words for it (library/reading.py), not the pickle reader's "not a PyTorch file"
+        report.update(status=Status.NOT_AN_EMBEDDING.value, reason=EMPTY_FILE)
+        return report
     try:
         raw = formats.read_file(path)
         report["sha256"] = hashlib.sha256(raw).hexdigest()
@@ -72,9 +79,11 @@ def _tensor_stats(name: str, tensor: torch.Tensor) -> dict[str, Any]:
     if tensor.is_floating_point() and tensor.numel() and tensor.dim() >= 1:
         rows = rows.to(torch.float32)
         finite = torch.isfinite(rows)
+        bad = (~finite).any(dim=1)
         norms = torch.where(finite, rows, torch.zeros_like(rows)).norm(dim=1)
-        info.update(norms=[round(float(n), 4) for n in norms[:80]],
-                    nan_inf_vectors=int((~finite).any(dim=1).sum()), zero_vectors=int((norms == 0).sum()))
+        # a NaN/Inf row is NaN/Inf, not zero: its finite part may well be all zeros
+        info.update(norms=[None if flag else round(float(n), 4) for n, flag in zip(norms[:80], bad[:80])],
+                    nan_inf_vectors=int(bad.sum()), zero_vectors=int(((norms == 0) & ~bad).sum()))
     return info
 
 
@@ -93,14 +102,19 @@ def _raw_contents(raw: bytes, path: str, container: str) -> tuple[list[dict], di
     stats: list[dict] = []
     metadata: dict[str, Any] = {}
     stack: list[tuple[str, Any]] = [("", obj)]
-    while stack and len(stats) < 100:
+    seen: set[int] = set()  # pickles may share one dict many times over (memo): each is listed once
+    while stack and len(stats) < 100 and len(seen) < 10_000:
         prefix, node = stack.pop()
+        if isinstance(node, np.ndarray):  # pickled tensors are decoded without torch
+            node = torch.from_numpy(node)
         if isinstance(node, torch.Tensor):
             stats.append(_tensor_stats(prefix, node))
-        elif isinstance(node, dict):
+        elif isinstance(node, dict) and id(node) not in seen:
+            seen.add(id(node))
             stack.extend((f"{prefix}.{k}" if prefix else str(k), v) for k, v in reversed(list(node.items()))
                          if not str(k).startswith("_") or k == "_parameters")
-        elif prefix.count(".") == 0 and (node is None or isinstance(node, (str, int, float, bool))):
+        elif prefix.count(".") == 0 and (node is None or isinstance(node, (str, float, bool))
+                                         or isinstance(node, int) and node.bit_length() <= 64):
             metadata[prefix] = node
     return stats, metadata
 
@@ -114,7 +128,8 @@ def print_report(report: dict[str, Any]) -> None:
     for tensor in report.get("tensors", []):
         line = f"  {tensor['key'] or '(tensor)'}: {tensor['shape']} {tensor['dtype']}"
         if "norms" in tensor:
-            norms = ", ".join(f"{n:.3g}" for n in tensor["norms"][:8]) + (" ..." if len(tensor["norms"]) > 8 else "")
+            shown = ["NaN/Inf" if n is None else f"{n:.3g}" for n in tensor["norms"][:8]]
+            norms = ", ".join(shown) + (" ..." if len(tensor["norms"]) > 8 else "")
             line += f"  norms [{norms}]  NaN/Inf vectors {tensor['nan_inf_vectors']}, zero {tensor['zero_vectors']}"
         print(line)
     for key, value in report.get("metadata", {}).items():
