@@ -16,6 +16,36 @@ SDXL_G_WIDTH = 1280
 SDXL_KEYS = ("clip_l", "clip_g")
 
 
+
+class Prefix:
+    """The extension's one prefix, spelled as each place needs it. ``javascript/`` and ``style.css`` keep literal
+    strings; ``tests/test_prefix.py`` checks that every spelling anywhere is one of these."""
+
+    PACKAGE = "sd_embeddings"
+    """The Python package; settings keys and WebUI callback names (``sd_embeddings_watch``)."""
+    SLUG = "sd-embeddings"
+    """HTTP routes (``/sd-embeddings/v1/...``), the cache folder, what the console and README call it."""
+    CSS = "sdemb"
+    """CSS classes and custom properties (``sdemb-card``, ``--sdemb-hue``), element ids (``sdemb_report``)."""
+    JS = "sdEmbeddings"
+    """The script's one global namespace, ``window.sdEmbeddings``."""
+
+    @classmethod
+    def setting(cls, name: str) -> str:
+        return f"{cls.PACKAGE}_{name}"
+
+    @classmethod
+    def route(cls, path: str = "") -> str:
+        return f"/{cls.SLUG}/v1/{path}".rstrip("/")
+
+    @classmethod
+    def css(cls, name: str) -> str:
+        return f"{cls.CSS}-{name}"
+
+    @classmethod
+    def element_id(cls, name: str) -> str:
+        return f"{cls.CSS}_{name}"
+
 class Family(str, enum.Enum):
     """Model family an embedding was trained for, told apart by vector width."""
 

@@ -73,14 +73,24 @@ def parse_attention(text: str) -> list[tuple[str, float]]:
         elif piece == "]" and square_open:
             multiply(square_open.pop(), 1 / 1.1)
         else:
-            for i, words in enumerate(_BREAK.split(piece)):
-                if i > 0:
-                    parts.append(["BREAK", BREAK_WEIGHT])
-                parts.append([words, 1.0])
+            _add_text(parts, piece)
     for start in round_open:
         multiply(start, 1.1)
     for start in square_open:
         multiply(start, 1 / 1.1)
+    return _merged(parts)
+
+
+def _add_text(parts: list[list], piece: str) -> None:
+    """Plain text, with each ``BREAK`` in it as its own marker part."""
+    for i, words in enumerate(_BREAK.split(piece)):
+        if i > 0:
+            parts.append(["BREAK", BREAK_WEIGHT])
+        parts.append([words, 1.0])
+
+
+def _merged(parts: list[list]) -> list[tuple[str, float]]:
+    """Neighbours with equal weights joined (as the WebUI does); ``[("", 1.0)]`` for nothing."""
     if not parts:
         return [("", 1.0)]
     merged = [parts[0]]

@@ -32,6 +32,11 @@ def setup_logging() -> None:
     logger.setLevel(logging.INFO)
 
 
+def say(line: str) -> None:
+    """One line for the console at start (the adapter chosen, files not used)."""
+    logger.info("%s", line)
+
+
 def summary(library: Library) -> str:
     """``Textual inversion: 14 loaded, 2 incompatible (SDXL), 1 unsafe — see the tab``."""
     entries = library.entries

@@ -24,6 +24,7 @@ from ..library import Library
 from ..library import watcher as watching
 from ..records import Family, Status
 from .embedding import embedding_class
+from .host import Host
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,13 @@ class EmbeddingDir:
 class LibraryDatabase:
     """Drop-in for ``modules.sd_hijack.model_hijack.embedding_db``."""
 
-    def __init__(self, library: Library, watcher: watching.ChangeWatcher | None = None) -> None:
+    def __init__(self, library: Library, watcher: watching.ChangeWatcher | None = None,
+                 host: Host | None = None) -> None:
+        if host is None:
+            from .a1111 import A1111Host
+
+            host = A1111Host()
+        self.host: Host = host
         self.library = library
         self.watcher = watcher
         self.ids_lookup: dict[int, list[tuple[list[int], Any]]] = {}
@@ -120,11 +127,16 @@ class LibraryDatabase:
         key = (id(model.cond_stage_model), name)
         ids = self._ids_cache.get(key)
         if ids is None:
-            ids = list(model.cond_stage_model.tokenize([name])[0])
+            ids = self.host.tokenize(model, [name])[0]
             if len(self._ids_cache) > 50_000:
                 self._ids_cache.clear()
             self._ids_cache[key] = ids
         return ids
+
+    def keyword_ids(self, name: str) -> list[int]:
+        """A keyword's ids from the active model's tokenizer (cached; ``[]`` before a model is loaded)."""
+        model = self.host.current_model()
+        return self._tokenize(model, name) if model is not None else []
 
     def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
         for ids, embedding in self.ids_lookup.get(tokens[offset], ()):
@@ -135,10 +147,8 @@ class LibraryDatabase:
     # -- model ----------------------------------------------------------------------------------------------
 
     def get_expected_shape(self) -> int:
-        model = _current_model()
-        if model is None:
-            return -1
-        return int(model.cond_stage_model.encode_embedding_init_text(",", 1).shape[1])
+        model = self.host.current_model()
+        return self.host.expected_shape(model) if model is not None else -1
 
     def _sync_model(self, model: Any) -> bool:
         """Notice a new active model (also a switch to an already-loaded one); re-evaluate compatibility."""
@@ -156,7 +166,7 @@ class LibraryDatabase:
     def load_textual_inversion_embeddings(self, force_reload: bool = False, sync_with_sd_model: bool = True) -> None:
         """Apply file and model changes. Cheap when nothing changed; ``force_reload`` rescans every folder."""
         with self._lock:
-            model = _current_model() if sync_with_sd_model else None
+            model = self.host.current_model() if sync_with_sd_model else None
             model_changed = self._sync_model(model) if sync_with_sd_model else False
             if force_reload or self.files_may_have_changed():
                 self.library.refresh()
@@ -183,12 +193,10 @@ class LibraryDatabase:
             return False
         return self.library.folders_changed()
 
-    def _rebuild(self, model: Any) -> None:
-        from modules import devices, shared
-        from modules.textual_inversion.textual_inversion import Embedding
-
-        cls = embedding_class(Embedding)
-        hashing = not getattr(shared.cmd_opts, "no_hashing", False)
+    def _embedding_objects(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(fitting, skipped)`` embedding objects by name; an unchanged file keeps its object (and vectors)."""
+        cls = embedding_class(self.host.embedding_base())
+        device, hashing = self.host.device(), self.host.hashing()
         loaded: dict[str, Any] = {}
         skipped: dict[str, Any] = {}
         objects: dict[tuple[str, int, int], Any] = {}
@@ -199,7 +207,7 @@ class LibraryDatabase:
             stamp = (entry.path, entry.size, entry.mtime_ns)
             embedding = self._objects.get(stamp)
             if embedding is None:
-                embedding = cls(self.library, entry, devices.device, hashing, self.rescan_after_replace)
+                embedding = cls(self.library, entry, device, hashing, self.rescan_after_replace)
                 before = loaded_before.get(entry.path)
                 if before is not None and before.vectors == entry.vectors:
                     embedding.previous_vec = before.vec
@@ -208,6 +216,10 @@ class LibraryDatabase:
             fits = entry.status is Status.LOADED and (self.expected_shape == -1 or entry.width == self.expected_shape)
             (loaded if fits else skipped)[embedding.name] = embedding
         self._objects = objects
+        return loaded, skipped
+
+    def _rebuild(self, model: Any) -> None:
+        loaded, skipped = self._embedding_objects()
         self.ids_lookup.clear()
         self.word_embeddings.clear()
         self.skipped_embeddings.clear()
@@ -250,10 +262,3 @@ class LibraryDatabase:
         if shown[1]:
             print(f"Textual inversion embeddings skipped({len(shown[1])}): {', '.join(shown[1])}")
 
-
-def _current_model() -> Any:
-    """The active model, without triggering a load (``shared.sd_model`` would load one)."""
-    from modules import sd_models
-
-    model = getattr(sd_models.model_data, "sd_model", None)
-    return model if model is not None and getattr(model, "cond_stage_model", None) is not None else None

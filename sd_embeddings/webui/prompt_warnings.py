@@ -1,34 +1,36 @@
 """The core's prompt diagnostics (``diagnostics.warnings_for``) for a WebUI generation: one comment line each.
 
-The same warnings as the standalone host and ``encode`` (incompatible, failed, near-miss, too-long), found the same
-way: each distinct prompt is tokenized with the bundled CLIP tokenizer (the vocabulary of the WebUI's SD1, SD2 and
-SDXL models) after extra-network tags (``<lora:name:0.8>``) are removed and composable ``AND`` parts are split
-(a part's trailing ``:weight`` dropped), both by the core's ``prompt_syntax``. Prompt-editing syntax is tokenized
-as written: warnings are about words.
-Lines are cached per library version, model family and text, so a repeated generation costs a dict lookup.
+The same warnings as the standalone host and ``encode`` (incompatible, failed, near-miss, too-long), read from what
+the WebUI encoded (``usage.LineRecord``: the line's token ids from its own chunks and the embeddings its fixes
+placed), so no prompt is tokenized a second time:
+
+* incompatible / failed: a keyword of such a file found in the line's ids (keyword ids from the model's tokenizer,
+  as the WebUI registers names);
+* too-long: an embedding placed with more vectors than a chunk holds;
+* near-miss: the line's words compared with the usable keywords.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..library import Library
-from ..prompt.chunks import CHUNK_LENGTH, indexes_for, tokenize_prompt
+from ..prompt.chunks import CHUNK_LENGTH, KeywordIndex, Notice, PromptTokens, unusable_entries
 from ..prompt.diagnostics import PromptWarning, warnings_for
-from ..prompt.syntax import prompt_parts
-from ..prompt.tokenizer import bundled
 from ..records import Family
+from .usage import LineRecord
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "Textual inversion: "
-CACHE_LIMIT = 1024
-"""Distinct texts remembered per library version (a long batch of wildcard prompts must not grow it forever)."""
 
-_CACHE: weakref.WeakKeyDictionary[Library, tuple[int, Family | None, dict[str, tuple[str, ...]]]] = \
-    weakref.WeakKeyDictionary()
+
+class KeywordIds:
+    """A ``Tokenizer``-shaped view (``encode``) of the model's tokenizer, for keywords only."""
+
+    def __init__(self, ids_of: Callable[[str], list[int]]) -> None:
+        self.encode = ids_of
 
 
 def line_for(warning: PromptWarning) -> str:
@@ -39,36 +41,33 @@ def line_for(warning: PromptWarning) -> str:
             "cannot place it in a prompt and this generation may fail or use it cut short.")
 
 
-def _compute(library: Library, family: Family | None, text: str) -> tuple[str, ...]:
-    tokenizer = bundled()
-    indexes = indexes_for(library, tokenizer, family)
-    lines: list[str] = []
-    for part in prompt_parts(text):
-        tokens = tokenize_prompt(part, tokenizer, indexes)
-        lines += [line_for(warning) for warning in warnings_for(tokens, library, family)]
-    return tuple(dict.fromkeys(lines))
+def notices_of(record: LineRecord, library: Library, unusable: KeywordIndex) -> list[Notice]:
+    notices = [Notice("too-long", entry) for entry in (getattr(e, "entry", None) for e in record.embeddings)
+               if entry is not None and entry.vectors > CHUNK_LENGTH]
+    if unusable.buckets:
+        position = 0
+        while position < len(record.ids):
+            found = unusable.match(record.ids, position)
+            if found is not None:
+                notices.append(Notice("unusable", found[0]))
+            position += found[1] if found is not None else 1
+    return notices
 
 
-def text_warnings(library: Library, family: Family | None, text: str) -> tuple[str, ...]:
-    """Warning lines for one prompt text, cached until the library (files, collisions, model family) changes."""
-    cached = _CACHE.get(library)
-    if cached is None or cached[:2] != (library.version, family):
-        cached = (library.version, family, {})
-        _CACHE[library] = cached
-    lines = cached[2]
-    if text not in lines:
-        if len(lines) >= CACHE_LIMIT:
-            lines.clear()
-        lines[text] = _compute(library, family, text)
-    return lines[text]
-
-
-def generation_warnings(library: Library, family: Family | None, texts: Iterable[str]) -> list[str]:
-    """One line per warning over every distinct text of a generation; never raises (a failure is logged)."""
+def generation_warnings(library: Library, family: Family | None, records: Iterable[LineRecord],
+                        keyword_ids: Callable[[str], list[int]]) -> list[str]:
+    """One line per warning over every encoded line of a generation; never raises (a failure is logged)."""
     found: dict[str, None] = {}
-    for text in dict.fromkeys(str(text) for text in texts if text):
+    try:
+        unusable = KeywordIndex(unusable_entries(library, family), KeywordIds(keyword_ids))
+    except Exception:  # diagnostics must never stop a generation
+        logger.exception("Textual inversion: could not index the keywords of unusable files")
+        return []
+    for record in records:
         try:
-            found.update(dict.fromkeys(text_warnings(library, family, text)))
+            tokens = PromptTokens(record.text, [], 0, notices_of(record, library, unusable))
+            found.update(dict.fromkeys(line_for(w) for w in warnings_for(tokens, library, family)))
         except Exception:  # diagnostics must never stop a generation
-            logger.exception("Textual inversion: could not check the prompt %r for embedding warnings", text[:80])
+            logger.exception("Textual inversion: could not check the prompt %r for embedding warnings",
+                             record.text[:80])
     return list(found)

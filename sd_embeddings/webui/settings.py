@@ -4,52 +4,67 @@ from __future__ import annotations
 
 from typing import Any
 
-SECTION = ("sd_embeddings", "Textual Inversion (sd-embeddings)")
+from ..records import Prefix
+
+key = Prefix.setting
+SECTION = (Prefix.PACKAGE, f"Textual Inversion ({Prefix.SLUG})")
+OWN_FOLDER = key("own_folder")
 FOLDER_ORDER = ("WebUI embeddings folder first", "Extension folder first")
 
 # key: (default, label, info); a tuple default means "radio with these choices, first is the default"
 OPTIONS: dict[str, tuple[Any, str, str]] = {
-    "sd_embeddings_fix_comma_backtrack": (
+    key("fix_comma_backtrack"): (
         True, "Fix: keep embeddings when a long prompt is split at a comma",
         "The WebUI turns an embedding right after the last comma of a full 75-token chunk into '!' tokens "
         "(comma_padding_backtrack). Off = the WebUI's exact behaviour."),
-    "sd_embeddings_fix_cond_cache": (
+    key("fix_cond_cache"): (
         True, "Fix: regenerate conditioning when an embedding file changes",
         "Adds the embeddings' state to the WebUI's conditioning cache key. Off = a changed file is ignored until "
         "the prompt changes."),
-    "sd_embeddings_watch": (
+    key("watch"): (
         True, "Pick up new, changed and deleted files in every sub-folder before each generation",
         "inotify on Linux, a polling thread elsewhere. Off = only added/removed files (one stat per folder); "
         "overwritten files need Refresh."),
-    "sd_embeddings_auto_negative": (
+    key("auto_negative"): (
         True, "Clicking a negative embedding's card puts it into the negative prompt",
         "Negative = a 'negative'/'neg' folder, 'negative' in the name, or the card's own setting."),
-    "sd_embeddings_collision_order": (
+    key("collision_order"): (
         FOLDER_ORDER, "When two files at the same folder depth share a keyword, prefer",
         "Files in shallower folders always win first; every other duplicate is listed in the tab with the reason."),
-    "sd_embeddings_extra_folders": (
+    key("extra_folders"): (
         "", "Extra embedding folders (one per line or separated by ';')",
-        "Scanned with sub-folders, in addition to --embeddings-dir and the extension's embeddings/ folder."),
-    "sd_embeddings_diagnostics": (
+        "Scanned with sub-folders, in addition to --embeddings-dir."),
+    OWN_FOLDER: (
+        False, "Also use the extension's own embeddings/ folder",
+        "That folder is for the standalone host. Off = only --embeddings-dir and the extra folders, as other "
+        "extensions that read the embedding database (tag autocomplete) expect."),
+    key("diagnostics"): (
         True, "Warn under the generation info about embedding names that were not applied",
         "For example an SDXL embedding on an SD1.5 model, an unsafe file, or Easy_Negative for EasyNegative."),
 }
 
 
-def option(key: str) -> Any:
+def option(name: str) -> Any:
     """The current value of one of our options (its default while the WebUI has none stored)."""
     from modules import shared
 
-    default = OPTIONS[key][0]
-    value = getattr(shared.opts, "data", {}).get(key)
+    default = OPTIONS[name][0]
+    value = getattr(shared.opts, "data", {}).get(name)
     if value is None:
         return default[0] if isinstance(default, tuple) else default
     return value
 
 
+def webui_option(name: str, default: Any) -> Any:
+    """One of the WebUI's own options (its default on a WebUI that does not have it)."""
+    from modules import shared
+
+    return getattr(shared.opts, name, default)
+
+
 def auto_negative() -> bool:
     """Whether negative-looking embeddings (name or folder) are inserted into the negative prompt by themselves."""
-    return bool(option("sd_embeddings_auto_negative"))
+    return bool(option(key("auto_negative")))
 
 
 WEBUI_SORT_FIELDS = {"Path": "path", "Name": "name", "Date Created": "mtime", "Date Modified": "mtime"}
@@ -76,7 +91,7 @@ def tab_options() -> dict[str, str]:
 
 
 def extra_folders() -> list[str]:
-    text = str(option("sd_embeddings_extra_folders") or "")
+    text = str(option(key("extra_folders")) or "")
     return [part.strip() for part in text.replace(";", "\n").splitlines() if part.strip()]
 
 
@@ -85,12 +100,12 @@ def add_settings(on_change: dict[str, Any]) -> None:
     import gradio as gr
     from modules import shared
 
-    for key, (default, label, info) in OPTIONS.items():
-        common = {"onchange": on_change.get(key), "section": SECTION}
+    for name, (default, label, info) in OPTIONS.items():
+        common = {"onchange": on_change.get(name), "section": SECTION}
         if isinstance(default, tuple):
             item = shared.OptionInfo(default[0], label, gr.Radio, {"choices": list(default)}, **common)
-        elif key == "sd_embeddings_extra_folders":
+        elif name == key("extra_folders"):
             item = shared.OptionInfo(default, label, gr.Textbox, {"lines": 2}, **common)
         else:
             item = shared.OptionInfo(default, label, **common)
-        shared.opts.add_option(key, item.info(info))
+        shared.opts.add_option(name, item.info(info))

@@ -3,9 +3,11 @@
 Each fake module is a ``types.ModuleType`` holding only the attributes the adapter uses (no catch-all mocks), so a
 new, unexpected dependency fails with ``AttributeError``. The fake model tokenizes on whitespace and commas with a
 fixed vocabulary; its ``tokenize_line`` follows the WebUI's algorithm described in ``reference/a1111.md`` §4.3,
-including the comma-backtrack behaviour the adapter fixes, and ``processing``'s ``setup_conds`` writes ``TI hashes``
-into ``model_hijack.extra_generation_params`` with the WebUI's repetition (a1111.md §5.1). The real WebUI must not
-be importable here.
+including the comma-backtrack behaviour the adapter fixes; ``processing``'s ``setup_conds`` goes through
+``cached_params`` and the class-level conditioning caches to the model's ``forward`` (``process_texts`` ->
+``tokenize_line`` -> ``tokenize``, each call's texts kept in ``calls``), which writes ``TI hashes`` into
+``model_hijack.extra_generation_params`` with the WebUI's repetition (a1111.md §5.1). The real WebUI must not be
+importable here.
 """
 
 from __future__ import annotations
@@ -51,8 +53,11 @@ class FakeCondModel:
     def __init__(self, width: int, hijack: object) -> None:
         self.width = width
         self.hijack = hijack
+        self.calls: list[list[str]] = []
+        """Every ``tokenize`` call's texts, so tests can count tokenizations."""
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
+        self.calls.append(list(texts))
         return [tokenize_text(t) for t in texts]
 
     def encode_embedding_init_text(self, text: str, nvpt: int) -> torch.Tensor:
@@ -60,6 +65,11 @@ class FakeCondModel:
 
 
 class TextConditionalModel:
+    """``tokenize_line`` following the WebUI's algorithm (a1111.md §4.3, the comma-backtrack bug included),
+    ``process_texts`` (one ``tokenize_line`` per distinct line of a call) and ``forward`` minus the transformer: it
+    writes ``TI hashes`` from the chunks' fixes into the hijack as the WebUI does (a1111.md §5.1): this call's items
+    first, then the old value, so the same pair repeats across prompts; nothing when the setting is off."""
+
     backtrack = 20
 
     def tokenize_line(self, line: str):
@@ -101,6 +111,22 @@ class TextConditionalModel:
             close()
         return chunks, 0
 
+    def process_texts(self, texts):
+        cache: dict = {}
+        for line in texts:
+            if line not in cache:
+                cache[line] = self.tokenize_line(line)[0]
+        return [cache[line] for line in texts], 0
+
+    def forward(self, texts):
+        batch_chunks, _ = self.process_texts(texts)
+        used = {fix.embedding.name: fix.embedding for chunks in batch_chunks for chunk in chunks for fix in chunk.fixes}
+        hashes = [f"{name}: {embedding.shorthash}" for name, embedding in used.items() if embedding.shorthash]
+        if sys.modules["modules.shared"].opts.textual_inversion_add_hashes_to_infotext and hashes:
+            old = self.hijack.extra_generation_params.get("TI hashes")
+            self.hijack.extra_generation_params["TI hashes"] = ", ".join([*hashes, *([old] if old else [])])
+        return batch_chunks
+
 
 class FakeCond(FakeCondModel, TextConditionalModel):
     pass
@@ -119,45 +145,42 @@ class Embedding:
         self.hash, self.shorthash = v, v[0:12]
 
 
-def _webui_forward_hashes(hijack: object, text: str) -> None:
-    """What the WebUI's ``TextConditionalModel.forward`` does to ``TI hashes`` for one prompt (a1111.md §5.1): this
-    call's items first, then the old value, so the same pair repeats across prompts; nothing when the setting is off."""
-    if not sys.modules["modules.shared"].opts.textual_inversion_add_hashes_to_infotext:
-        return
-    tokens, items, position = tokenize_text(text), {}, 0
-    while position < len(tokens):
-        embedding, used = hijack.embedding_db.find_embedding_at_position(tokens, position)
-        if embedding is None:
-            position += 1
-            continue
-        items[embedding.name] = f"{embedding.name}: {embedding.shorthash}"
-        position += used
-    if items:
-        old = hijack.extra_generation_params.get("TI hashes")
-        hijack.extra_generation_params["TI hashes"] = ", ".join([*items.values(), *([old] if old else [])])
-
-
 class StableDiffusionProcessing:
-    """``cached_params`` and ``setup_conds``; the latter encodes ``negative_prompts`` then ``prompts`` (one forward
-    each, writing ``TI hashes`` into the hijack as the WebUI does)."""
+    """``cached_params``, ``get_conds_with_caching`` (the class-level one-entry caches, keys compared with ``==``)
+    and ``setup_conds``, which encodes ``negative_prompts`` then ``prompts`` through the model's ``forward``, one call
+    per distinct prompt as ``prompt_parser.get_learned_conditioning`` makes for prompts without schedules."""
 
-    hijack: object = None  # set by the fixture
+    cached_uc: list = [None, None]
+    cached_c: list = [None, None]
+    steps = 20
 
     def cached_params(self, required_prompts, steps):
         return (tuple(required_prompts), steps)
 
+    def get_conds_with_caching(self, required_prompts, steps, cache):
+        key = self.cached_params(required_prompts, steps)
+        if cache[0] is not None and key == cache[0]:
+            return cache[1]
+        model = sys.modules["modules.shared"].sd_model.cond_stage_model
+        cache[1] = [model.forward([text]) for text in dict.fromkeys(required_prompts)]
+        cache[0] = key
+        return cache[1]
+
     def setup_conds(self):
-        for text in dict.fromkeys([*self.negative_prompts, *self.prompts]):
-            _webui_forward_hashes(self.hijack, text)
+        self.uc = self.get_conds_with_caching(self.negative_prompts, self.steps, self.cached_uc)
+        self.c = self.get_conds_with_caching(self.prompts, self.steps, self.cached_c)
 
 
 class StableDiffusionProcessingTxt2Img(StableDiffusionProcessing):
     """Overrides ``setup_conds`` as the WebUI's does: ``super()`` first, then the hires prompts' conditioning."""
 
+    cached_hr_uc: list = [None, None]
+    cached_hr_c: list = [None, None]
+
     def setup_conds(self):
         super().setup_conds()
-        for text in dict.fromkeys([*self.hr_negative_prompts, *self.hr_prompts]):
-            _webui_forward_hashes(self.hijack, text)
+        self.hr_uc = self.get_conds_with_caching(self.hr_negative_prompts, self.steps, self.cached_hr_uc)
+        self.hr_c = self.get_conds_with_caching(self.hr_prompts, self.steps, self.cached_hr_c)
 
 
 class StableDiffusionProcessingImg2Img(StableDiffusionProcessing):
@@ -231,7 +254,10 @@ def webui(tmp_path, monkeypatch):
             "modules.ui_extra_networks", extra_pages=pages, ExtraNetworksPage=ExtraNetworksPage,
             register_page=pages.append, quote_js=lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'),
     }
-    monkeypatch.setattr(StableDiffusionProcessing, "hijack", hijack)
+    for owner, name in ((StableDiffusionProcessing, "cached_uc"), (StableDiffusionProcessing, "cached_c"),
+                        (StableDiffusionProcessingTxt2Img, "cached_hr_uc"),
+                        (StableDiffusionProcessingTxt2Img, "cached_hr_c")):
+        monkeypatch.setattr(owner, name, [None, None])  # the WebUI's class-level caches, fresh per test
     for name, module in fake.items():
         monkeypatch.setitem(sys.modules, name, module)
         parent, _, child = name.rpartition(".")

@@ -10,6 +10,7 @@ import pytest
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
 
 from sd_embeddings.webui import api, entry, paste
+from sd_embeddings.webui.a1111 import A1111Host
 from sd_embeddings.webui.page import TITLE
 
 
@@ -18,11 +19,11 @@ def registered(webui):
     webui.opts.data["sd_embeddings_watch"] = False
     original = webui.hijack.embedding_db
     original.embedding_dirs = {str(webui.folder): None}
-    entry.state.db = entry.state.original_db = None
+    entry.state.db = entry.state.original_db = entry.state.host = None
     entry.register()
     yield types.SimpleNamespace(webui=webui, original=original)
     entry.uninstall()
-    entry.state.db = None
+    entry.state.db = entry.state.host = None
 
 
 def test_register_swaps_db_and_patches_once_and_unload_restores(registered):
@@ -31,8 +32,8 @@ def test_register_swaps_db_and_patches_once_and_unload_restores(registered):
     clip = webui.modules["modules.sd_hijack_clip"].TextConditionalModel
     processing = webui.modules["modules.processing"].StableDiffusionProcessing
     db = webui.hijack.embedding_db
-    assert db is entry.state.db and str(webui.folder) in db.library.folders
-    assert db.library.folders[1].endswith("embeddings")  # the extension's own folder
+    assert db is entry.state.db and db.library.folders == [str(webui.folder)]  # not the extension's own folder
+    assert isinstance(entry.state.host, A1111Host)
     patched = clip.tokenize_line
     assert patched.__wrapped__ is not None
     entry.register()  # Reload UI without unload: no double patch, same database
@@ -79,39 +80,89 @@ def test_api_listing_keeps_shape_and_adds_fields(registered):
     assert own["model_family"] == "sd1" and {r["keyword"] for r in own["embeddings"]} >= {"one", "xl"}
 
 
-def test_after_batch_overwrites_duplicated_ti_hashes(registered):
-    """Fakes: shared.sd_model tokenizer, p.extra_generation_params holding the WebUI's duplicated value."""
+def generate(webui, cls_name: str, prompts: list[str], negative: list[str],
+             hires: tuple[list[str], list[str]] | None = None) -> types.SimpleNamespace:
+    """One batch as ``process_images_inner`` runs it: ``Script.process``, ``setup_conds`` (the hijack's parameters
+    merged into ``p``), ``Script.postprocess_batch``; returns ``p`` with ``comments``."""
+    p = getattr(webui.modules["modules.processing"], cls_name)()
+    p.prompts, p.negative_prompts = prompts, negative
+    p.hr_prompts, p.hr_negative_prompts = hires or (prompts, negative)
+    p.extra_generation_params, p.comments = {}, []
+    p.comment = p.comments.append
+    webui.hijack.extra_generation_params = {}  # clear_comments()
+    entry.before_generation(p)
+    p.setup_conds()
+    p.extra_generation_params.update(webui.hijack.extra_generation_params)
+    entry.after_batch(p)
+    return p
+
+
+def test_after_batch_writes_ti_hashes_once_also_on_a_cache_hit(registered):
+    """Fakes: processing and chunker; the WebUI's forward writes the duplicated value, the second generation of
+    the same prompts is a conditioning cache hit (nothing encoded) and keeps the value."""
     webui = registered.webui
     write_a1111_pt(webui.folder / "neg.pt", vectors(1))
-    webui.load_model(768)
+    write_a1111_pt(webui.folder / "pos.pt", vectors(1, seed=2))
+    model = webui.load_model(768)
     db = entry.database()
     db.load_textual_inversion_embeddings()
-    short = db.word_embeddings["neg"].shorthash
-    p = types.SimpleNamespace(prompts=["cat"], negative_prompts=["neg, neg"],
-                              extra_generation_params={"TI hashes": f"neg: {short}, neg: {short}"})
-    entry.after_batch(p)
-    assert p.extra_generation_params["TI hashes"] == f"neg: {short}"
+    neg, pos = (db.word_embeddings[name].shorthash for name in ("neg", "pos"))
+    first = generate(webui, "StableDiffusionProcessingImg2Img", ["cat pos", "pos dog"], ["neg, neg", "neg pos"])
+    assert first.extra_generation_params["TI hashes"] == f"pos: {pos}, neg: {neg}"
+    calls = len(model.cond_stage_model.calls)
+    again = generate(webui, "StableDiffusionProcessingImg2Img", ["cat pos", "pos dog"], ["neg, neg", "neg pos"])
+    assert len(model.cond_stage_model.calls) == calls  # a cache hit: the WebUI encoded nothing
+    assert "TI hashes" not in webui.hijack.extra_generation_params or \
+        webui.hijack.extra_generation_params["TI hashes"] == f"pos: {pos}, neg: {neg}"
+    assert again.extra_generation_params["TI hashes"] == f"pos: {pos}, neg: {neg}"
     webui.opts.textual_inversion_add_hashes_to_infotext = False
-    p.extra_generation_params = {}
-    entry.after_batch(p)
-    assert p.extra_generation_params == {}
+    off = generate(webui, "StableDiffusionProcessingImg2Img", ["pos only"], ["neg only"])
+    assert "TI hashes" not in off.extra_generation_params
 
 
-def test_before_generation_comments_prompt_warnings(registered):
-    """Fakes: p.comment collecting lines; SD1 model with an SDXL file."""
+def test_one_tokenization_per_prompt_text(registered, monkeypatch):
+    """Fakes: the WebUI's tokenizer counts its calls. A txt2img generation with hires prompts, embeddings, an
+    incompatible keyword and a near-miss: each prompt text is tokenized exactly once (by the WebUI's own chunker),
+    ``TI hashes`` and the warnings come from that, and the bundled tokenizer is never used."""
+    from sd_embeddings.prompt import tokenizer
+
+    webui = registered.webui
+    write_a1111_pt(webui.folder / "EasyNegative.pt", vectors(2))
+    write_a1111_pt(webui.folder / "style.pt", vectors(1, seed=2))
+    write_safetensors(webui.folder / "xlonly.safetensors", sdxl_vectors(1))
+    model = webui.load_model(768)
+    entry.database().load_textual_inversion_embeddings()
+    bundled_calls: list[str] = []
+    encode = tokenizer.Tokenizer.encode
+    monkeypatch.setattr(tokenizer.Tokenizer, "encode", lambda self, text: bundled_calls.append(text) or
+                        encode(self, text))
+    model.cond_stage_model.calls.clear()
+    texts = {"prompts": ["a style cat", "xlonly dog"], "negative": ["EasyNegative", "Easy_Negative, blurry"],
+             "hires": ["a style cat, detailed"], "hires_negative": ["EasyNegative, lowres"]}
+    p = generate(webui, "StableDiffusionProcessingTxt2Img", texts["prompts"], texts["negative"],
+                 (texts["hires"], texts["hires_negative"]))
+    tokenized = [text for call in model.cond_stage_model.calls for text in call]
+    prompt_texts = [text for group in texts.values() for text in group]
+    assert sorted(text for text in tokenized if text in prompt_texts) == sorted(prompt_texts)  # once each
+    assert set(tokenized) - set(prompt_texts) <= {"xlonly"}  # the only other call: an unusable keyword's ids
+    assert bundled_calls == []
+    assert "style: " in p.extra_generation_params["TI hashes"] and "EasyNegative: " in \
+        p.extra_generation_params["TI hashes"]
+    assert len(p.comments) == 2
+    assert "'xlonly' stays plain text" in p.comments[0] or "'xlonly' stays plain text" in p.comments[1]
+    assert any("'Easy_Negative' stays plain text; did you mean the embedding 'EasyNegative'" in c for c in p.comments)
+
+
+def test_warnings_come_after_the_batch_and_follow_the_setting(registered):
+    """Fakes: p.comment collecting lines; SD1 model with an SDXL file; no WebUI embeddings folder."""
     webui = registered.webui
     write_safetensors(webui.folder / "xlonly.safetensors", sdxl_vectors(1))
     webui.load_model(768)
-    comments: list[str] = []
-    p = types.SimpleNamespace(all_prompts=["xlonly cat"], all_negative_prompts=[""], do_not_reload_embeddings=False,
-                              comment=comments.append)
     webui.modules["modules.shared"].cmd_opts.embeddings_dir = str(webui.folder.parent / "missing")
-    entry.before_generation(p)
-    assert len(comments) == 1 and "'xlonly' stays plain text" in comments[0] and "SDXL" in comments[0]
+    p = generate(webui, "StableDiffusionProcessingImg2Img", ["xlonly cat"], [""])
+    assert len(p.comments) == 1 and "'xlonly' stays plain text" in p.comments[0] and "SDXL" in p.comments[0]
     webui.opts.data["sd_embeddings_diagnostics"] = False
-    comments.clear()
-    entry.before_generation(p)
-    assert comments == []
+    assert generate(webui, "StableDiffusionProcessingImg2Img", ["xlonly cow"], [""]).comments == []
 
 
 def test_paste_reports_missing_renamed_changed(registered, monkeypatch, caplog):
@@ -197,7 +248,7 @@ def test_setup_conds_failure_keeps_the_webui_value(registered, monkeypatch):
     write_a1111_pt(webui.folder / "neg.pt", vectors(1))
     webui.load_model(768)
     entry.database().load_textual_inversion_embeddings()
-    monkeypatch.setattr(entry.generation, "used_embeddings", lambda *a: 1 / 0)
+    monkeypatch.setattr(entry.generation, "ti_hashes", lambda *a: 1 / 0)
     p = processing.StableDiffusionProcessingImg2Img()
     p.prompts, p.negative_prompts = ["neg"], ["neg"]
     webui.hijack.extra_generation_params = {}

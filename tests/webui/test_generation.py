@@ -1,13 +1,13 @@
-"""Prompt-path fixes and TI hashes against the fake ``modules`` (conftest): fake chunker (WebUI algorithm), fake
-``StableDiffusionProcessing.cached_params``, fake tokenizer."""
+"""Prompt-path fixes, the per-generation record and TI hashes against the fake ``modules`` (conftest): fake chunker
+(WebUI algorithm), fake ``StableDiffusionProcessing.cached_params``/``setup_conds``, fake tokenizer."""
 
 from __future__ import annotations
 
-import types
+import threading
 
 from factories import vectors, write_a1111_pt, write_safetensors
 
-from sd_embeddings.webui import generation
+from sd_embeddings.webui import generation, usage
 
 
 def long_prompt_ending_with(keyword: str) -> str:
@@ -25,14 +25,19 @@ def test_comma_backtrack_keeps_embedding_vectors(webui):
     line = long_prompt_ending_with("myemb")
     chunks, _ = cond.tokenize_line(line)
     assert chunks[0].fixes and not chunks[1].fixes  # the WebUI's bug: fix stranded over padding
-    enabled = [True]
-    fixed = generation.tokenize_line_with_fix(type(cond).tokenize_line, lambda: enabled[0])
+    enabled, recorded = [True], []
+    fix_type = webui.modules["modules.sd_hijack_clip"].PromptChunkFix
+    fixed = generation.tokenize_line_with_fix(type(cond).tokenize_line, lambda: enabled[0], fix_type,
+                                              lambda *args: recorded.append(usage.line_record(*args)))
     chunks, _ = fixed(cond, line)
     assert not chunks[0].fixes
     (fix,) = chunks[1].fixes
     assert fix.embedding.name == "myemb"
     assert chunks[1].tokens[1 + fix.offset: 1 + fix.offset + 3] == [0, 0, 0]
     assert [c.tokens for c in chunks] == [c.tokens for c in cond.tokenize_line(line)[0]]  # same tokens as WebUI
+    (record,) = recorded  # what the record keeps: the line's ids (embedding rows marked), the embedding placed
+    assert [e.name for e in record.embeddings] == ["myemb"] and record.ids.count(usage.EMBEDDING_ROW) == 3
+    assert len(record.ids) == 68 + 1 + 2 + 3 + 2  # words, comma, x1 x2, the embedding, x3 tail: no padding
     enabled[0] = False
     chunks, _ = fixed(cond, line)
     assert chunks[0].fixes and not chunks[1].fixes  # switch off = WebUI behaviour
@@ -44,7 +49,8 @@ def test_short_prompts_unchanged(webui):
     model = webui.load_model(768)
     webui.make_db().load_textual_inversion_embeddings()
     cond = model.cond_stage_model
-    fixed = generation.tokenize_line_with_fix(type(cond).tokenize_line, lambda: True)
+    fix_type = webui.modules["modules.sd_hijack_clip"].PromptChunkFix
+    fixed = generation.tokenize_line_with_fix(type(cond).tokenize_line, lambda: True, fix_type, lambda *args: None)
     chunks, _ = fixed(cond, "a, myemb, b")
     assert [(f.offset, f.embedding.name) for f in chunks[0].fixes] == [(2, "myemb")]
 
@@ -66,16 +72,50 @@ def test_cache_key_changes_when_a_file_changes(webui):
         processing(), ["e"], 20) == (("e",), 20)
 
 
-def test_ti_hashes_once_per_embedding(webui):
-    """Fakes: tokenizer; p with prompts/negative/hires prompts as SimpleNamespace."""
+def test_ti_hashes_once_per_embedding_from_what_was_encoded(webui):
+    """Fakes: chunker and processing; the record is filled by the wrapped ``tokenize_line`` while ``cached_params``
+    says which ``p`` is encoding (positive, negative and hires prompts), and hands the cached lines to a cache hit."""
     write_a1111_pt(webui.folder / "pos.pt", vectors(1))
     write_a1111_pt(webui.folder / "neg.pt", vectors(1))
     model = webui.load_model(768)
     db = webui.make_db()
     db.load_textual_inversion_embeddings()
-    p = types.SimpleNamespace(prompts=["a pos AND b pos", "pos"], negative_prompts=["neg, pos"],
-                              hr_prompts=["a pos"], hr_negative_prompts=["neg"])
-    used = generation.used_embeddings(db, model.cond_stage_model.tokenize, generation.generation_texts(p))
-    value = generation.ti_hashes(used.values())
-    pos, neg = db.word_embeddings["pos"].shorthash, db.word_embeddings["neg"].shorthash
-    assert value == f"pos: {pos}, neg: {neg}"
+    recorder = usage.Recorder()
+    cond_class = type(model.cond_stage_model)
+    processing = webui.modules["modules.processing"]
+    fix_type = webui.modules["modules.sd_hijack_clip"].PromptChunkFix
+    cond_class.tokenize_line = generation.tokenize_line_with_fix(cond_class.tokenize_line, lambda: True, fix_type,
+                                                                 recorder.line)
+    base = processing.StableDiffusionProcessing
+    base.cached_params = generation.cached_params_with_embeddings(base.cached_params, lambda: None,
+                                                                  recorder.conditioning)
+    try:
+        def generate():
+            p = processing.StableDiffusionProcessingTxt2Img()
+            p.prompts, p.negative_prompts = ["a pos and b pos", "pos"], ["neg, pos"]
+            p.hr_prompts, p.hr_negative_prompts = ["a pos"], ["neg"]
+            recorder.begin(p)
+            p.setup_conds()
+            recorder.end()
+            return p
+
+        first = generate()
+        pos, neg = db.word_embeddings["pos"].shorthash, db.word_embeddings["neg"].shorthash
+        assert generation.ti_hashes(usage.usage_of(first).embeddings()) == f"pos: {pos}, neg: {neg}"
+        assert set(usage.usage_of(first).lines) == {"a pos and b pos", "pos", "neg, pos", "a pos", "neg"}
+        calls = len(model.cond_stage_model.calls)
+        again = generate()  # every conditioning is a cache hit: nothing is tokenized, the record is the same
+        assert len(model.cond_stage_model.calls) == calls
+        assert generation.ti_hashes(usage.usage_of(again).embeddings()) == f"pos: {pos}, neg: {neg}"
+        cond = model.cond_stage_model
+        recorder.conditioning(again, ("a key",))  # a generation is encoding on this thread...
+        counter = threading.Thread(target=cond.tokenize_line, args=("token counter text",))
+        counter.start()
+        counter.join()  # ...and the WebUI's token counter tokenizes on another: not this generation's
+        cond.tokenize_line("pos here")
+        recorder.end()
+        cond.tokenize_line("after the end")
+        assert set(usage.usage_of(again).lines) == {"a pos and b pos", "pos", "neg, pos", "a pos", "neg", "pos here"}
+    finally:
+        cond_class.tokenize_line = cond_class.tokenize_line.__wrapped__
+        base.cached_params = base.cached_params.__wrapped__

@@ -1,0 +1,88 @@
+"""The seam between the adapter and a WebUI: everything ``webui/`` needs from the WebUI's code goes through a ``Host``.
+
+A host says whether it fits the running WebUI by probing the classes and functions it would use (never version
+numbers), and then does the few WebUI-specific things: swap the embedding database in and out, give the model and
+its tokenizer, the ``Embedding`` base class and the chunk-fix type, write a generation parameter, and name the
+functions to wrap. ``a1111.A1111Host`` (AUTOMATIC1111 1.7-1.10 and the forks that keep its prompt path) is the first;
+the fork adapters add others. ``choose`` picks the first that fits and says so in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Wrap = Callable[[Callable], Callable]
+Patch = tuple[Any, str, Wrap]
+"""``(owner, attribute, wrap)``: ``owner.attribute`` is replaced by ``wrap(original)`` until unload."""
+LOG_PREFIX = "Textual inversion (sd-embeddings): "
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the adapter wraps around the WebUI's prompt path; a host maps each onto its own functions."""
+
+    tokenize_line: Wrap
+    cached_params: Wrap
+    setup_conds: Wrap
+
+
+@dataclass(frozen=True)
+class Probe:
+    fits: bool
+    detail: str
+    """What was found (``fits``) or what was looked for and is missing."""
+
+
+class Host(Protocol):
+    name: str
+
+    def probe(self) -> Probe: ...
+
+    def patch_targets(self, hooks: Hooks) -> list[Patch]: ...
+
+    def install_database(self, db: Any) -> Any:
+        """Make ``db`` the WebUI's embedding database; returns the one it replaced."""
+
+    def uninstall_database(self, db: Any, original: Any) -> None: ...
+
+    def webui_embedding_dirs(self) -> list[str]:
+        """The folders the WebUI's own database scans (``--embeddings-dir`` and any an extension added)."""
+
+    def embeddings_dir(self) -> str:
+        """``--embeddings-dir``."""
+
+    def data_dir(self) -> str:
+        """Where the WebUI keeps its caches (``--data-dir``)."""
+
+    def current_model(self) -> Any | None:
+        """The active model, without triggering a load; ``None`` before one is there."""
+
+    def tokenize(self, model: Any, texts: list[str]) -> list[list[int]]:
+        """Token ids as the model's prompt path makes them (for keywords and diagnostics)."""
+
+    def expected_shape(self, model: Any) -> int:
+        """The width of one embedding vector for ``model`` (768 SD1, 1024 SD2, 2048 SDXL)."""
+
+    def embedding_base(self) -> type: ...
+
+    def make_fix(self, offset: int, embedding: Any) -> Any: ...
+
+    def device(self) -> Any: ...
+
+    def hashing(self) -> bool: ...
+
+    def write_generation_param(self, p: Any, key: str, value: str) -> None: ...
+
+
+def choose(hosts: Iterable[Host]) -> tuple[Host | None, str]:
+    """The first host that fits, and the one start line that names it (or says what was looked for)."""
+    looked: list[str] = []
+    for host in hosts:
+        probe = host.probe()
+        if probe.fits:
+            return host, f"{LOG_PREFIX}using the {host.name} adapter ({probe.detail})"
+        looked.append(f"{host.name}: {probe.detail}")
+    return None, (f"{LOG_PREFIX}no adapter fits this WebUI (looked for {'; '.join(looked)}); the extension stays "
+                  "inactive and the WebUI's own handling is used.")
