@@ -29,6 +29,10 @@ class Prefix:
     """CSS classes and custom properties (``sdemb-card``, ``--sdemb-hue``), element ids (``sdemb_report``)."""
     JS = "sdEmbeddings"
     """The script's one global namespace, ``window.sdEmbeddings``."""
+    ENV = "SD_EMBEDDINGS"
+    """Environment variables (``SD_EMBEDDINGS_...``)."""
+    HEADER = "SD-Embeddings"
+    """HTTP headers (``X-SD-Embeddings-Token``)."""
 
     @classmethod
     def setting(cls, name: str) -> str:
@@ -45,6 +49,10 @@ class Prefix:
     @classmethod
     def element_id(cls, name: str) -> str:
         return f"{cls.CSS}_{name}"
+
+    @classmethod
+    def header(cls, name: str) -> str:
+        return f"X-{cls.HEADER}-{name}"
 
 class Family(str, enum.Enum):
     """Model family an embedding was trained for, told apart by vector width."""
