@@ -54,10 +54,13 @@ def format_of(path: str | Path) -> str | None:
 
 def sniff(raw: bytes, fallback: str) -> str:
     """The real container of a file, whatever its extension says."""
-    if raw[:4] == b"PK\x03\x04" or raw[:1] == b"\x80":
+    if raw[:4] == b"PK\x03\x04":
         return "pickle"
+    # before the pickle check: a header of 128 + 256k bytes starts with 0x80, the pickle protocol byte
     if len(raw) > 9 and raw[8:9] == b"{" and int.from_bytes(raw[:8], "little") < len(raw) + 2**27:
         return "safetensors"
+    if raw[:1] == b"\x80":
+        return "pickle"
     if raw[:8] == b"\x89PNG\r\n\x1a\n" or raw[:4] == b"RIFF" or raw[4:12] in (b"ftypavif", b"ftypavis") \
             or raw[:2] == b"\xff\x0a" or raw[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
         return "image"

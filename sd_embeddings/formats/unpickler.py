@@ -65,7 +65,10 @@ class SafeUnpickler(pickle._Unpickler):
         if id(func) not in CALLABLE or type(args) is not tuple:
             raise UnsafeFileError(self.path, "refused a call to something that is not an allowed function "
                                              "(nothing was run)")
-        self.stack[-1] = func(*args)
+        try:
+            self.stack[-1] = func(*args)
+        except TypeError as e:  # our functions raise CorruptFileError themselves: this is a wrong argument count
+            raise CorruptFileError(self.path, f"pickle calls {func.__name__} with the wrong number of arguments") from e
 
     def load_newobj(self) -> None:
         args = self.stack.pop()
