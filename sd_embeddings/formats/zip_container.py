@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import CorruptFileError
@@ -47,16 +48,39 @@ class ZipArchive:
         member = self.members[name]
         blob = self.data[member.data_offset: member.data_offset + member.compressed]
         if member.method == _DEFLATED:
-            inflater = zlib.decompressobj(-15)
-            try:
-                blob = inflater.decompress(blob, member.size + 1)
-            except zlib.error as e:
-                raise CorruptFileError(self.path, f"zip member '{_shown(name)}' is not valid deflate data") from e
-        if len(blob) != member.size:
-            raise CorruptFileError(self.path, f"zip member '{_shown(name)}' is not the size its header declares")
-        if zlib.crc32(blob) != member.crc:
-            raise CorruptFileError(self.path, f"zip member '{_shown(name)}' fails its CRC check")
+            blob = b"".join(_inflated(blob, member, self.path))
         return blob
+
+    def verify(self, member: Member) -> None:
+        """Size and CRC of one member, inflated piece by piece (never held whole): part of the one parse."""
+        raw = memoryview(self.data)[member.data_offset: member.data_offset + member.compressed]
+        pieces = _inflated(raw, member, self.path) if member.method == _DEFLATED else [raw]
+        size, crc = 0, 0
+        for piece in pieces:
+            size, crc = size + len(piece), zlib.crc32(piece, crc)
+        if size != member.size:
+            raise CorruptFileError(self.path, f"zip member '{_shown(member.name)}' is not the size its header "
+                                              "declares")
+        if crc != member.crc:
+            raise CorruptFileError(self.path, f"zip member '{_shown(member.name)}' fails its CRC check")
+
+
+def _inflated(raw: bytes | memoryview, member: Member, path: str, piece: int = 1 << 20) -> Iterator[bytes]:
+    """A deflated member in pieces of at most ``piece`` bytes, stopping one byte past its declared size."""
+    inflater = zlib.decompressobj(-15)
+    produced, pending = 0, bytes(raw)
+    try:
+        while pending and produced <= member.size:
+            out = inflater.decompress(pending, piece)
+            pending = inflater.unconsumed_tail
+            produced += len(out)
+            yield out
+            if not out:
+                break
+        if produced <= member.size:
+            yield inflater.flush()  # what zlib still holds for input it has fully consumed
+    except zlib.error as e:
+        raise CorruptFileError(path, f"zip member '{_shown(member.name)}' is not valid deflate data") from e
 
 
 def _shown(name: str) -> str:
@@ -166,4 +190,7 @@ def parse_zip(data: bytes, path: str) -> ZipArchive:
     total = sum(member.size for member in members)
     if total > 4 * len(data) + 1_000_000:  # torch stores members uncompressed; floats barely compress
         raise CorruptFileError(path, "zip archive expands far beyond its size (zip bomb?)")
-    return ZipArchive(data, by_name, path)
+    archive = ZipArchive(data, by_name, path)
+    for member in members:
+        archive.verify(member)
+    return archive
