@@ -133,8 +133,8 @@ def test_one_tokenization_per_prompt_text(registered, monkeypatch):
     model = webui.load_model(768)
     entry.database().load_textual_inversion_embeddings()
     bundled_calls: list[str] = []
-    encode = tokenizer.Tokenizer.encode
-    monkeypatch.setattr(tokenizer.Tokenizer, "encode", lambda self, text: bundled_calls.append(text) or
+    encode = tokenizer.ClipTokenizer.encode
+    monkeypatch.setattr(tokenizer.ClipTokenizer, "encode", lambda self, text: bundled_calls.append(text) or
                         encode(self, text))
     model.cond_stage_model.calls.clear()
     texts = {"prompts": ["a style cat", "xlonly dog"], "negative": ["EasyNegative", "Easy_Negative, blurry"],
