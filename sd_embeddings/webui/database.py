@@ -23,6 +23,7 @@ from typing import Any
 from ..library import Library
 from ..library import watcher as watching
 from ..records import Family, Status
+from . import settings
 from .embedding import embedding_class
 from .host import Host
 
@@ -251,10 +252,8 @@ class LibraryDatabase:
                            getattr(embedding, "filename", name), name)
 
     def _print_at_load(self) -> None:
-        from modules import shared
-
         shown = (tuple(self.word_embeddings), tuple(self.skipped_embeddings))
-        if not getattr(shared.opts, "textual_inversion_print_at_load", False) or shown == \
+        if not settings.webui_option("textual_inversion_print_at_load", False) or shown == \
                 self.previously_displayed_embeddings:
             return
         self.previously_displayed_embeddings = shown

@@ -5,6 +5,9 @@ numbers), and then does the few WebUI-specific things: swap the embedding databa
 its tokenizer, the ``Embedding`` base class and the chunk-fix type, write a generation parameter, and name the
 functions to wrap. ``a1111.A1111Host`` (AUTOMATIC1111 1.7-1.10 and the forks that keep its prompt path) is the first;
 the fork adapters add others. ``choose`` picks the first that fits and says so in one line.
+
+What every WebUI of the family shares is used directly, not through a host: ``modules.shared.opts`` (settings),
+``modules.script_callbacks``, ``modules.patches`` and the extra-networks page machinery.
 """
 
 from __future__ import annotations
