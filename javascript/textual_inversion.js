@@ -87,7 +87,8 @@
       const left = out.replace(trailing, "");
       if (!left.trim()) out = right.replace(leading, "");
       else if (!right.trim()) out = left;
-      else out = left + (/^[\s,]/.test(right) || (mark && right.startsWith(mark)) ? right : sep + right);
+      else if (/^[\s,:)\]]/.test(right) || /[([]$/.test(left) || (mark && right.startsWith(mark))) out = left + right;
+      else out = left + sep + right;
     }
     return out;
   };

@@ -4,19 +4,26 @@
 ``#txt2img_neg_prompt``, a model-family selector, an Encode button and report, the tab from ``shell.pane_html``)
 and mounts the tab's routes (``http_routes.make_router``). ``serve(...)`` runs it with uvicorn on 127.0.0.1 by
 default; a watcher thread rescans when a folder changes, and the page notices by polling ``/version``.
+
+Who may use it (``tab/host_auth.py``): on another address than loopback ``serve`` needs ``credentials`` (HTTP
+Basic on every request) or an explicit ``no_auth``; on loopback requests must name a loopback ``Host``. The page
+carries the page token (``guard.token_meta_html``) the script sends with each write, and the app has its own,
+closed CORS policy, so gradio adds none (gradio's lets any ``localhost`` origin read with credentials).
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from .library import Library
 from .records import Family
+from .tab import guard, host_auth, shell
 from .tab import routes as http_routes
-from .tab import shell
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +82,7 @@ def _parts_html(prompt_parts: list) -> str:
         return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in part.get("steps") or [])
 
     return _table(["part", "AND", "weight", "steps", "text", "tokens"],
-                  [[i, p.get("and_index", ""), p.get("weight", ""), steps(p), p.get("text", ""),
+                  [[i + 1, p.get("and_index", 0) + 1, p.get("weight", ""), steps(p), p.get("text", ""),
                     p.get("token_count", "")] for i, p in enumerate(prompt_parts)])
 
 
@@ -87,27 +94,43 @@ def report_html(report: dict) -> str:
     hashes = report.get("ti_hashes_item") or "TI hashes: (no embeddings used)"
     body += f"<p><code>{html.escape(hashes)}</code></p>"
     if report.get("random_weights"):
-        body += ("<p><small>Text encoder with random weights (no model given): shapes, tokens and embedding "
-                 "placement are real, the numbers are not.</small></p>")
+        body += "<p><small>Text encoder with random weights (tests only): the numbers mean nothing.</small></p>"
+    elif not report.get("encoded"):
+        body += ("<p><small>No text encoder ran (no model given): tokens, chunks, embeddings and shapes are "
+                 "exact; start the host with <code>--model PATH</code> for conditioning values.</small></p>")
     return f'<div class="sdemb-report">{body}</div>'
 
 
-def encode(library: Library, positive: str, negative: str, family: str | None = None) -> str:
-    """The Encode report for the family the page's dropdown shows (``family``; the library's when None)."""
-    try:
-        from .encode.encoding import encode_report
-    except ImportError as e:
-        return f'<p class="sdemb-warning">Encoding is not available: {html.escape(str(e))}</p>'
+def encode(library: Library, positive: str, negative: str, family: str | None = None, model: str | None = None,
+           progress: Callable[..., object] | None = None) -> str:
+    """The Encode report for the family the page's dropdown shows (``family``; the library's when None).
+
+    Without ``model`` no text encoder runs (fast, light); a model loads once, with ``progress``, and stays."""
+    from .encode import text_encoders
+    from .encode.encoding import encode_report
+
     try:
         chosen = Family.parse(family) if family else library.family
-        report = encode_report(library, positive, negative, family=chosen)
+        if model and text_encoders.loaded(model) is None and progress is not None:
+            progress(0, desc=f"Loading the text encoder from {model} (first Encode only)")
+        report = encode_report(library, positive, negative, family=chosen, model=model)
     except Exception as e:  # show the failure on the page; the host keeps running
         logger.exception("Encode failed")
         return f'<p class="sdemb-warning">Encode failed: {html.escape(type(e).__name__)}: {html.escape(str(e))}</p>'
     return report_html(report)
 
 
-def build_blocks(library: Library):
+def encode_handler(library: Library, model: str | None) -> Callable[..., str]:
+    """The Encode click handler; gradio shows a progress bar for a ``gr.Progress`` default argument."""
+    import gradio as gr
+
+    def handler(positive: str, negative: str, family: str, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+        return encode(library, positive, negative, family, model, progress)
+
+    return handler
+
+
+def build_blocks(library: Library, model: str | None = None):
     import gradio as gr
 
     with gr.Blocks(title="Textual Inversion embeddings") as blocks:
@@ -131,18 +154,27 @@ def build_blocks(library: Library):
 
         family.change(switch, inputs=family, outputs=None).then(
             None, js="() => { if (window.sdEmbeddings) window.sdEmbeddings.reload(); }")
-        button.click(lambda p, n, f: encode(library, p, n, f), inputs=[positive, negative, family], outputs=report)
+        button.click(encode_handler(library, model), inputs=[positive, negative, family], outputs=report)
     return blocks
 
 
-def create_app(library: Library):
-    """FastAPI app: the tab's routes plus the gradio page at ``/``."""
+def create_app(library: Library, model: str | None = None, credentials: host_auth.Credentials | None = None,
+               loopback_only: bool = False):
+    """FastAPI app: the tab's routes plus the gradio page at ``/``; ``credentials``: HTTP Basic on everything;
+    ``loopback_only``: refuse requests whose ``Host`` is not a loopback name."""
     import gradio as gr
     from fastapi import FastAPI
+    from starlette.middleware.cors import CORSMiddleware
 
     app = FastAPI(title="sd-embeddings")
     app.include_router(http_routes.make_router(lambda: library))
-    return gr.mount_gradio_app(app, build_blocks(library), path="/", head=head_html())
+    app.add_middleware(CORSMiddleware, allow_origins=[])  # no other origin may read or write; gradio then adds none
+    if credentials is not None:
+        app.add_middleware(host_auth.BasicAuthMiddleware, credentials=credentials)
+    if loopback_only:
+        app.add_middleware(host_auth.LoopbackHostMiddleware)
+    return gr.mount_gradio_app(app, build_blocks(library, model), path="/",
+                               head=head_html() + guard.token_meta_html())
 
 
 def watch(library: Library, stop: threading.Event, every: float = WATCH_MS / 1000) -> threading.Thread:
@@ -161,8 +193,15 @@ def watch(library: Library, stop: threading.Event, every: float = WATCH_MS / 100
     return thread
 
 
-def serve(folder: str, host: str = "127.0.0.1", port: int = 7861, family: Family | None = Family.SD1) -> None:
+def serve(folder: str, host: str = "127.0.0.1", port: int = 7861, family: Family | None = Family.SD1,
+          model: str | None = None, sock: socket.socket | None = None,
+          credentials: host_auth.Credentials | None = None, no_auth: bool = False) -> None:
+    """``sock``: already bound by the caller (the CLI binds first, so a busy port is one line, not a traceback).
+    A ``host`` other than loopback needs ``credentials`` or ``no_auth`` (else ``host_auth.PolicyError``)."""
     import uvicorn
+
+    if credentials is None and not no_auth and not host_auth.is_loopback(host):
+        raise host_auth.PolicyError(f"--host {host} needs --auth USER:PASS (or --no-auth)")
 
     Path(folder).mkdir(parents=True, exist_ok=True)
     library = Library([folder], family=family)
@@ -171,6 +210,11 @@ def serve(folder: str, host: str = "127.0.0.1", port: int = 7861, family: Family
     watch(library, stop)
     logger.info("Serving %s on http://%s:%d", folder, host, port)
     try:
-        uvicorn.run(create_app(library), host=host, port=port, log_level="warning")
+        app = create_app(library, model, credentials, loopback_only=host_auth.is_loopback(host))
+        if sock is None:
+            uvicorn.run(app, host=host, port=port, log_level="warning")
+        else:
+            config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         stop.set()

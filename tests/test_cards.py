@@ -92,11 +92,13 @@ def test_routes(library: Library, tmp_path: Path) -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
+    from sd_embeddings.tab import guard
     from sd_embeddings.tab.routes import make_router
 
     app = FastAPI()
     app.include_router(make_router(lambda: library))
-    client = TestClient(app)
+    # writes as the tab's script sends them: this host's Origin and the page token (tab/guard.py)
+    client = TestClient(app, headers={"origin": "http://testserver", guard.TOKEN_HEADER: guard.page_token()})
     assert client.get("/sd-embeddings/v1/cards").json()["fields"][0] == "card_id"
     assert client.get("/sd-embeddings/v1/preview", params={"root": 0, "path": "cat.preview.png"}).status_code == 200
     for bad in ("../cat.preview.png", "/etc/passwd", "cat.pt", "sub/../cat.preview.png", "..%2fcat.preview.png"):

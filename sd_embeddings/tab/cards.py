@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..library import Library
 from ..records import Entry, Status
+from .names import shown
 
 API_PREFIX = "./sd-embeddings/v1"
 CARD_STATUSES = (Status.LOADED, Status.INCOMPATIBLE, Status.DUPLICATE)
@@ -150,7 +151,7 @@ def preview_url(library: Library, entry: Entry, api: str = API_PREFIX) -> str:
         stamp = os.stat(os.path.join(entry.root, *rel.split("/"))).st_mtime_ns
     except OSError:
         stamp = entry.mtime_ns
-    query = urllib.parse.urlencode({"root": root, "path": rel, "v": stamp // 1_000_000})
+    query = urllib.parse.urlencode({"root": root, "path": shown(rel), "v": stamp // 1_000_000})
     return f"{api}/preview?{query}"
 
 
@@ -165,13 +166,13 @@ def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negat
                                                   entry.sidecars.description_file) else ""
     target, source = resolve_target(entry.keyword, entry.folder, metadata, auto_negative)
     return CardModel(
-        card_id=card_id(library, entry), keyword=entry.keyword, relpath=entry.relpath,
-        folder=entry.folder,
+        card_id=shown(card_id(library, entry)), keyword=shown(entry.keyword), relpath=shown(entry.relpath),
+        folder=shown(entry.folder),
         format=entry.format, family=entry.family.label, vectors=entry.vectors, size=entry.size,
-        mtime=entry.mtime_ns // 1_000_000_000, status=entry.status.value, reason=entry.reason,
+        mtime=entry.mtime_ns // 1_000_000_000, status=entry.status.value, reason=shown(entry.reason),
         description=description[:DESCRIPTION_LIMIT], shorthash=entry.shorthash or "",
         preview=preview_url(library, entry, api), target=target, target_source=source,
-        weight=prompt_weight(metadata), collides_with=[_shown_path(library, p) for p in entry.collides_with],
+        weight=prompt_weight(metadata), collides_with=[shown(_shown_path(library, p)) for p in entry.collides_with],
         hidden=is_hidden(entry.relpath))
 
 
@@ -180,7 +181,7 @@ def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = T
 
 
 def problem_rows(library: Library) -> list[dict]:
-    return [{"relpath": e.relpath, "status": e.status.value, "reason": e.reason,
+    return [{"relpath": shown(e.relpath), "status": e.status.value, "reason": shown(e.reason),
              "quiet": e.format == "image" and e.status is Status.NOT_AN_EMBEDDING}
             for e in library.entries if e.status.is_problem]
 
@@ -191,7 +192,7 @@ def folder_list(library: Library) -> list[str]:
     for entry in library.entries:
         parts = entry.folder.split("/") if entry.folder else []
         found.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return sorted((f for f in found), key=lambda f: f.casefold())
+    return sorted((shown(f) for f in found), key=lambda f: f.casefold())
 
 
 def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:

@@ -6,6 +6,12 @@ side; the uploaded bytes themselves are never stored. ``preview_target(entry) ->
 the entry, refused when that folder resolves outside the embeddings folder or the name is taken by something
 that is not a plain file. ``write_atomic(path, data)``: temporary file in the same folder, then ``os.replace``
 (a link at ``path`` is replaced, never written through). Every refusal is a ``PreviewError``.
+
+Memory: a decoded picture takes up to 4 bytes per pixel, the conversion to RGB(A) another 4 and the PNG written
+back up to 4 more (noise does not compress), so ``MAX_PIXELS`` is the memory budget (``MEMORY_BUDGET``) over
+``PEAK_BYTES_PER_PIXEL``, checked on the header's dimensions before any pixel is decoded. ``upload_slot()`` lets
+one upload be decoded at a time (another one meanwhile gets ``UploadBusy``), and every decoded buffer is dropped
+before the PNG is written back, so the memory returns after each request.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import io
 import logging
 import os
 import tempfile
+import threading
 import warnings
+from collections.abc import Iterator
 
 from ..records import Entry
 
@@ -23,12 +31,32 @@ logger = logging.getLogger(__name__)
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 4096
-MAX_PIXELS = 50_000_000
+MEMORY_BUDGET = 150 * 1024 * 1024
+PEAK_BYTES_PER_PIXEL = 12
+MAX_PIXELS = MEMORY_BUDGET // PEAK_BYTES_PER_PIXEL
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 
 
 class PreviewError(ValueError):
     """An upload that cannot become a preview; the message is safe to show."""
+
+
+class UploadBusy(PreviewError):
+    """Another upload is being decoded; the client may try again."""
+
+
+_slot = threading.BoundedSemaphore(1)
+
+
+@contextlib.contextmanager
+def upload_slot() -> Iterator[None]:
+    """Hold the one decoding slot for the block, or raise ``UploadBusy`` at once when it is taken."""
+    if not _slot.acquire(blocking=False):
+        raise UploadBusy("another preview upload is being processed; try again in a moment")
+    try:
+        yield
+    finally:
+        _slot.release()
 
 
 def reencode(data: bytes) -> bytes:
@@ -39,7 +67,8 @@ def reencode(data: bytes) -> bytes:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=list(FORMATS)) as image:
                 if image.width * image.height > MAX_PIXELS:
-                    raise PreviewError(f"picture too large ({image.width}x{image.height} pixels)")
+                    raise PreviewError(f"picture too large ({image.width}x{image.height} pixels; at most "
+                                       f"{MAX_PIXELS:,} pixels)")
                 image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale
                 image.load()
                 alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info

@@ -7,7 +7,9 @@
 - ``POST /refresh``   -> rescan (only changed files are read), then the ``/cards`` document.
 - ``GET  /preview?root=<i>&path=<relative>`` -> a preview picture. Only a file that is the preview (or the
   picture itself) of a known entry, inside that entry's embeddings folder after resolving symlinks, with a
-  picture extension. ``..``, absolute paths, backslashes, NUL, encoded traversal and links leading out get 404.
+  picture extension, whose bytes sniff as a picture (``preview_serving``: sniffed type, ``nosniff``, sandboxing
+  CSP). ``..``, absolute paths, backslashes, NUL, encoded traversal, links leading out, SVG/HTML behind a picture
+  name, FIFOs and devices get 404 with a one-line reason.
 - ``GET  /metadata?id=<card id>`` -> ``{"card", "metadata", "description", "file": {...}}``.
 - ``POST /metadata``  body ``{"id", "target", "weight", "description", "notes"}`` -> writes only the ``x.json``
   beside that known entry (through ``Library.save_user_metadata``), returns the updated card. Bodies over
@@ -15,7 +17,14 @@
 - ``POST /preview?id=<card id>`` body: the picture's bytes, ``Content-Type: image/...`` (else 415) -> re-encoded
   by ``preview_upload.reencode`` into ``x.preview.png`` beside that known entry (written atomically), then a
   rescan; returns ``{"card", "preview", "shadowed_by"}`` (``shadowed_by``: a picture that takes precedence, e.g.
-  ``x.png``). Over ``preview_upload.MAX_BYTES`` 413, not a readable picture or too many pixels 400.
+  ``x.png``). Over ``preview_upload.MAX_BYTES`` 413, not a readable picture or too many pixels 400, while
+  another upload is being decoded 429.
+
+The three POST routes are refused (403, nothing read or written) unless ``guard.check_write`` accepts them: a
+JSON (upload: ``image/...``) ``Content-Type``, this host's ``Origin``/``Referer`` and the page token header.
+``dependencies`` (the host's auth) apply to every route. Routes use ``http_errors.GuardedRoute``: an unexpected
+error is a one-line answer (disk errors 400/409/507, others 500) and a log line, never a traceback or a bare 500;
+answers are ``SafeJSONResponse`` (names that are not UTF-8 shown with U+FFFD).
 
 Bodies are plain JSON dicts (no pydantic models), so it works on fastapi 0.94/pydantic 1 (WebUI) and current
 fastapi alike. ``get_library`` is called per request, so a host may swap its library.
@@ -28,17 +37,19 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..library import Library
 from ..library.sidecars import PREVIEW_EXTENSIONS
 from ..records import Entry
-from . import cards, preview_upload
+from . import cards, guard, preview_serving, preview_upload
+from .http_errors import GuardedRoute, SafeJSONResponse
+from .names import has_surrogate, shown
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +71,13 @@ def safe_preview_path(library: Library, root_index: str, relpath: str) -> str | 
     if os.path.splitext(relpath)[1][1:].lower() not in PREVIEW_EXTENSIONS:
         return None
     folder, _, name = relpath.rpartition("/")
-    known = any(e.root == root and e.folder == folder and e.sidecars.preview == name for e in library.entries)
-    if not known:
+    # compared as shown in the page (U+FFFD for undecodable bytes); the path is built from the entry's own names
+    known = next((e for e in library.entries if e.root == root and shown(e.folder) == folder and e.sidecars.preview
+                  and shown(e.sidecars.preview) == name), None)
+    if known is None:
         return None
-    path = os.path.join(root, *relpath.split("/"))
+    path = os.path.join(root, *known.folder.split("/"), known.sidecars.preview) if known.folder \
+        else os.path.join(root, known.sidecars.preview)
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
     if os.path.commonpath([real_root, real]) != real_root or not os.path.isfile(real):
@@ -73,10 +87,13 @@ def safe_preview_path(library: Library, root_index: str, relpath: str) -> str | 
 
 def _entry_for(library: Library, card_id: str) -> Entry:
     relpath = str(card_id).partition("/")[2]
-    for entry in library.entries:
-        if entry.relpath == relpath and cards.card_id(library, entry) == card_id:
-            return entry
-    raise HTTPException(status_code=404, detail="unknown embedding")
+    found = [e for e in library.entries
+             if shown(e.relpath) == relpath and shown(cards.card_id(library, e)) == card_id]
+    if len(found) > 1:  # names that differ only in bytes that are not UTF-8
+        raise HTTPException(status_code=409, detail="several files have this name as shown; rename one")
+    if not found:
+        raise HTTPException(status_code=404, detail="unknown embedding")
+    return found[0]
 
 
 def _text(body: dict, key: str) -> str | None:
@@ -85,6 +102,8 @@ def _text(body: dict, key: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise HTTPException(status_code=400, detail=f"{key} must be text")
+    if has_surrogate(value):
+        raise HTTPException(status_code=400, detail=f"{key} is not valid Unicode (a lone surrogate)")
     return value[:TEXT_LIMIT]
 
 
@@ -137,17 +156,19 @@ async def _json_body(request: Request) -> object:
 
 
 def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
-                auto_negative: Callable[[], bool] = lambda: True) -> APIRouter:
+                auto_negative: Callable[[], bool] = lambda: True, dependencies: Sequence[Any] = ()) -> APIRouter:
     """Routes for the tab; ``api`` is the URL prefix written into preview links (relative to the page);
-    ``auto_negative()`` says whether the name/folder negative rule applies (a WebUI setting)."""
-    router = APIRouter(prefix=ROUTE_PREFIX)
+    ``auto_negative()`` says whether the name/folder negative rule applies (a WebUI setting); ``dependencies``
+    (``fastapi.Depends``) guard every route, e.g. the host's login."""
+    router = APIRouter(prefix=ROUTE_PREFIX, dependencies=list(dependencies), route_class=GuardedRoute,
+                       default_response_class=SafeJSONResponse)
 
     def payload(library: Library) -> dict:
         return cards.cards_payload(library, api, auto_negative())
 
     @router.get("/cards")
-    def list_cards() -> JSONResponse:
-        return JSONResponse(payload(get_library()))
+    def list_cards() -> Response:
+        return SafeJSONResponse(payload(get_library()))
 
     @router.get("/version")
     def version() -> dict:
@@ -155,19 +176,23 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
         return {"version": library.version, "family": library.family.value if library.family else ""}
 
     @router.post("/refresh")
-    def refresh() -> JSONResponse:
+    def refresh(request: Request) -> Response:
+        guard.check_write(request)
         library = get_library()
         started = time.perf_counter()
         library.refresh()
         logger.info("Refreshed the embeddings library in %.2f s", time.perf_counter() - started)
-        return JSONResponse(payload(library))
+        return SafeJSONResponse(payload(library))
 
     @router.get("/preview")
-    def preview(root: str = "", path: str = "") -> FileResponse:
+    def preview(root: str = "", path: str = "") -> Response:
         real = safe_preview_path(get_library(), root, path)
         if real is None:
-            raise HTTPException(status_code=404, detail="File not found")
-        return FileResponse(real, headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"})
+            raise HTTPException(status_code=404, detail="not a known preview inside the embeddings folders")
+        try:
+            return preview_serving.preview_response(real)
+        except preview_serving.NotServable as e:
+            raise HTTPException(status_code=404, detail=shown(str(e))) from e
 
     @router.get("/metadata")
     def read_metadata(id: str = "") -> dict:
@@ -176,41 +201,43 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
         card = cards.card_model(library, entry, api, auto_negative())
         return {"card": asdict(card), "metadata": library.user_metadata(entry),
                 "description": library.description(entry),
-                "file": {"relpath": entry.relpath, "size": entry.size, "sha256": library.ensure_hash(entry) or "",
+                "file": {"relpath": shown(entry.relpath), "size": entry.size,
+                         "sha256": library.ensure_hash(entry) or "",
                          "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime_ns / 1e9)),
                          "format": entry.format}}
 
     @router.post("/metadata")
     async def write_metadata(request: Request) -> dict:
+        guard.check_write(request)
         body = await _json_body(request)
         if not isinstance(body, dict):
             raise HTTPException(status_code=400, detail="body must be a JSON object")
         library = get_library()
         entry = _entry_for(library, body.get("id", ""))
-        data = library.save_user_metadata(entry, metadata_updates(body))
+        updates = metadata_updates(body)
+        data = await run_in_threadpool(library.save_user_metadata, entry, updates)
         return {"card": asdict(cards.card_model(library, entry, api, auto_negative())), "metadata": data}
 
     def store_preview(library: Library, entry: Entry, data: bytes) -> dict:
         try:
-            target = preview_upload.preview_target(entry)
-            preview_upload.write_atomic(target, preview_upload.reencode(data))
+            preview_upload.preview_target(entry)  # refuses a folder outside the root, a name taken by a non-file
+            target = library.save_preview(entry, preview_upload.reencode(data))
         except preview_upload.PreviewError as e:
             raise HTTPException(status_code=400, detail=str(e)) from e
         library.refresh()
         current = library.find(entry.path) or entry
         name = os.path.basename(target)
-        shown = current.sidecars.preview or ""
-        return {"card": asdict(cards.card_model(library, current, api, auto_negative())), "preview": name,
-                "shadowed_by": "" if shown == name else shown}
+        shown_name = current.sidecars.preview or ""
+        return {"card": asdict(cards.card_model(library, current, api, auto_negative())), "preview": shown(name),
+                "shadowed_by": "" if shown_name == name else shown(shown_name)}
 
     @router.post("/preview")
     async def replace_preview(request: Request, id: str = "") -> dict:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if not kind.startswith("image/"):
-            raise HTTPException(status_code=415, detail="send the picture itself with an image/... Content-Type")
+        guard.check_write(request, ("image/",))
         library = get_library()
         entry = _entry_for(library, id)
-        data = await _body(request, preview_upload.MAX_BYTES)
-        return await run_in_threadpool(store_preview, library, entry, data)
+        with preview_upload.upload_slot():
+            data = await _body(request, preview_upload.MAX_BYTES)
+            return await run_in_threadpool(store_preview, library, entry, data)
 
     return router

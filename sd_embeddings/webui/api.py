@@ -4,10 +4,22 @@ The WebUI's handler builds each item from five fields and validates it through a
 those (``modules/api/models.py`` ``EmbeddingItem``), so extra fields would be dropped. ``replace_core_route``
 swaps that one route for ours on the running app: same path, method, auth dependencies and five fields in the
 same places, plus ``filename``, ``hash``, ``family`` and ``reason``. Nothing else of the WebUI's API is touched.
+
+Auth: every route the extension adds is guarded like the WebUI's own routes of its kind.
+
+- API routes (``/sdapi/v1/embeddings``, ``/sd-embeddings/v1/embeddings``): ``api_dependencies`` are those of the
+  WebUI's ``/sdapi/v1/embeddings`` route (its ``Api.auth``: HTTP Basic against ``--api-auth``); without that route
+  (no ``--api``) but with ``--api-auth``, an equivalent HTTP Basic check. Our listing, which shows absolute paths,
+  falls back to the page login when there is no API auth.
+- Page routes (cards, previews, metadata, refresh, upload): ``page_dependencies`` are gradio's own ``login_check``
+  (the route gradio guards ``/config``, ``/file=`` and uploads with: the ``access-token`` cookie set by the login
+  form) when the app has ``auth`` (``--gradio-auth``/``--gradio-auth-path``); without that route, the same check
+  on gradio 3.41's cookies and ``app.tokens``.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
@@ -58,6 +70,66 @@ def own_listing(db: Any) -> dict:
             "folders": list(library.folders), "embeddings": rows}
 
 
+def _route(app: Any, path: str, method: str = "GET") -> Any:
+    from fastapi.routing import APIRoute
+
+    return next((r for r in app.router.routes if isinstance(r, APIRoute) and r.path == path and method in r.methods),
+                None)
+
+
+def _basic_auth(spec: str) -> Any:
+    """An HTTP Basic dependency for ``user:password[,user:password...]`` (the ``--api-auth`` syntax)."""
+    from fastapi import Depends, HTTPException
+    from fastapi.security import HTTPBasic
+
+    accounts = dict(pair.split(":", 1) for pair in spec.split(",") if ":" in pair)
+
+    def api_auth(credentials: Any = Depends(HTTPBasic())) -> bool:  # noqa: B008 (FastAPI's idiom)
+        expected = accounts.get(credentials.username)
+        if expected is not None and hmac.compare_digest(credentials.password.encode(), expected.encode()):
+            return True
+        raise HTTPException(status_code=401, detail="Incorrect username or password",
+                            headers={"WWW-Authenticate": "Basic"})
+
+    return Depends(api_auth)
+
+
+def _gradio_login(app: Any) -> Any:
+    """Gradio 3.41's page login when the app has no ``/login_check`` route: its ``access-token`` (or
+    ``access-token-unsecure``) cookie must name a logged-in session in ``app.tokens``."""
+    from fastapi import Depends, HTTPException, Request
+
+    def page_login(request: Any) -> None:
+        token = request.cookies.get("access-token") or request.cookies.get("access-token-unsecure")
+        if getattr(app, "auth", None) is None or (token and token in (getattr(app, "tokens", None) or {})):
+            return
+        raise HTTPException(status_code=401, detail="Not authenticated")
+
+    page_login.__annotations__ = {"request": Request, "return": None}
+    return Depends(page_login)
+
+
+def page_dependencies(app: Any) -> list:
+    """Gradio's own login check when the app has a login (``--gradio-auth``), else nothing."""
+    if getattr(app, "auth", None) is None:
+        return []
+    from fastapi import Depends
+
+    login_check = _route(app, "/login_check")
+    return [Depends(login_check.endpoint)] if login_check is not None else [_gradio_login(app)]
+
+
+def api_dependencies(app: Any) -> list:
+    """The WebUI's API auth (see the module docstring); empty when the WebUI's API is open."""
+    from modules import shared
+
+    core = _route(app, CORE_PATH)
+    if core is not None and core.dependencies:
+        return list(core.dependencies)
+    spec = getattr(shared.cmd_opts, "api_auth", None)
+    return [_basic_auth(spec)] if spec else []
+
+
 def replace_core_route(app: Any, get_db: Any) -> bool:
     """Serve ``GET /sdapi/v1/embeddings`` from ``core_listing``; False if the WebUI's route is not there."""
     from fastapi.routing import APIRoute
@@ -73,6 +145,10 @@ def replace_core_route(app: Any, get_db: Any) -> bool:
     return False
 
 
-def add_own_routes(app: Any, get_db: Any) -> None:
-    """``GET /sd-embeddings/v1/embeddings``: every file with status and reason; no auth beyond the app's own."""
-    app.add_api_route(OWN_PATH, lambda: own_listing(get_db()), methods=["GET"])
+def add_own_routes(app: Any, get_db: Any, dependencies: list | None = None) -> None:
+    """``GET /sd-embeddings/v1/embeddings``: every file with status and reason, behind ``dependencies``."""
+    from ..tab.http_errors import GuardedRoute, SafeJSONResponse
+
+    app.router.add_api_route(OWN_PATH, lambda: own_listing(get_db()), methods=["GET"],
+                             dependencies=list(dependencies or []), response_class=SafeJSONResponse,
+                             route_class_override=GuardedRoute)

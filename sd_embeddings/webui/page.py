@@ -71,14 +71,14 @@ def page_class(base: type) -> type:
             return list(self.get_db().library.folders)
 
         def create_html(self, tabname: str, *, empty: bool = False) -> str:
-            from ..tab import shell
+            from ..tab import guard, shell
 
             self.lister.reset()
             self.items = {item["name"]: item for item in self.list_items()}
             for item in self.items.values():
                 self.read_user_metadata(item)
             return shell.pane_html(self.get_db().library, tabname, auto_negative=settings.auto_negative(),
-                                   **settings.tab_options())
+                                   token_html=guard.token_meta_html(), **settings.tab_options())
 
     return TextualInversionPage
 

@@ -25,10 +25,13 @@ from sd_embeddings import app as host
 from sd_embeddings.__main__ import build_parser
 from sd_embeddings.cli import serve as cli_serve
 from sd_embeddings.library import Library
-from sd_embeddings.tab import cards, shell
+from sd_embeddings.tab import cards, guard, shell
 from sd_embeddings.tab import routes as http_routes
 
 P = http_routes.ROUTE_PREFIX
+PAGE_HEADERS = {"content-type": "application/json", "origin": "http://testserver",
+                guard.TOKEN_HEADER: guard.page_token()}
+"""What the tab's script sends with a write from the host's own page (TestClient's host is ``testserver``)."""
 HOSTILE_NAMES = ("<img src=x onerror=alert(1)>", "\"'><script>alert(1)<\\script>", "new\nline\r<b>x",
                  "&lt;amp&gt; \u202etxt.exe", "a\"b'c`d${e}")
 
@@ -75,9 +78,10 @@ class Site:
         TALLY["inputs"] += 1
         return self.client.get(url, **kwargs)
 
-    def post(self, url: str, **kwargs):
+    def post(self, url: str, headers: dict | None = None, **kwargs):
+        """A write as the page sends it (this host's Origin, the page token), unless ``headers`` say otherwise."""
         TALLY["inputs"] += 1
-        return self.client.post(url, **kwargs)
+        return self.client.post(url, headers={**PAGE_HEADERS, **(headers or {})}, **kwargs)
 
     def card_id(self, name: str) -> str:
         entry = next(e for e in self.library.entries if Path(e.path).name == name)
@@ -149,10 +153,10 @@ def test_preview_symlinked_folder_out_is_refused(site: Site, tmp_path: Path) -> 
 
 def test_preview_serves_only_pictures_and_never_sniffable_html(site: Site) -> None:
     response = site.get(f"{P}/preview", params={"root": "0", "path": "html.preview.png"})
-    # served as what its name says, never as HTML, and the browser is told not to guess
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "image/png"
-    assert response.headers.get("x-content-type-options") == "nosniff"
+    # HTML under a picture's name is not a picture: not served at all, with the reason
+    assert response.status_code == 404
+    assert "not a PNG, JPEG, WebP, GIF or AVIF picture" in response.json()["detail"]
+    assert b"<script>" not in response.content
     for name in ("good.pt", "sub/deep.safetensors", "good.txt"):
         assert site.get(f"{P}/preview", params={"root": "0", "path": name}).status_code == 404
 
@@ -336,16 +340,20 @@ def test_encode_report_html_escapes_names_and_warnings() -> None:
 
 def test_host_binds_to_localhost_unless_told(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert inspect.signature(host.serve).parameters["host"].default == "127.0.0.1"
-    args = build_parser().parse_args(["serve", str(tmp_path / "e")])
+    args = build_parser().parse_args(["serve", str(tmp_path / "e"), "--port", "0"])
     assert args.host == "127.0.0.1" and args.func is cli_serve.run
     assert build_parser().parse_args(["serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
 
     import uvicorn
 
+    served: list[dict] = []
+    monkeypatch.setattr(host, "serve", lambda folder, **kwargs: served.append(kwargs))
+    assert cli_serve.run(args) == 0
+    assert served[-1]["host"] == "127.0.0.1"
+    monkeypatch.undo()
+
     calls: list[dict] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
-    monkeypatch.setattr(host, "create_app", lambda library: object())
-    assert cli_serve.run(args) == 0
-    assert calls[-1]["host"] == "127.0.0.1"
+    monkeypatch.setattr(host, "create_app", lambda library, *args, **kwargs: object())
     host.serve(str(tmp_path / "e"), host="::1")
     assert calls[-1]["host"] == "::1"
