@@ -166,6 +166,18 @@ def test_content_sniffing_beats_extension(tmp_path):
     assert formats.format_of("notes.txt") is None
 
 
+def test_safetensors_whose_header_length_starts_with_the_pickle_byte(tmp_path):
+    """A header of 128 (mod 256) bytes starts the file with 0x80, the pickle protocol byte: still safetensors."""
+    vec = vectors(1)
+    for pad in range(64):
+        path = write_safetensors(tmp_path / "x.safetensors", {"emb_params": vec}, {"note": "n" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert torch.equal(formats.decode_file(path).vec, vec)
+    assert formats.scan_file(str(path), path.stat().st_size).shape.vectors == 1
+
+
 def test_nan_vectors_are_corrupt(tmp_path):
     vec = vectors(3)
     vec[1, 5] = float("nan")

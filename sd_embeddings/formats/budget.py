@@ -50,6 +50,8 @@ _KNOWN = {
 
 def reason_for(error: BaseException, what: str) -> str:
     """A one-line reason from the exception's type only: its message may quote bytes of the file."""
+    if isinstance(error, ValueError) and "integer string conversion" in str(error):  # Python's own message
+        return f"{what} holds a number with thousands of digits (refused)"
     for kind, text in _KNOWN.items():
         if isinstance(error, kind):
             return f"{what} {text}"

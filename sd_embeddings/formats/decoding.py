@@ -157,7 +157,9 @@ def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
         raise NotAnEmbeddingError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
     if not _is_float(tensor):
         raise NotAnEmbeddingError(path, f"{what} holds {_dtype_name(tensor)} values, not floats")
-    shape = [int(size) for size in tensor.shape]
+    if not all(type(size) is int for size in tensor.shape):  # e.g. a safetensors header saying [true, 768]
+        raise CorruptFileError(path, f"{what} has a shape that is not made of whole numbers")
+    shape = list(tensor.shape)
     if len(shape) == 1:
         shape = [1, *shape]
     while len(shape) > 2 and shape[0] == 1:
