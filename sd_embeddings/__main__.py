@@ -10,17 +10,25 @@ import importlib
 import logging
 import sys
 
+from . import __version__
+from .cli.arguments import USAGE_ERROR, Parser, add_verbose
+
+logger = logging.getLogger("sd_embeddings")
+
 # Each module has ``register(subparsers)`` that adds its sub-command and sets ``func(args) -> int``.
 COMMANDS = ("scan", "inspect", "convert", "serve", "samples", "encode")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sd_embeddings",
-                                     description="Scan, inspect, convert and try Textual Inversion embeddings.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every file as it is read")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = Parser(prog="python -m sd_embeddings",
+                    description="Scan, inspect, convert and try Textual Inversion embeddings.")
+    parser.add_argument("--version", action="version", version=f"sd-embeddings {__version__}")
+    add_verbose(parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"sd_embeddings.cli.{name}").register(subparsers)
+    for sub in subparsers.choices.values():
+        add_verbose(sub, default=argparse.SUPPRESS)
     return parser
 
 
@@ -30,13 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return 2
+        return USAGE_ERROR
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:  # a bug: one line for the user, the traceback with -v
+        logger.info("%s failed", args.command, exc_info=True)
+        hint = "" if args.verbose else " (run with -v for the details)"
+        print(f"error: {args.command}: {type(e).__name__}: {e}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

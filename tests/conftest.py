@@ -15,6 +15,7 @@ for extra in (ROOT, ROOT / "tests"):
 
 @pytest.fixture
 def shallow_models(monkeypatch, tmp_path):
-    """One-layer text encoders with the real widths (fast), and a hash cache inside the test's tmp_path."""
-    monkeypatch.setenv("SD_EMBEDDINGS_ENCODER_LAYERS", "1")
+    """One-layer random-weight text encoders with the real widths (the tests-only switch: reports without a model
+    then run them), and a hash cache inside the test's tmp_path."""
+    monkeypatch.setenv("SD_EMBEDDINGS_TEST_RANDOM_ENCODERS", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

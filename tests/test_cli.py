@@ -107,3 +107,105 @@ def test_convert_round_trip_and_no_overwrite(tmp_path):
     to_png = cli("convert", str(out / "legacy.safetensors"), "--to", "png-pixels", "--out", str(tmp_path / "png"),
                  home=tmp_path)
     assert to_png.returncode == 0 and torch.allclose(formats.decode_file(tmp_path / "png" / "legacy.png").vec, vec)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_version(tmp_path):
+    from sd_embeddings import __version__
+
+    result = cli("--version", home=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"sd-embeddings {__version__}"
+
+
+def test_verbose_after_the_sub_command_logs_every_file(mixed, tmp_path):
+    for args in (("scan", "-v", str(mixed)), ("-v", "scan", str(mixed))):
+        result = cli(*args, home=tmp_path)
+        assert result.returncode == 1
+        read = [line for line in result.stderr.splitlines() if line.startswith("INFO Read ")]
+        assert len(read) == 6, result.stderr
+        assert any("EasyNegative.pt: loaded" in line for line in read)
+    quiet = cli("scan", str(mixed), home=tmp_path)
+    assert "INFO" not in quiet.stderr
+
+
+def test_inspect_says_nan_not_zero(tmp_path):
+    vec = vectors(3)
+    vec[1] = float("nan")
+    vec[2] = 0
+    write_safetensors(tmp_path / "nan.safetensors", {"emb_params": vec})
+    result = cli("inspect", str(tmp_path / "nan.safetensors"), home=tmp_path)
+    assert "NaN/Inf vectors 1, zero 1" in result.stdout
+    assert "NaN/Inf, 0" in result.stdout  # the norms: row 1 is NaN, row 2 is zero
+    report = json.loads(cli("inspect", str(tmp_path / "nan.safetensors"), "--json", home=tmp_path).stdout)
+    (tensor,) = report["tensors"]
+    assert (tensor["nan_inf_vectors"], tensor["zero_vectors"]) == (1, 1) and tensor["norms"][1] is None
+
+
+def test_inspect_and_scan_give_an_empty_file_the_same_reason(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    inspected = json.loads(cli("inspect", str(tmp_path / "empty.pt"), "--json", home=tmp_path).stdout)
+    (scanned,) = json.loads(cli("scan", str(tmp_path), "--json", home=tmp_path).stdout)
+    assert inspected["reason"] == scanned["reason"] and inspected["reason"].startswith("empty file (0 bytes)")
+    assert inspected["status"] == scanned["status"] == "not-an-embedding"
+
+
+def test_samples_into_a_file_is_one_line(tmp_path):
+    (tmp_path / "some-file.pt").write_bytes(b"x")
+    result = cli("samples", str(tmp_path / "some-file.pt"), home=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "some-file.pt is a file, not a folder" in one_line_error(result)
+
+
+@pytest.fixture
+def serve_calls(monkeypatch):
+    """``serve`` runs in-process with the server itself replaced by a recorder, so a wrongly accepted start
+    returns at once instead of serving forever; everything before it (checks, binding, the URL line) is real."""
+    pytest.importorskip("gradio")
+    from sd_embeddings import app
+
+    calls = []
+    monkeypatch.setattr(app, "serve", lambda *args, **kwargs: calls.append((args, kwargs)))
+    return calls
+
+
+def test_serve_a_file_is_one_line_before_any_url(tmp_path, capsys, serve_calls):
+    from sd_embeddings.__main__ import main
+
+    (tmp_path / "some-file.pt").write_bytes(b"x")
+    assert main(["serve", str(tmp_path / "some-file.pt"), "--port", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and serve_calls == []
+    assert len(err.strip().splitlines()) == 1 and "some-file.pt is a file, not a folder" in err
+
+
+def test_serve_on_a_busy_port_says_which_port_to_try(tmp_path, capsys, serve_calls):
+    import socket
+
+    from sd_embeddings.__main__ import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        code = main(["serve", str(tmp_path / "emb"), "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert code != 0 and out == "" and serve_calls == []
+    assert len(err.strip().splitlines()) == 1 and f"port {port} is in use on 127.0.0.1; try --port " in err
+    suggested = int(err.split("--port ")[1].split()[0])
+    with socket.socket() as check:
+        check.bind(("127.0.0.1", suggested))  # the suggested port is free
+
+
+def test_serve_prints_the_url_after_binding(tmp_path, capsys, serve_calls):
+    from sd_embeddings.__main__ import main
+
+    assert main(["serve", str(tmp_path / "emb"), "--port", "0"]) == 0
+    out, _ = capsys.readouterr()
+    ((_, kwargs),) = serve_calls
+    assert kwargs["port"] > 0 and out.startswith(f"Textual Inversion tab: http://127.0.0.1:{kwargs['port']}/")
+    assert kwargs["sock"].fileno() == -1  # handed to the server, closed when it stops

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -17,7 +18,10 @@ from typing import Any
 from ..library import Library
 from ..library.hashing import HashCache, default_cache_path
 from ..records import Entry, Family, Status
+from .arguments import family_arg
 from .progress import progress_bar
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description="List every embedding file under the folders (sub-folders too).")
     parser.add_argument("folders", nargs="*", default=["embeddings"], metavar="DIR",
                         help="folders to scan (default: embeddings)")
-    parser.add_argument("--family", type=Family.parse, metavar="sd1|sd2|sdxl",
+    parser.add_argument("--family", type=family_arg, metavar="sd1|sd2|sdxl",
                         help="active model family: other families are listed as incompatible")
     parser.add_argument("--json", action="store_true", help="print a JSON array (summary on stderr)")
     parser.add_argument("--hashes", action="store_true", help="compute every sha256 now (cached for next time)")
@@ -46,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if library is None:
         return 2
     library.refresh(progress=progress_bar("Scanning"))
+    for entry in library.entries:  # -v: every file read, good ones too (problems are also logged as warnings)
+        logger.info("Read %s: %s%s", entry.path, entry.status.value, f" ({entry.reason})" if entry.reason else "")
     if args.hashes or args.json:
         if args.hashes:
             library.hash_all(progress=progress_bar("Hashing"))

@@ -5,8 +5,9 @@ standalone page show exactly this)::
 
     {
       "family": "sd1" | "sd2" | "sdxl",
-      "model": str | None,            # the local model path, None = real configuration with random weights
-      "random_weights": bool,         # True: shape and code path are real, values are not
+      "model": str | None,            # the local model path; None: no encoder is run (no checksum)
+      "encoded": bool,                # whether a text encoder ran (checksums are numbers only then)
+      "random_weights": bool,         # tests only: a random-weight encoder ran (shapes real, values not)
       "positive": PROMPT, "negative": PROMPT,
       "embeddings": [EMBEDDING, ...], # both prompts, positive first
       "warnings": [WARNING, ...],     # both prompts
@@ -21,7 +22,7 @@ standalone page show exactly this)::
       "embeddings": [EMBEDDING, ...], "warnings": [WARNING, ...],
       "shape": [1, 77 * chunks, width],       # width 768 / 1024 / 2048
       "pooled_shape": [1, 1280] | None,       # SDXL only
-      "checksum": float | None,               # sum of the conditioning; None when conditioning=False
+      "checksum": float | None,               # sum of |conditioning|; None without a model or when NaN/Inf
       "extra_networks": [str, ...],           # <lora:name:0.8>-style tags removed (positive prompt only)
       "parts": [PART, ...],                   # every distinct text the encoder sees, in order
     }
@@ -39,18 +40,21 @@ edited parts are found there). The negative prompt is only expanded (no tags, no
 ``chunks``, ``shape``, ``pooled_shape`` and ``checksum`` are those of its first part (the whole prompt when it uses
 none of this syntax); ``token_count`` is the largest part's (the WebUI's counter); ``embeddings`` and ``warnings``
 cover every part. ``sdxl_clip_l_skip=True`` applies ``clip_skip`` to SDXL's CLIP-L too (the WebUI option).
-    WARNING = {"kind": "incompatible" | "failed" | "near-miss" | "too-long", "word", "message", "prompt"}
+    WARNING = {"kind": "incompatible" | "failed" | "near-miss" | "too-long" | "not-finite", "word", "message",
+               "prompt"}
 
 Chunk ``tokens`` are the ids fed to the encoder: start id, body, end-id padding, end id; embedding rows hold the
 placeholder id 0 and are replaced by the file's vectors. Text models are cached per (family, model path).
+Without a model nothing is encoded (no torch, no transformers): everything above but the checksums is reported.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ChangedFileError
 from ..library import Library
@@ -61,17 +65,20 @@ from ..prompt.diagnostics import warnings_for
 from ..prompt.tokenizer import Tokenizer, for_model
 from ..records import Family
 from . import text_encoders
-from .conditioning import Conditioning, encode
+
+if TYPE_CHECKING:
+    from .conditioning import Conditioning
 
 logger = logging.getLogger(__name__)
 
-TEST_LAYERS_ENV = "SD_EMBEDDINGS_ENCODER_LAYERS"
-"""Set to a small number to build shallow random-weight encoders (tests, quick demos); real widths are kept."""
+TEST_RANDOM_ENCODERS_ENV = "SD_EMBEDDINGS_TEST_RANDOM_ENCODERS"
+"""Tests only, never a user setting: a layer count N makes a report without a model run random-weight encoders of
+the family's real widths and N layers, so the encoding code path is exercised without a checkpoint."""
 
 
-def _random_layers() -> int | None:
-    value = os.environ.get(TEST_LAYERS_ENV, "").strip()
-    return int(value) if value else None
+def _test_encoders(family: Family) -> text_encoders.TextEncoders | None:
+    value = os.environ.get(TEST_RANDOM_ENCODERS_ENV, "").strip()
+    return text_encoders.encoders_for(family, None, int(value)) if value else None
 
 
 def pick_family(library: Library, family: Family | None, model: str | None) -> Family:
@@ -105,20 +112,27 @@ def _report(library: Library, positive: str, negative: str, family: Family | Non
             tokenizer: Tokenizer | None, conditioning: bool, *, clip_skip: int, emphasis: str,
             options: ChunkOptions | None, steps: int, sdxl_clip_l_skip: bool) -> dict[str, Any]:
     family = pick_family(library, family, model)
-    steps = max(1, int(steps))
+    text_encoders.check_clip_skip(family, clip_skip)
+    if steps < 1:
+        raise ValueError(f"steps {steps} is out of range: use 1 or more")
     tokenizer = tokenizer or for_model(model)
     options = options or ChunkOptions(parse_attention=emphasis != "None")
     indexes = indexes_for(library, tokenizer, family)
-    encoders = text_encoders.encoders_for(family, model, _random_layers()) if conditioning else None
-    report: dict[str, Any] = {"family": family.value, "model": model,
-                              "random_weights": encoders.random_weights if encoders else model is None,
-                              "steps": steps}
+    encoders = None
+    if conditioning:
+        encoders = text_encoders.encoders_for(family, model) if model else _test_encoders(family)
+    report: dict[str, Any] = {"family": family.value, "model": model, "encoded": encoders is not None,
+                              "random_weights": bool(encoders and encoders.random_weights), "steps": steps}
     used = []
 
     def one_text(name: str, text: str) -> dict[str, Any]:
         tokens = tokenize_prompt(text, tokenizer, indexes, options)
-        cond = encode(tokens, encoders, library.load, eos_id=tokenizer.eos_id, clip_skip=clip_skip,
-                      emphasis=emphasis, sdxl_clip_l_skip=sdxl_clip_l_skip) if encoders else None
+        cond = None
+        if encoders:
+            from .conditioning import encode  # torch: only when an encoder runs
+
+            cond = encode(tokens, encoders, library.load, eos_id=tokenizer.eos_id, clip_skip=clip_skip,
+                          emphasis=emphasis, sdxl_clip_l_skip=sdxl_clip_l_skip)
         used.extend(placement.entry for placement in tokens.placements)
         return prompt_report(name, tokens, cond, family, library)
 
@@ -156,6 +170,7 @@ def syntax_report(name: str, text: str, steps: int,
 
 def prompt_report(name: str, tokens: PromptTokens, cond: Conditioning | None, family: Family,
                   library: Library) -> dict[str, Any]:
+    """One text's report; a NaN/Inf conditioning gets a null checksum and a warning (JSON has no NaN)."""
     width = sum(spec.width for spec in text_encoders.SPECS[family])
     chunks = [{"tokens": chunk.tokens, "weights": [round(w, 6) for w in chunk.weights],
                "token_count": chunk.token_count} for chunk in tokens.chunks]
@@ -165,6 +180,13 @@ def prompt_report(name: str, tokens: PromptTokens, cond: Conditioning | None, fa
                            "weight": round(p.weight, 6), "prompt": name, "chunk": p.chunk,
                            "position": p.offset + 1})
     warnings = [dict(w.as_dict(), prompt=name) for w in warnings_for(tokens, library, family)]
+    checksum = cond.checksum() if cond else None
+    if checksum is not None and not math.isfinite(checksum):
+        checksum = None
+        used = ", ".join(sorted({p.entry.keyword for p in tokens.placements})) or "none"
+        warnings.append({"kind": "not-finite", "word": "", "prompt": name,
+                         "message": f"The conditioning contains NaN or infinite values (embeddings used: {used}); "
+                                    "the WebUI would draw noise or black. Check the files with `inspect`."})
     return {
         "text": tokens.text,
         "token_count": tokens.token_count,
@@ -175,5 +197,5 @@ def prompt_report(name: str, tokens: PromptTokens, cond: Conditioning | None, fa
         "shape": cond.shape if cond else [1, 77 * len(tokens.chunks), width],
         "pooled_shape": list(cond.pooled.shape) if cond and cond.pooled is not None
         else ([1, 1280] if family is Family.SDXL else None),
-        "checksum": cond.checksum() if cond else None,
+        "checksum": checksum,
     }

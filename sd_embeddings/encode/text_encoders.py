@@ -1,8 +1,8 @@
 """The CLIP text encoders of each model family: layer choices, random-weight stand-ins, loading real weights.
 
 Real weights come only from local paths (a diffusers folder, a text-encoder folder, or a single-file
-``.safetensors`` checkpoint); nothing is downloaded. Without a path, encoders with the family's real
-configuration and seeded random weights are built, so shapes and the code path are real but values are not.
+``.safetensors`` checkpoint); nothing is downloaded. Encoders with the family's real configuration and seeded
+random weights exist for tests only (values from random weights mean nothing to a user).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from ..records import Family
 
@@ -71,6 +69,19 @@ class TextEncoders:
         return sum(spec.width for spec, _ in self.encoders)
 
 
+def clip_skip_limit(family: Family) -> int:
+    """The largest CLIP skip: the layer count of the encoder it applies to (CLIP-L: 12, as the WebUI's slider)."""
+    return max((spec.layers for spec in SPECS[family] if spec.clip_skip or spec.clip_skip_option), default=12)
+
+
+def check_clip_skip(family: Family, clip_skip: int) -> None:
+    limit = clip_skip_limit(family)
+    if not 1 <= clip_skip <= limit:
+        note = " (SD2 ignores it, as the WebUI does)" if family is Family.SD2 else \
+            f" (its CLIP-L text encoder has {limit} layers; 1 = the last one)"
+        raise ValueError(f"clip skip {clip_skip} is out of range for {family.long_label}: use 1 to {limit}{note}")
+
+
 def config_for(spec: EncoderSpec, layers: int | None = None) -> Any:
     from transformers import CLIPTextConfig
 
@@ -82,6 +93,7 @@ def config_for(spec: EncoderSpec, layers: int | None = None) -> Any:
 
 def random_encoders(family: Family, layers: int | None = None, seed: int = SEED) -> TextEncoders:
     """The family's encoders with real widths and seeded random weights; ``layers`` shrinks the depth (tests)."""
+    import torch
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     encoders = []
@@ -137,9 +149,22 @@ _CACHE: dict[tuple[Family, str | None, int | None], TextEncoders] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def loaded(model: str | os.PathLike) -> TextEncoders | None:
+    """The encoders already loaded from ``model`` (any family), or None: callers say "loading..." only then."""
+    path = os.path.abspath(model)
+    with _CACHE_LOCK:
+        return next((encoders for key, encoders in _CACHE.items() if key[1] == path), None)
+
+
 def encoders_for(family: Family | None, model: str | os.PathLike | None = None,
                  layers: int | None = None) -> TextEncoders:
-    """Cached per (family, model path, depth): the first call builds or loads, later calls are free."""
+    """Cached per (family, model path, depth): the first call builds or loads, later calls are free.
+
+    Without ``model`` this builds random-weight encoders: tests only (``encoding`` never does it for users)."""
+    if model:
+        found = loaded(model)
+        if found is not None and family in (None, found.family):
+            return found
     key = (family, os.path.abspath(model) if model else None, layers if model is None else None)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
