@@ -209,3 +209,15 @@ def test_serve_prints_the_url_after_binding(tmp_path, capsys, serve_calls):
     ((_, kwargs),) = serve_calls
     assert kwargs["port"] > 0 and out.startswith(f"Textual Inversion tab: http://127.0.0.1:{kwargs['port']}/")
     assert kwargs["sock"].fileno() == -1  # handed to the server, closed when it stops
+
+
+def test_cache_dir_env_moves_the_scan_cache(mixed, tmp_path):
+    moved = tmp_path / "elsewhere"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "xdg"),
+           "SD_EMBEDDINGS_CACHE_DIR": str(moved)}
+    result = subprocess.run([sys.executable, "-m", "sd_embeddings", "scan", str(mixed), "--json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1
+    cached = json.loads((moved / "hashes.json").read_text())["files"]
+    assert str(mixed / "EasyNegative.pt") in cached
+    assert not (tmp_path / "xdg" / "sd-embeddings").exists()

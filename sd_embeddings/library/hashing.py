@@ -20,7 +20,13 @@ from .bulk import gc_paused
 logger = logging.getLogger(__name__)
 
 
+CACHE_DIR_ENV = "SD_EMBEDDINGS_CACHE_DIR"
+
+
 def default_cache_path() -> Path:
+    """The CLI's cache: ``$SD_EMBEDDINGS_CACHE_DIR/hashes.json``, else ``$XDG_CACHE_HOME`` or ``~/.cache``."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV]) / "hashes.json"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "sd-embeddings" / "hashes.json"
 
