@@ -21,39 +21,50 @@ import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from ..errors import CorruptFileError, NotAnEmbeddingError, UnsupportedFileError
+from . import png_chunks
 
 TEXT_CHUNK_KEY = "sd-ti-embedding"
-MAX_PIXELS = 40_000_000
-MAX_JSON_BYTES = 64 * 1024 * 1024
+MAX_SEARCH_PIXELS = 8_000_000
+"""Pictures up to this size are searched for data hidden in their pixels (the WebUI's cards are about 1 MP).
+Checked from the header before decoding: decoding costs up to ~11 bytes per pixel here (Pillow's copy, the RGB
+array, the nibbles), so this keeps one picture under ~100 MB. Pillow's own ``MAX_IMAGE_PIXELS`` is a process-wide
+setting the WebUI may change or disable, so it is not relied on."""
+MAX_JSON_BYTES = 16 * 1024 * 1024
+"""Embedding JSON larger than this is refused before parsing (75 SDXL vectors, the most a prompt chunk holds,
+take about 3 MB as the WebUI writes them)."""
+MAX_JSON_VALUES = 1_000_000
+MAX_JSON_CONTAINERS = 100_000
+MAX_JSON_STRINGS = 10_000
+"""Counted in the raw bytes before parsing: Python objects cost 8 to 30 times the characters that spell them
+(``[],`` is a 64-byte list), so the counts, not the length alone, bound the parse's memory."""
 _LCG_A, _LCG_C, _LCG_M = 1664525, 1013904223, 2**32
 _lcg_cache = np.zeros(0, dtype=np.uint8)
 
 
 def _lcg_stream(count: int) -> np.ndarray:
-    """First ``count`` values of the WebUI's LCG (``seed % 255``, seed starting at 0), computed in vector blocks."""
+    """First ``count`` values of the WebUI's LCG (``seed % 255``, seed starting at 0), computed in vector blocks
+    written straight into the uint8 result (one byte per value, never a full-length 64-bit array)."""
     global _lcg_cache
-    if _lcg_cache.size < count:
-        block = 4096
-        seeds = np.zeros(block, dtype=np.uint64)
-        seed = 0
-        for i in range(block):
-            seed = (_LCG_A * seed + _LCG_C) % _LCG_M
-            seeds[i] = seed
-        # jump a whole block ahead at once: s[i + block] = A_block * s[i] + C_block (mod 2**32)
-        a_block, c_block = 1, 0
-        for _ in range(block):
-            a_block, c_block = (_LCG_A * a_block) % _LCG_M, (_LCG_A * c_block + _LCG_C) % _LCG_M
-        parts, current = [seeds], seeds
-        total = block
-        while total < count:
+    if _lcg_cache.size >= count:
+        return _lcg_cache[:count]
+    block = 4096
+    current = np.zeros(block, dtype=np.uint64)
+    seed = 0
+    for i in range(block):
+        seed = (_LCG_A * seed + _LCG_C) % _LCG_M
+        current[i] = seed
+    # jump a whole block ahead at once: s[i + block] = A_block * s[i] + C_block (mod 2**32)
+    a_block, c_block = 1, 0
+    for _ in range(block):
+        a_block, c_block = (_LCG_A * a_block) % _LCG_M, (_LCG_A * c_block + _LCG_C) % _LCG_M
+    stream = np.empty(-(-count // block) * block, dtype=np.uint8)
+    for start in range(0, stream.size, block):
+        if start:
             current = (current * np.uint64(a_block) + np.uint64(c_block)) % np.uint64(_LCG_M)
-            parts.append(current)
-            total += block
-        stream = (np.concatenate(parts) % np.uint64(255)).astype(np.uint8)
-        if stream.size > _lcg_cache.size:  # another thread may have grown it meanwhile: never shrink it
-            _lcg_cache = stream
-        return stream[:count]
-    return _lcg_cache[:count]
+        stream[start: start + block] = current % np.uint64(255)
+    if stream.size > _lcg_cache.size:  # another thread may have grown it meanwhile: never shrink it
+        _lcg_cache = stream
+    return stream[:count]
 
 
 def _xor_block(block: np.ndarray) -> np.ndarray:
@@ -83,6 +94,7 @@ def _tensor_json(data: dict) -> str:
 
 
 def _decode_json(raw: bytes, path: str, what: str) -> dict:
+    _check_json_size(raw, path, what)
     try:
         data = json.loads(raw.decode("utf-8"), cls=_TensorDecoder)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, RecursionError) as e:
@@ -92,12 +104,30 @@ def _decode_json(raw: bytes, path: str, what: str) -> dict:
     return data
 
 
+def _check_json_size(raw: bytes, path: str, what: str) -> None:
+    """Refuse JSON whose parse would cost too much memory, from counts taken on the bytes (no parsing)."""
+    counts = {"bytes": (len(raw), MAX_JSON_BYTES), "values": (raw.count(b","), MAX_JSON_VALUES),
+              "lists and objects": (raw.count(b"[") + raw.count(b"{"), MAX_JSON_CONTAINERS),
+              "strings": (raw.count(b'"') // 2, MAX_JSON_STRINGS)}
+    for name, (found, limit) in counts.items():
+        if found > limit:
+            raise CorruptFileError(path, f"{what} holds {found:,} {name}, more than an embedding "
+                                         f"({limit:,}); refused")
+
+
 def decode_text_chunk(text: str, path: str) -> dict:
+    if len(text) > MAX_TEXT_CHARS:
+        raise CorruptFileError(path, f"the sd-ti-embedding text chunk is larger than {MAX_JSON_BYTES // 2**20} MB "
+                                     "of embedding JSON (refused)")
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=False)
     except (binascii.Error, UnicodeEncodeError, ValueError) as e:
         raise CorruptFileError(path, "the sd-ti-embedding text chunk is not base64") from e
     return _decode_json(raw, path, "the sd-ti-embedding text chunk")
+
+
+MAX_TEXT_CHARS = MAX_JSON_BYTES * 4 // 3 + 4
+"""The base64 text of the largest JSON accepted."""
 
 
 def _crop_black(pixels: np.ndarray) -> np.ndarray:
@@ -110,9 +140,9 @@ def _crop_black(pixels: np.ndarray) -> np.ndarray:
     return pixels[r0:r1, c0:c1]
 
 
-def decode_pixels(image: Image.Image, path: str) -> dict | None:
-    """Data hidden in the pixels, or None when the image carries none (a plain picture)."""
-    nibbles = _crop_black(np.asarray(image.convert("RGB"), dtype=np.uint8)) & 0x0F
+def decode_pixels(pixels: np.ndarray, path: str) -> dict | None:
+    """Data hidden in an RGB pixel array, or None when the image carries none (a plain picture)."""
+    nibbles = _crop_black(pixels) & 0x0F
     black = np.where(nibbles.sum(axis=(0, 2)) == 0)[0]
     if black.size < 2:
         return None
@@ -126,7 +156,7 @@ def decode_pixels(image: Image.Image, path: str) -> dict | None:
     except zlib.error:
         return None
     if inflater.unconsumed_tail:
-        raise CorruptFileError(path, "embedded pixel data expands beyond 64 MB (refused)")
+        raise CorruptFileError(path, f"embedded pixel data expands beyond {MAX_JSON_BYTES // 2**20} MB (refused)")
     if not inflater.eof:
         return None
     return _decode_json(raw, path, "the data hidden in the pixels")
@@ -144,33 +174,50 @@ def _load_plugin(path: str) -> None:
 
 
 def open_image(raw: bytes, path: str) -> Image.Image:
+    """The picture, opened lazily (header only) and refused when it declares more than ``MAX_SEARCH_PIXELS``."""
     _load_plugin(path)
     try:
         image = Image.open(io.BytesIO(raw))
     except Image.DecompressionBombError as e:
-        raise CorruptFileError(path, "image is too large (decompression bomb refused)") from e
+        raise NotAnEmbeddingError(path, "plain image, too large to search for embedding data "
+                                        "(decompression bomb guard)") from e
     except Exception as e:
         lowered = path.lower()
         if lowered.endswith((".avif", ".jxl")):
             plugin = "pillow-avif-plugin" if lowered.endswith(".avif") else "pillow-jxl-plugin"
             raise UnsupportedFileError(path, f"reading this image needs the {plugin} package") from e
         raise CorruptFileError(path, f"not a readable image ({type(e).__name__})") from e
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise CorruptFileError(path, f"image is {width}x{height}; too large to hold an embedding (refused)")
+    _check_pixels(image.width, image.height, path)
     return image
 
 
-def decode_image(raw: bytes, path: str) -> dict:
-    """The embedding dict inside an image: the text chunk first, then the pixels."""
+def _check_pixels(width: int, height: int, path: str) -> None:
+    if width * height > MAX_SEARCH_PIXELS:
+        raise NotAnEmbeddingError(path, f"plain image of {width}x{height} pixels, too large to search for "
+                                        "embedding data (decompression bomb guard)")
+
+
+def _rgb_pixels(raw: bytes, path: str) -> np.ndarray:
+    """The RGB pixels as an array; Pillow's own copies are released before this returns."""
     image = open_image(raw, path)
-    text = image.info.get(TEXT_CHUNK_KEY)
-    try:
-        if text is None and image.format == "PNG":
-            text = getattr(image, "text", {}).get(TEXT_CHUNK_KEY)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def decode_image(raw: bytes, path: str) -> dict:
+    """The embedding dict inside an image: the text chunk first, then the pixels. Sizes are checked from the
+    headers before anything is inflated or decoded."""
+    if raw.startswith(png_chunks.SIGNATURE):
+        png = png_chunks.read_png(raw, path)
+        text = png_chunks.text_value(raw, png, TEXT_CHUNK_KEY, MAX_TEXT_CHARS, path)
         if text is not None:
-            return decode_text_chunk(str(text), path)
-        data = decode_pixels(image, path)
+            return decode_text_chunk(text, path)
+        _check_pixels(png.width, png.height, path)
+        if png.has_ancillary:  # Pillow would parse (and keep) every text chunk; the pixels need none of them
+            raw = png_chunks.pixels_only(raw, png)
+    try:
+        data = decode_pixels(_rgb_pixels(raw, path), path)
     except (OSError, SyntaxError, ValueError) as e:
         raise CorruptFileError(path, f"image data is damaged ({type(e).__name__}: {str(e)[:60]})") from e
     if data is None:

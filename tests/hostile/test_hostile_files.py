@@ -96,7 +96,7 @@ def test_hostile_tensor_values(folder: Folder) -> None:
     assert entry.status is Status.CORRUPT and "NaN" in entry.reason
 
 
-def _pixel_png(payload: bytes, height: int = 8) -> bytes:
+def pixel_png(payload: bytes, height: int = 8) -> bytes:
     """Bytes hidden in pixels exactly as the WebUI encodes them (nibbles XOR-ed with its LCG)."""
     data = np.frombuffer(payload, np.uint8)
     size = data.size + (height - data.size % height)
@@ -132,7 +132,7 @@ def test_hostile_images(folder: Folder) -> None:
                           "not valid embedding JSON"),
         "ragged_tensor.png": (png(text_chunks={"sd-ti-embedding": ti_chunk({"string_to_param": {
             "*": {"TORCHTENSOR": [[1.0], [1.0, 2.0]]}}})}), "not valid embedding JSON"),
-        "pixel_inflate.png": (_pixel_png(bomb_inflate, height=64), "expands beyond 64 MB"),
+        "pixel_inflate.png": (pixel_png(bomb_inflate, height=64), "expands beyond 16 MB"),
         "truncated.png": (good[: len(good) // 2], "image"),
         "fake_png.png": (b"\x89PNG\r\n\x1a\n" + os.urandom(200), "readable image"),
     }
