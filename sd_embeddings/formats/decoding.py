@@ -283,7 +283,7 @@ def _scan_file(path: str, size: int) -> Header:
         head = handle.read(min(size, SCAN_READ_BYTES) if size <= MAX_EMBEDDING_BYTES else 64 * 1024)
     kind = sniff(head, format_of(path) or "unknown")
     if kind == "safetensors":
-        return header_only(head if len(head) >= size else _read_head(path, head), size, path)
+        return header_only(head if len(head) >= size else _read_head(path, head, size), size, path)
     if size > MAX_EMBEDDING_BYTES:
         raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
                                         "(checkpoints and LoRAs belong in their own folders)")
@@ -295,9 +295,9 @@ def _scan_file(path: str, size: int) -> Header:
     return header_of(decode(raw, path))
 
 
-def _read_head(path: str, head: bytes) -> bytes:
-    """Enough of a safetensors file to hold its whole header."""
-    length = safetensors_file.header_length(head, max(len(head), 8), path) if len(head) >= 8 else 0
+def _read_head(path: str, head: bytes, size: int) -> bytes:
+    """Enough of a safetensors file to hold its whole header (checked against the whole file's size)."""
+    length = safetensors_file.header_length(head, size, path) if len(head) >= 8 else 0
     if 8 + length <= len(head):
         return head
     with open(path, "rb") as handle:

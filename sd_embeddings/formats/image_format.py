@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from ..errors import CorruptFileError, NotAnEmbeddingError, UnsupportedFileError
-from . import png_chunks
+from . import json_limits, png_chunks
 
 TEXT_CHUNK_KEY = "sd-ti-embedding"
 MAX_SEARCH_PIXELS = 8_000_000
@@ -32,11 +32,7 @@ setting the WebUI may change or disable, so it is not relied on."""
 MAX_JSON_BYTES = 16 * 1024 * 1024
 """Embedding JSON larger than this is refused before parsing (75 SDXL vectors, the most a prompt chunk holds,
 take about 3 MB as the WebUI writes them)."""
-MAX_JSON_VALUES = 1_000_000
-MAX_JSON_CONTAINERS = 100_000
-MAX_JSON_STRINGS = 10_000
-"""Counted in the raw bytes before parsing: Python objects cost 8 to 30 times the characters that spell them
-(``[],`` is a 64-byte list), so the counts, not the length alone, bound the parse's memory."""
+JSON_LIMITS = json_limits.JsonLimits(size=MAX_JSON_BYTES, values=1_000_000, containers=100_000, strings=10_000)
 _LCG_A, _LCG_C, _LCG_M = 1664525, 1013904223, 2**32
 _lcg_cache = np.zeros(0, dtype=np.uint8)
 
@@ -94,7 +90,7 @@ def _tensor_json(data: dict) -> str:
 
 
 def _decode_json(raw: bytes, path: str, what: str) -> dict:
-    _check_json_size(raw, path, what)
+    json_limits.check(raw, JSON_LIMITS, path, what)
     try:
         data = json.loads(raw.decode("utf-8"), cls=_TensorDecoder)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError, RecursionError) as e:
@@ -102,17 +98,6 @@ def _decode_json(raw: bytes, path: str, what: str) -> dict:
     if not isinstance(data, dict):
         raise CorruptFileError(path, f"{what} does not hold an embedding object")
     return data
-
-
-def _check_json_size(raw: bytes, path: str, what: str) -> None:
-    """Refuse JSON whose parse would cost too much memory, from counts taken on the bytes (no parsing)."""
-    counts = {"bytes": (len(raw), MAX_JSON_BYTES), "values": (raw.count(b","), MAX_JSON_VALUES),
-              "lists and objects": (raw.count(b"[") + raw.count(b"{"), MAX_JSON_CONTAINERS),
-              "strings": (raw.count(b'"') // 2, MAX_JSON_STRINGS)}
-    for name, (found, limit) in counts.items():
-        if found > limit:
-            raise CorruptFileError(path, f"{what} holds {found:,} {name}, more than an embedding "
-                                         f"({limit:,}); refused")
 
 
 def decode_text_chunk(text: str, path: str) -> dict:

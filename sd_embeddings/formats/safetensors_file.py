@@ -13,8 +13,13 @@ import numpy as np
 import torch
 
 from ..errors import CorruptFileError, NotAnEmbeddingError
+from . import json_limits
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
+"""The format's own limit: a longer declared header is a damaged file."""
+HEADER_LIMITS = json_limits.JsonLimits(size=16 * 1024 * 1024, values=2_000_000, containers=200_000, strings=500_000)
+"""What we parse: an embedding's header is under 1 KB, a LoRA's a few MB (tensor list plus training metadata);
+within these counts a parse stays under ~120 MB. A larger header belongs to a model, not an embedding."""
 _DTYPES: dict[str, tuple[torch.dtype, int]] = {
     "F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2), "F64": (torch.float64, 8),
     "I64": (torch.int64, 8), "I32": (torch.int32, 4), "I16": (torch.int16, 2), "I8": (torch.int8, 1),
@@ -57,6 +62,9 @@ def header_length(prefix: bytes, file_size: int, path: str) -> int:
     (length,) = struct.unpack("<Q", prefix[:8])
     if length < 2 or length > MAX_HEADER_BYTES or 8 + length > file_size:
         raise CorruptFileError(path, f"safetensors header claims {length:,} bytes but the file has {file_size:,}")
+    if length > HEADER_LIMITS.size:
+        raise NotAnEmbeddingError(path, f"safetensors header of {length / 2**20:.0f} MB, far larger than an "
+                                        "embedding's (a model or LoRA?); not read")
     return length
 
 
@@ -65,8 +73,10 @@ def parse_header(raw: bytes, file_size: int, path: str) -> SafetensorsHeader:
     length = header_length(raw, file_size, path)
     if len(raw) < 8 + length:
         raise CorruptFileError(path, "safetensors header is truncated")
+    text = raw[8: 8 + length]
+    json_limits.check(text, HEADER_LIMITS, path, "the safetensors header")
     try:
-        document = json.loads(raw[8: 8 + length].decode("utf-8"))
+        document = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:  # deep nesting: RecursionError
         raise CorruptFileError(path, f"safetensors header is not valid JSON ({e.__class__.__name__})") from e
     if not isinstance(document, dict):
