@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from ..library import Library
+from ..library import Library, shown
 from ..library.hashing import HashCache, default_cache_path
 from ..records import Entry, Family, Status
 from .arguments import family_arg
@@ -68,13 +68,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:
+    """One file as JSON; every name goes through ``shown`` (a non-UTF-8 file name byte becomes U+FFFD), so the
+    output is valid UTF-8 JSON whatever the folder holds."""
     return {
-        "keyword": entry.keyword, "path": entry.relpath, "root": entry.root, "folder": entry.folder,
-        "format": entry.format, "layout": entry.header.layout if entry.header else None,
+        "keyword": shown(entry.keyword), "path": shown(entry.relpath), "root": shown(entry.root),
+        "folder": shown(entry.folder), "format": entry.format,
+        "layout": shown(entry.header.layout) if entry.header else None,
         "family": entry.family.value, "vectors": entry.vectors, "width": entry.width,
-        "status": entry.status.value, "reason": entry.reason, "sha256": entry.sha256, "size": entry.size,
-        "mtime": entry.mtime_ns / 1e9, "preview": entry.sidecars.preview,
-        "collides_with": [os.path.relpath(path, entry.root) for path in entry.collides_with],
+        "status": entry.status.value, "reason": shown(entry.reason), "sha256": entry.sha256, "size": entry.size,
+        "mtime": entry.mtime_ns / 1e9, "preview": shown(entry.sidecars.preview) if entry.sidecars.preview else None,
+        "collides_with": [shown(os.path.relpath(path, entry.root)) for path in entry.collides_with],
     }
 
 
@@ -83,9 +86,10 @@ def print_table(entries: tuple[Entry, ...]) -> None:
     for entry in entries:
         family = entry.family.label if entry.header else "-"
         vectors = str(entry.vectors) if entry.header else "-"
-        rows.append((entry.keyword, family, vectors, entry.status.value, entry.folder or ".",
-                     entry.reason or ("" if entry.keyword == os.path.splitext(entry.filename)[0]
-                                      else f"from {entry.filename}")))
+        note = entry.reason or ("" if entry.keyword == os.path.splitext(entry.filename)[0]
+                                else f"from {entry.filename}")
+        rows.append(tuple(shown(cell) for cell in (entry.keyword, family, vectors, entry.status.value,
+                                                   entry.folder or ".", note)))
     widths = [min(max(len(row[i]) for row in rows), 40) for i in range(5)]
     for row in rows:
         cells = [cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
