@@ -61,6 +61,7 @@ def unusable_entries(library: Library, family: Family | None = None) -> list[Ent
     """Entries whose keyword stays plain text although it names a file: incompatible winners and failed files."""
     usable_keys = {entry.keyword.casefold() for entry in usable_entries(library, family)}
     return [entry for entry in library.entries if entry.keyword.casefold() not in usable_keys
+            and not entry.is_plain_image  # a picture without embedding data names no embedding
             and (entry.status in (Status.INCOMPATIBLE, Status.LOADED)
                  or (entry.file_status or entry.status).is_problem)]
 
