@@ -3,9 +3,10 @@
 - ``SafeJSONResponse``: JSON whose text is always valid UTF-8 (lone surrogates from non-UTF-8 file names become
   U+FFFD, see ``names``); the routes' default response class.
 - ``GuardedRoute``: the routes' ``APIRoute`` class. An exception that escapes a handler becomes an answer here, on
-  our routes only (the host's other routes keep their own handling): disk errors say what happened (a name too
-  long 400, a read-only folder 409, a full disk 507), a bad embedding file 422 with its reason, anything else 500
-  with a one-line reason and a log line with the traceback (never a traceback in the body).
+  our routes only (the host's other routes keep their own handling): disk errors (the library's ``WriteError``,
+  or a bare ``OSError``) say what happened (a name too long 400, a read-only folder 403, a full disk 507), a bad
+  embedding file 422 with its reason, anything else 500 with a one-line reason and a log line with the traceback
+  (never a traceback in the body).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from ..errors import EmbeddingError
+from ..errors import EmbeddingError, WriteError
 from .names import shown
 
 logger = logging.getLogger(__name__)
@@ -31,15 +32,15 @@ logger = logging.getLogger(__name__)
 # errno -> (status, what happened); EACCES/EPERM: the folder (or file) cannot be written by this process
 DISK_ERRORS: dict[int, tuple[int, str]] = {
     errno.ENAMETOOLONG: (400, "file name too long for this file system"),
-    errno.EROFS: (409, "folder is read-only"),
-    errno.EACCES: (409, "folder is read-only (permission denied)"),
-    errno.EPERM: (409, "folder is read-only (operation not permitted)"),
+    errno.EROFS: (403, "folder is read-only"),
+    errno.EACCES: (403, "folder is read-only (permission denied)"),
+    errno.EPERM: (403, "folder is read-only (operation not permitted)"),
     errno.ENOSPC: (507, "disk full"),
     errno.EDQUOT: (507, "disk full (quota exceeded)"),
 }
-# typed errors of the library, by class name (errors.py may define them): the same answers as their errno
-TYPED_ERRORS: dict[str, int] = {"NameTooLongError": errno.ENAMETOOLONG, "ReadOnlyError": errno.EROFS,
-                                "ReadOnlyFolderError": errno.EROFS, "DiskFullError": errno.ENOSPC}
+# ``errors.WriteError.kind`` -> the errno whose answer it gets
+WRITE_KINDS: dict[str, int] = {"name-too-long": errno.ENAMETOOLONG, "read-only": errno.EROFS,
+                               "disk-full": errno.ENOSPC}
 
 
 class SafeJSONResponse(JSONResponse):
@@ -56,10 +57,12 @@ def _disk_error(error: BaseException) -> tuple[int, str] | None:
     """(status, reason) for a disk error anywhere in the exception's chain, else None."""
     seen = 0
     while error is not None and seen < 8:
-        code = TYPED_ERRORS.get(type(error).__name__) or (error.errno if isinstance(error, OSError) else None)
-        if code in DISK_ERRORS:
-            status, what = DISK_ERRORS[code]
-            name = getattr(error, "filename", None) or getattr(error, "path", None)
+        if isinstance(error, WriteError) and error.kind in WRITE_KINDS:
+            status = DISK_ERRORS[WRITE_KINDS[error.kind]][0]
+            return status, f"{error.reason}: {os.path.basename(error.path)}"
+        if isinstance(error, OSError) and error.errno in DISK_ERRORS:
+            status, what = DISK_ERRORS[error.errno]
+            name = error.filename
             return status, f"{what}: {os.path.basename(os.fsdecode(name))}" if name else what
         error, seen = error.__cause__ or error.__context__, seen + 1
     return None

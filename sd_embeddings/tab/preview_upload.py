@@ -4,8 +4,8 @@
 declared pixels, checked before decoding) and written again as a fresh PNG no larger than ``MAX_SIDE`` on either
 side; the uploaded bytes themselves are never stored. ``preview_target(entry) -> str``: ``x.preview.png`` beside
 the entry, refused when that folder resolves outside the embeddings folder or the name is taken by something
-that is not a plain file. ``write_atomic(path, data)``: temporary file in the same folder, then ``os.replace``
-(a link at ``path`` is replaced, never written through). Every refusal is a ``PreviewError``.
+that is not a plain file (the route then writes it with ``Library.save_preview``, the library's one atomic
+writer). Every refusal is a ``PreviewError``.
 
 Memory: a decoded picture takes up to 4 bytes per pixel, the conversion to RGB(A) another 4 and the PNG written
 back up to 4 more (noise does not compress), so ``MAX_PIXELS`` is the memory budget (``MEMORY_BUDGET``) over
@@ -20,7 +20,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -94,20 +93,3 @@ def preview_target(entry: Entry) -> str:
     if os.path.lexists(target) and not (os.path.islink(target) or os.path.isfile(target)):
         raise PreviewError(f"{os.path.basename(target)} exists and is not a file")
     return target
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".sdemb-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    logger.info("Wrote preview %s (%d bytes)", path, len(data))
-

@@ -125,7 +125,7 @@ def metadata_updates(body: dict) -> dict:
         else:
             try:
                 number = float(weight)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
                 number = math.nan
             if not math.isfinite(number) or abs(number) > 100:
                 raise HTTPException(status_code=400, detail="weight must be a number between -100 and 100")
@@ -236,8 +236,11 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
         guard.check_write(request, ("image/",))
         library = get_library()
         entry = _entry_for(library, id)
-        with preview_upload.upload_slot():
-            data = await _body(request, preview_upload.MAX_BYTES)
-            return await run_in_threadpool(store_preview, library, entry, data)
+        try:
+            with preview_upload.upload_slot():
+                data = await _body(request, preview_upload.MAX_BYTES)
+                return await run_in_threadpool(store_preview, library, entry, data)
+        except preview_upload.UploadBusy as e:
+            raise HTTPException(status_code=429, detail=str(e), headers={"Retry-After": "1"}) from e
 
     return router

@@ -7,7 +7,12 @@ is compared byte for byte after every request.
 from __future__ import annotations
 
 import io
+import json
 import os
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -143,3 +148,66 @@ def test_a_directory_in_the_way_is_refused(site: Site) -> None:
     site.before = site.snapshot()
     assert upload(site, site.card_id("good.pt"), picture()).status_code == 400
     assert (site.root / "good.preview.png").is_dir()
+
+
+def test_one_upload_at_a_time_another_is_told_to_retry(site: Site) -> None:
+    card = site.card_id("good.pt")
+    with preview_upload.upload_slot():  # an upload being decoded
+        busy = upload(site, card, picture(), "image/jpeg")
+        assert busy.status_code == 429 and "another preview upload" in busy.json()["detail"]
+        assert site.changed() == set()
+    assert upload(site, card, picture(), "image/jpeg").status_code == 200
+
+
+def solid_png(width: int, height: int) -> bytes:
+    """A valid, one-colour RGB PNG of any size, made row by row (a few hundred KB even at 7000x7000)."""
+    packer = zlib.compressobj(9)
+    row = b"\0" + b"\x80" * (width * 3)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+PEAK_CHILD = """
+import json, resource, sys
+sys.path[:0] = sys.argv[1].split(":")
+from test_hostile_http import Site
+from pathlib import Path
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+site = Site(Path(sys.argv[2]))
+card = site.card_id("good.pt")
+post = lambda data: site.post("/sd-embeddings/v1/preview", params={"id": card}, content=data,
+                              headers={"content-type": "image/png"}).status_code
+pictures = {name: Path(sys.argv[2], name).read_bytes() for name in ("small.png", "cap.png", "huge.png")}
+assert post(pictures["small.png"]) == 200  # warm up: imports, first decode
+base_peak, base_rss = peak_mb(), rss_mb()
+result = {"cap": [post(pictures["cap.png"]) for _ in range(3)], "huge": post(pictures["huge.png"])}
+result.update(peak_rise=peak_mb() - base_peak, held=rss_mb() - base_rss)
+print(json.dumps(result))
+"""
+
+
+def test_uploads_raise_peak_memory_by_less_than_200_mb(tmp_path: Path) -> None:
+    """Peak RSS of a fresh process around three uploads at the pixel cap and one 7000x7000 upload (a count of
+    bytes, measured in a child so this process's history does not hide it)."""
+    side = int(preview_upload.MAX_PIXELS ** 0.5)
+    for name, size in (("small.png", 64), ("cap.png", side), ("huge.png", 7000)):
+        (tmp_path / name).write_bytes(solid_png(size, size))
+    paths = ":".join(str(Path(__file__).parent.parent / part) for part in ("hostile", ""))
+    run = subprocess.run([sys.executable, "-c", PEAK_CHILD, paths, str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).parent.parent.parent)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["cap"] == [200, 200, 200] and result["huge"] == 400
+    assert result["peak_rise"] < 200, result
+    assert result["held"] < 100, result  # what a request decoded is given back
