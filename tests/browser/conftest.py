@@ -52,6 +52,9 @@ class Host:
             return e.code, e.read()
 
 
+HOST_START_CAP_S = 900
+
+
 def start_host(folder: Path, log: Path, family: str = "sd1") -> Host:
     port = free_port()
     handle = log.open("w")
@@ -59,7 +62,9 @@ def start_host(folder: Path, log: Path, family: str = "sd1") -> Host:
                                 "--family", family], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
                                env={**os.environ, "SD_EMBEDDINGS_ENCODER_LAYERS": "1"})
     host = Host(folder, f"http://127.0.0.1:{port}/", process, log)
-    deadline = time.monotonic() + 90
+    # Wait for the host as long as it is alive and starting: a loaded 2-core machine can take minutes to import
+    # torch and gradio. The cap only stops a host that hangs for ever; it is not a speed requirement.
+    deadline = time.monotonic() + HOST_START_CAP_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"host exited early:\n{log.read_text()}")
