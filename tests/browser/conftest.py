@@ -142,3 +142,19 @@ def host_factory(tmp_path: Path):
     yield factory
     for host in hosts:
         stop_host(host)
+
+
+@pytest.fixture
+def static_tab(browser):
+    """``static_tab(library, hold_cards=False, **shell_options) -> StaticTab`` (see ``static_tab.py``)."""
+    from static_tab import open_static
+
+    contexts = []
+
+    def opener(library, hold_cards: bool = False, **options):
+        contexts.append(browser.new_context(viewport={"width": 1280, "height": 900}))
+        return open_static(contexts[-1], library, hold_cards, **options)
+
+    yield opener
+    for context in contexts:
+        context.close()

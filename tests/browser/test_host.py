@@ -48,3 +48,30 @@ def test_empty_folder_explains_what_to_do(tmp_path, host_factory, open_page):
     page, _ = open_page(host_factory(folder))
     text = page.locator("#txt2img_textual_inversion_cards").inner_text()
     assert "No embeddings here yet" in text and str(folder) in text and ".safetensors" in text
+
+
+def choose_family(page, label: str) -> None:
+    page.click("#sdemb_family input")
+    page.locator(f"[data-testid=dropdown-option][aria-label='{label}']").click()
+
+
+def test_family_shown_after_a_reload_is_the_servers_and_encode_uses_it(tmp_path, host_factory, open_page):
+    page, watch = open_page(host_factory(build(tmp_path / "embeddings")))
+    choose_family(page, "SDXL")
+    page.wait_for_function("() => !document.querySelector('.card[data-name=\"big-xl\"]')"
+                           ".classList.contains('sdemb-unusable')", timeout=20_000)
+    page.reload()
+    page.wait_for_selector(".sdemb-pane[data-sdemb-init]", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#sdemb_family input').value === 'SDXL'", timeout=10_000)
+    assert "sdemb-unusable" not in card(page, "big-xl").get_attribute("class")
+    assert "model is SDXL" in card(page, "cat").inner_text()
+    page.fill("#txt2img_prompt textarea", "big-xl")
+    page.click("#sdemb_encode")
+    report = page.locator("#sdemb_report .sdemb-report")
+    report.wait_for(timeout=120_000)
+    assert "big-xl" in report.inner_text() and "2048" in report.inner_text()  # SDXL: 768 + 1280 per token
+    choose_family(page, "SD1.5")
+    page.wait_for_function("() => !document.querySelector('.card[data-name=\"cat\"]')"
+                           ".classList.contains('sdemb-unusable')", timeout=20_000)
+    assert "sdemb-unusable" in card(page, "big-xl").get_attribute("class")
+    assert watch.errors == []

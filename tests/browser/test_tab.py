@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -192,18 +193,44 @@ def test_preview_route_serves_previews_and_refuses_traversal(tab, tmp_path):
         assert status == 404, path
 
 
-def test_screenshots_light_and_dark(tmp_path, host_factory, open_page):
-    from sd_embeddings.cli.samples import write_samples
+CONTRAST = """el => {
+  const rgba = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const back = (node) => {
+    for (; node; node = node.parentElement) {
+      const c = rgba(getComputedStyle(node).backgroundColor);
+      if (c.length === 3 || c[3] > 0.5) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bg = back(el), fg = rgba(getComputedStyle(el).color), alpha = Number(getComputedStyle(el).opacity);
+  const mixed = fg.slice(0, 3).map((c, i) => c * alpha + bg[i] * (1 - alpha));
+  const lum = (c) => {
+    const l = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2];
+  };
+  const [a, b] = [lum(mixed), lum(bg)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
 
-    folder = build(tmp_path / "embeddings")
-    write_samples(folder)
-    host = host_factory(folder)
-    out_dirs = [ROOT / "test-artifacts", ROOT / "docs" / "screenshots"]
+
+def test_screenshots_light_and_dark(tmp_path, host_factory, open_page):
+    """The README pictures, from a realistic library. They go to test-artifacts/; with SDEMB_SCREENSHOTS=docs also
+    to docs/screenshots/ (look at them before committing). The folder chevrons must stand out (contrast >= 3)."""
+    from realistic_library import build_realistic
+
+    host = host_factory(build_realistic(tmp_path / "embeddings"))
+    out_dirs = [ROOT / "test-artifacts"] + ([ROOT / "docs" / "screenshots"]
+                                            if os.environ.get("SDEMB_SCREENSHOTS") == "docs" else [])
     for dark in (False, True):
         page, watch = open_page(host, dark=dark)
-        page.fill(POS, "a watercolor painting of a lighthouse, cat")
-        page.fill(NEG, "EasyNegative")
+        page.fill(POS, "a watercolor painting of a lighthouse at dusk, wtrcolor-style")
+        page.fill(NEG, "EasyNegative, bad-hands-5")
         page.locator("#txt2img_textual_inversion_problems summary").click()
+        page.locator('.card[data-name="kodak-portra-400"]').hover()
+        chevrons = page.locator(".sdemb-chevron")
+        assert chevrons.count() == 2  # negative/, styles/
+        assert chevrons.first.evaluate(CONTRAST) >= 3, "folder chevron too faint"
+        page.wait_for_function("() => [...document.querySelectorAll('img.sdemb-preview')].every(i => i.complete)")
         name = "tab-dark.png" if dark else "tab-light.png"
         for out in out_dirs:
             out.mkdir(parents=True, exist_ok=True)
