@@ -269,7 +269,7 @@ def _app_started(_demo: Any, app: Any) -> None:
 
     api_auth, page_auth = api.api_dependencies(app), api.page_dependencies(app)
     api.replace_core_route(app, database)
-    api.add_own_routes(app, database, api_auth or page_auth)
+    api.add_own_routes(app, ensure_scanned, api_auth or page_auth)  # every file, listed before a model loads
     try:
         from ..tab import routes as http_routes
 
