@@ -7,6 +7,7 @@ new, never the rows of one and the values of the other. No thread may raise.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -139,3 +140,26 @@ def test_encodes_see_old_or_new_never_half(tmp_path: Path) -> None:
     assert flip_entry.status is Status.LOADED
     check_version(library.load(flip_entry).vec, 1 + state["generation"] % 3)
     assert all(e.status is Status.LOADED for e in library.entries), [(e.relpath, e.reason) for e in library.entries]
+
+
+def test_metadata_writers_and_readers_never_see_half_a_file(tmp_path: Path) -> None:
+    """Two threads write ``x.json`` through the library's atomic writer while one reads it raw and one rescans:
+    every read is a whole JSON document written by one of the writers, and no temporary file is left."""
+    root = tmp_path / "embeddings"
+    write_safetensors(root / "x.safetensors", {"emb_params": version(1)})
+    library = Library([root], background_hashing=False)
+    library.refresh()
+    entry = library.get("x")
+    notes = {name: name * 20_000 for name in ("a", "b")}  # 20 KB each: a torn write would show
+
+    def writer(name: str) -> Callable[[], None]:
+        return lambda: library.save_user_metadata(entry, {"notes": notes[name]})
+
+    def reader() -> None:
+        path = root / "x.json"
+        if path.exists():
+            assert library.user_metadata(library.get("x") or entry).get("notes") in (*notes.values(), None)
+            assert json.loads(path.read_text(encoding="utf-8"))["notes"] in notes.values()
+
+    hammer({"write a": writer("a"), "write b": writer("b"), "read": reader, "refresh": library.refresh})
+    assert not [name for name in os.listdir(root) if name.endswith(".tmp")]
