@@ -4,8 +4,8 @@
 
 Writes N small SD1 safetensors files (10 % SDXL, 5 % with a preview, nested in sub-folders) into a temporary
 folder (or DIR, reused if it already holds them), starts the standalone host, and measures in the page:
-- first card: navigation start -> first card in the DOM (server-rendered), and -> the full list rendered by the
-  script (all N cards searchable);
+- first card: navigation start -> first card in the DOM (drawn from the inline first page), and -> the full
+  list held by the script (all N cards searchable);
 - search: one keystroke in the search box -> cards re-rendered and painted (median and worst of 20 queries);
 - click: click on a card -> keyword in the prompt box and painted (median and worst of 20 clicks).
 """
@@ -59,7 +59,7 @@ new MutationObserver((_, obs) => {
   if (!window.__firstCard && document.querySelector('.sdemb-card')) window.__firstCard = performance.now();
   const p = document.querySelector('.sdemb-pane');
   const s = p && window.sdEmbeddings && window.sdEmbeddings.states.get(p);
-  if (s && s.doc && !window.__fullList) { window.__fullList = performance.now(); obs.disconnect(); }
+  if (s && s.doc && !s.partial && !window.__fullList) { window.__fullList = performance.now(); obs.disconnect(); }
 }).observe(document, {childList: true, subtree: true});
 """
 
