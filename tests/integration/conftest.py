@@ -79,7 +79,8 @@ class _Evil:
 
 @contextlib.contextmanager
 def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offset: int = 0,
-                  settings: dict | None = None, extensions: dict[str, Path] | None = None) -> Iterator[WebUI]:
+                  settings: dict | None = None, extensions: dict[str, Path] | None = None,
+                  extra_args: list[str] | None = None) -> Iterator[WebUI]:
     """Start the WebUI (the repo linked in as ``extensions/sd-embeddings``, plus ``extensions`` name -> folder
     links), wait until ``ready(server)``, stop it and remove the links it made. ``settings`` seeds a fresh
     ``--ui-settings-file`` (the WebUI's ``config.json``); without it the WebUI's own file is used."""
@@ -99,7 +100,7 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
     ui_config.write_text(json.dumps(UI_DEFAULTS))
     args = [python, "launch.py", "--api", "--port", str(port), "--embeddings-dir", str(embeddings),
             "--ui-config-file", str(ui_config),
-            *shlex.split(os.environ.get("WEBUI_ARGS", DEFAULT_ARGS))]
+            *shlex.split(os.environ.get("WEBUI_ARGS", DEFAULT_ARGS)), *(extra_args or [])]
     if settings is not None:
         settings_file = log.parent / "config.json"
         settings_file.write_text(json.dumps(settings))
