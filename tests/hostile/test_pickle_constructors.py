@@ -117,6 +117,8 @@ def tensor_attacks() -> dict[str, bytes]:
         "ordered_dict_of_junk.pt": call(glob("collections", "OrderedDict"), ints(b"]" + integer(1) + b"a")),
         "reduce_on_a_result.pt": call(call(glob("torch", "device"), text("cpu")), text("x")),
         "newobj_of_size.pt": glob("torch", "Size") + b")\x81",
+        "reduce_on_a_class.pt": call(glob("torch.nn.modules.container", "ParameterDict"),
+                                     b"]" + MARK + text("*") + rebuild(one, ints(integer(1))) + TUPLE + b"a"),
         "ordered_dict_state.pt": call(glob("collections", "OrderedDict")) + b"}" + text("__class__") + integer(1)
         + b"s" + BUILD,
     }

@@ -109,6 +109,7 @@ def zip_attacks() -> dict[str, bytes]:
         "junk_after_end.pt": plain + b"trailing",
         "encrypted_flag.pt": patched(plain, data_pkl_at + 8, b"\x01\x00"),
         "cut_directory.pt": small[:-60],
+        "flipped_tensor_byte.pt": patched(small, small.find(b"archive/data/0") + 80, b"\xff"),  # CRC only
     }
 
 
@@ -125,6 +126,7 @@ def test_zip_container_attacks_are_refused_by_scan_and_load(tmp_path: Path) -> N
     assert "overlaps" in outcomes["overlapping_members.pt"][0].reason
     assert "before its first member" in outcomes["extra_first_header_fixed_offsets.pt"][0].reason
     assert "CRC" in outcomes["crc_mismatch.pt"][1].reason
+    assert "CRC" in outcomes["flipped_tensor_byte.pt"][0].reason
 
 
 def test_valid_zips_written_by_torch_and_zipfile_still_load(tmp_path: Path) -> None:
