@@ -17,6 +17,11 @@ from ..errors import CorruptFileError
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CRITICAL = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND")
 _TEXT = (b"tEXt", b"zTXt", b"iTXt")
+MAX_CHUNKS = 100_000
+"""Chunks kept in the list (pixels and text); real PNGs have tens to a few thousand. Each costs ~150 bytes, and a
+64 MB file of empty chunks would otherwise list 5 million of them."""
+MAX_CHUNKS_WALKED = 1_000_000
+"""Chunks of any kind looked at (a bound on the walk's time)."""
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 """Samples per pixel by colour type (grey, RGB, palette, grey+alpha, RGBA)."""
 
@@ -28,22 +33,23 @@ class Png:
     bit_depth: int
     color_type: int
     chunks: list[tuple[bytes, int, int]]
-    """(type, start of data, end of data) in file order."""
+    """(type, start of data, end of data) in file order: the critical and text chunks only."""
+    has_ancillary: bool
+    """Any chunk besides the ones needed to draw the picture (text, colour profile, private...)."""
 
     @property
     def bytes_per_pixel(self) -> int:
         return max(1, _CHANNELS.get(self.color_type, 4) * self.bit_depth // 8)
 
-    @property
-    def has_ancillary(self) -> bool:
-        return any(kind not in _CRITICAL for kind, _, _ in self.chunks)
-
 
 def read_png(raw: bytes, path: str) -> Png:
     """Chunk list and header of a PNG; lengths are checked against the file, nothing is copied or inflated."""
     chunks: list[tuple[bytes, int, int]] = []
+    ancillary = False
     pos = len(SIGNATURE)
-    while pos + 8 <= len(raw):
+    for _ in range(MAX_CHUNKS_WALKED):
+        if pos + 8 > len(raw):
+            break
         length, kind = struct.unpack(">I4s", raw[pos: pos + 8])
         start, end = pos + 8, pos + 8 + length
         if end + 4 > len(raw):
@@ -51,14 +57,20 @@ def read_png(raw: bytes, path: str) -> Png:
                 break
             shown = kind.decode("ascii") if kind.isalpha() else "?"
             raise CorruptFileError(path, f"not a readable image (PNG chunk '{shown}' runs past the end of the file)")
-        chunks.append((kind, start, end))
+        ancillary = ancillary or kind not in _CRITICAL
+        if kind in _CRITICAL or kind in _TEXT:
+            chunks.append((kind, start, end))
+            if len(chunks) > MAX_CHUNKS:
+                raise CorruptFileError(path, f"not a readable image (more than {MAX_CHUNKS:,} PNG chunks)")
         pos = end + 4
         if kind == b"IEND":
             break
+    else:
+        raise CorruptFileError(path, f"not a readable image (more than {MAX_CHUNKS_WALKED:,} PNG chunks)")
     if not chunks or chunks[0][0] != b"IHDR" or chunks[0][2] - chunks[0][1] != 13:
         raise CorruptFileError(path, "not a readable image (PNG without a valid IHDR header)")
     width, height, depth, color = struct.unpack(">IIBB", raw[chunks[0][1]: chunks[0][1] + 10])
-    return Png(width, height, depth, color, chunks)
+    return Png(width, height, depth, color, chunks, ancillary)
 
 
 def text_value(raw: bytes, png: Png, key: str, limit: int, path: str) -> str | None:

@@ -1,7 +1,8 @@
 """Memory bombs: no single image raises the peak resident memory of a scan by more than ~200 MB.
 
-Each case runs in a fresh Python process (``resource.getrusage`` peak before and after scanning and verifying a
-folder holding only the bomb, after a warm-up scan of a real image embedding), so the figure is the bomb's own.
+Each case runs in a fresh Python process: after a warm-up scan of real image embeddings, the peak resident size is
+read before and after scanning and verifying a folder holding only the bomb (``resource.getrusage``, and on Linux
+the high-water mark reset to the current size first, so an earlier peak cannot hide this one).
 Peak RSS is a count of bytes, not a time: it does not depend on the machine's load.
 """
 
@@ -24,7 +25,7 @@ from test_hostile_files import pixel_png
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT_MIB = 200
 MEASURE = """
-import json, resource, sys
+import gc, json, resource, sys
 from sd_embeddings.library import Library
 
 def scan(folder):
@@ -34,11 +35,24 @@ def scan(folder):
         library.verify(entry)
     return {e.filename: [e.status.value, e.reason] for e in library.entries}
 
+def status_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
 scan(sys.argv[1])  # warm-up: imports, plugins and caches a real image embedding needs
+gc.collect()
+try:  # Linux: reset the high-water mark to the current size, so an earlier peak cannot hide this one
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    rss_before = status_kib("VmRSS")
+except OSError:
+    rss_before = None
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 found = scan(sys.argv[2])
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"growth_mib": (after - before) / 1024, "entries": found}))
+growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+if rss_before is not None:
+    growth = max(growth, status_kib("VmHWM") - rss_before)
+print(json.dumps({"growth_mib": growth / 1024, "entries": found}))
 """
 
 
@@ -105,3 +119,15 @@ def test_json_made_of_empty_lists_is_refused_by_count(tmp_path: Path) -> None:
     assert report["growth_mib"] < LIMIT_MIB
     status, reason = report["entries"]["lists.png"]
     assert status == "corrupt" and "more than an embedding" in reason and "refused" in reason
+
+
+def test_millions_of_empty_chunks(tmp_path: Path) -> None:
+    """5 million empty ancillary chunks (60 MB): the chunk walk keeps only what it needs and stops at a count."""
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(out, format="PNG")
+    plain = out.getvalue()
+    empty = png_chunk(b"abCd", b"")
+    report = measure(tmp_path, "chunks.png", plain[:33] + empty * 5_000_000 + plain[33:])
+    assert report["growth_mib"] - 60 < LIMIT_MIB  # the file itself is read whole (60 MB)
+    status, reason = report["entries"]["chunks.png"]
+    assert status == "corrupt" and "PNG chunks" in reason
