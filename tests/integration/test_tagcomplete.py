@@ -1,0 +1,55 @@
+"""Against a real WebUI (see conftest) with the real tag-autocomplete extension (DominikDoom/a1111-sd-webui-tagcomplete,
+checked out outside the repo; set ``TAGCOMPLETE_DIR``), the most installed reader of the embedding database.
+
+Tag autocomplete lists embeddings in its ``tags/temp/emb.txt`` on model load, from ``skipped_embeddings |
+word_embeddings``, with paths relative to ``--embeddings-dir``; an entry outside that folder makes it fail and list
+nothing. With a file in this extension's own ``embeddings/`` folder, its list must equal the stock WebUI's for the
+same folder, except the files only this extension can load (torch's zip ``.pt``). The two WebUIs run one after the
+other on ``WEBUI_PORT + 2`` and ``+ 3``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from factories import vectors, write_safetensors
+
+pytestmark = pytest.mark.webui
+REPO = Path(__file__).resolve().parents[2]
+OWN_FILE = REPO / "embeddings" / "sd-embeddings-tagcomplete-check.safetensors"
+
+
+@pytest.fixture(scope="module")
+def tagcomplete() -> Path:
+    folder = os.environ.get("TAGCOMPLETE_DIR")
+    if not folder:
+        pytest.skip("set TAGCOMPLETE_DIR to a tag-autocomplete checkout")
+    return Path(folder).resolve()
+
+
+def emb_txt_after_model_load(launch_webui, tagcomplete: Path, port_offset: int, settings: dict) -> list[str]:
+    emb_txt = tagcomplete / "tags" / "temp" / "emb.txt"
+    started = time.time()
+
+    def ready(server) -> bool:
+        return emb_txt.exists() and emb_txt.stat().st_mtime > started and \
+            "Model loaded in" in server.log.read_text(errors="replace")
+
+    with launch_webui(ready, port_offset=port_offset, settings=settings, extensions={"tagcomplete": tagcomplete}):
+        time.sleep(2)  # the callback writes the file in one go; let it finish
+        return emb_txt.read_text(encoding="utf-8").splitlines()
+
+
+def test_tag_autocomplete_lists_what_it_lists_on_the_stock_webui(launch_webui, tagcomplete):
+    stock = emb_txt_after_model_load(launch_webui, tagcomplete, 2, {"disabled_extensions": ["sd-embeddings"]})
+    write_safetensors(OWN_FILE, {"emb_params": vectors(1, seed=11)})
+    try:
+        ours = emb_txt_after_model_load(launch_webui, tagcomplete, 3, {})
+    finally:
+        OWN_FILE.unlink()
+    assert stock and any(",v1" in line for line in stock) and any(",vXL" in line for line in stock)
+    assert [line for line in ours if "zipemb" not in line] == stock
+    assert any("zipemb" in line for line in ours)  # the torch-zip file the stock WebUI refuses
