@@ -8,13 +8,14 @@ layout it finds into an ``EmbeddingData``. It raises only ``EmbeddingError`` sub
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import logging
-import math
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from ..errors import CorruptFileError, NotAnEmbeddingError
 from ..records import SDXL_KEYS, EmbeddingData, Header, Shape
 from . import image_format, pickles, safetensors_file
 from .budget import classified
+from .layouts import META_KEYS, TENSOR_TYPES, locate
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +36,6 @@ MAX_VECTORS = 1000
 """More rows than this is a token table or a model part, not an embedding (75 fill a whole prompt chunk)."""
 MAX_EMBEDDING_BYTES = 64 * 1024 * 1024
 """Files above this are not decoded: the largest real embeddings are well under 1 MB."""
-META_KEYS = ("name", "step", "sd_checkpoint", "sd_checkpoint_name")
-"""Stored alongside the vectors (the WebUI's ``Embedding`` fields of the same names)."""
-_TENSOR_TYPES = (torch.Tensor, np.ndarray, pickles.TensorRef, safetensors_file.TensorSpec)
-"""Real tensors, and the shape-only stand-ins scanning uses."""
 
 
 def format_of(path: str | Path) -> str | None:
@@ -67,11 +65,24 @@ def sniff(raw: bytes, fallback: str) -> str:
     return fallback
 
 
+def open_regular(path: str | Path) -> BinaryIO:
+    """Open a plain file for reading; anything else (a FIFO or device swapped in after a scan) raises OSError
+    at once instead of blocking the reader for ever."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_file(path: str | Path, limit: int = MAX_EMBEDDING_BYTES) -> bytes:
     """Read a whole embedding file, refusing files too big to be one (checked before reading)."""
     path = str(path)
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > limit:
                 raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
@@ -117,29 +128,6 @@ def header_of(data: EmbeddingData) -> Header:
     return Header(data.shape, data.layout, data.name, data.step, data.sd_checkpoint, data.sd_checkpoint_name)
 
 
-def _as_int(value: Any) -> int | None:
-    """A step: a plain int (or the digits safetensors metadata stores) in int64 range; anything else is dropped."""
-    if type(value) is str and 0 < len(value) <= 20 and value.lstrip("-").isdigit() and value.isascii():
-        value = int(value)
-    if type(value) is int and -(2**63) <= value < 2**63:
-        return value
-    return None
-
-
-def _as_text(value: Any) -> str | None:
-    """A name or checkpoint: plain text, or a small number written as text. Other values are dropped."""
-    if type(value) is str:
-        return value[:300]
-    if type(value) is int and value.bit_length() <= 64 or type(value) is float and math.isfinite(value):
-        return str(value)
-    return None
-
-
-def _shown(key: str) -> str:
-    """A key from the file, fit for a one-line reason: printable and short."""
-    return "".join(c if c.isprintable() else "?" for c in key[:40]) + ("..." if len(key) > 40 else "")
-
-
 def _dtype_name(tensor: Any) -> str:
     return str(tensor.dtype).replace("torch.", "") if isinstance(tensor, (torch.Tensor, np.ndarray)) \
         else str(tensor.dtype)
@@ -153,7 +141,7 @@ def _is_float(tensor: Any) -> bool:
 
 def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
     """Validate a tensor (real or a lazy ``TensorRef``/``TensorSpec``) as [vectors, width]; 1-D is one vector."""
-    if not isinstance(tensor, _TENSOR_TYPES):
+    if not isinstance(tensor, TENSOR_TYPES):
         raise NotAnEmbeddingError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
     if not _is_float(tensor):
         raise NotAnEmbeddingError(path, f"{what} holds {_dtype_name(tensor)} values, not floats")
@@ -186,56 +174,6 @@ def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
     return tensor
 
 
-def _tensors(data: dict) -> dict[str, Any]:
-    """The tensors stored under text keys (torch and safetensors name tensors with text)."""
-    return {key: value for key, value in data.items() if type(key) is str and isinstance(value, _TENSOR_TYPES)}
-
-
-def _what_else(path: str, tensors: dict[str, Any]) -> NotAnEmbeddingError:
-    keys = list(tensors)
-    joined = " ".join(keys).lower()
-    if "lora" in joined or any(k.endswith(".alpha") for k in keys):
-        return NotAnEmbeddingError(path, f"looks like a LoRA ({len(keys)} tensors); put it in models/Lora")
-    if "diffusion_model" in joined or "first_stage_model" in joined or "state_dict" in keys:
-        return NotAnEmbeddingError(path, "looks like a model checkpoint, not an embedding")
-    shown = ", ".join(_shown(key) for key in keys[:4]) + (", ..." if len(keys) > 4 else "")
-    if sum(key.endswith((".weight", ".bias")) for key in keys) * 2 >= len(keys):
-        return NotAnEmbeddingError(path, f"looks like a model's weights (a state_dict of {len(keys)} tensors: "
-                                         f"{shown}), not an embedding")
-    return NotAnEmbeddingError(path, f"holds {len(keys)} tensors ({shown}); an embedding holds one "
-                                     "(or clip_l + clip_g for SDXL)")
-
-
-def _locate(data: Any, path: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """Where the vectors are, in the WebUI's order: string_to_param, clip_l+clip_g, one tensor.
-
-    Returns the layout name, the parts (``""`` or ``clip_l``/``clip_g`` -> tensor or TensorRef) and metadata.
-    """
-    if not isinstance(data, dict):
-        raise NotAnEmbeddingError(path, f"holds a {type(data).__name__}, not an embedding dictionary")
-    meta = {key: (_as_int if key == "step" else _as_text)(data.get(key)) for key in META_KEYS}
-    if "string_to_param" in data:
-        params = data["string_to_param"]
-        if isinstance(params, dict) and isinstance(params.get("_parameters"), dict):
-            params = params["_parameters"]  # a torch.nn.ParameterDict saved by torch 1.11
-        if not isinstance(params, dict) or len(params) != 1:
-            count = len(params) if isinstance(params, dict) else 0
-            raise NotAnEmbeddingError(path, f"embedding file has multiple terms in it ({count}); "
-                                            "only single-term files can be used")
-        return "a1111", {"": next(iter(params.values()))}, meta
-    tensors = _tensors(data)
-    if all(key in tensors for key in SDXL_KEYS):
-        return "sdxl", {key: tensors[key] for key in SDXL_KEYS}, meta
-    if len(tensors) == 1:
-        key = next(iter(tensors))
-        layout = "emb_params" if key == "emb_params" else ("diffusers" if key.startswith("<") else "single")
-        return layout, {"": tensors[key]}, meta
-    if not tensors:
-        raise NotAnEmbeddingError(path, "Couldn't identify this file as a textual inversion embedding "
-                                        "or a diffusers concept (no tensors found)")
-    raise _what_else(path, tensors)
-
-
 def _check_sdxl_rows(parts: dict[str, tuple[int, int]], path: str) -> None:
     if "clip_l" in parts and parts["clip_l"][0] != parts["clip_g"][0]:
         raise CorruptFileError(path, f"clip_l has {parts['clip_l'][0]} vectors but clip_g has {parts['clip_g'][0]}")
@@ -246,7 +184,7 @@ def interpret(data: Any, path: str, container: str, values: Callable[[Any], Any]
 
     ``values`` turns a located part into its values (pickles and safetensors read only the parts they use).
     """
-    layout, parts, meta = _locate(data, path)
+    layout, parts, meta = locate(data, path)
     what = {"": "string_to_param" if layout == "a1111" else "the tensor"}
     _check_sdxl_rows({k: _matrix_shape(v, path, what.get(k, k)) for k, v in parts.items()}, path)
     vecs = {key: _rows(values(value) if values else value, path, what.get(key, key)) for key, value in parts.items()}
@@ -255,7 +193,7 @@ def interpret(data: Any, path: str, container: str, values: Callable[[Any], Any]
 
 def shape_of(data: Any, path: str, container: str) -> Header:
     """Like ``interpret`` but from shapes only (tensors may be lazy ``TensorRef``s); values are not checked."""
-    layout, parts, meta = _locate(data, path)
+    layout, parts, meta = locate(data, path)
     what = {"": "string_to_param" if layout == "a1111" else "the tensor"}
     shapes = {key: _matrix_shape(value, path, what.get(key, key)) for key, value in parts.items()}
     _check_sdxl_rows(shapes, path)
@@ -279,7 +217,7 @@ def scan_file(path: str, size: int) -> Header:
 
 
 def _scan_file(path: str, size: int) -> Header:
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         head = handle.read(min(size, SCAN_READ_BYTES) if size <= MAX_EMBEDDING_BYTES else 64 * 1024)
     kind = sniff(head, format_of(path) or "unknown")
     if kind == "safetensors":
