@@ -54,9 +54,16 @@ class GenerationUsage:
     """The lines one batch of a generation encoded (positive, negative, hires; every schedule and AND part)."""
 
     lines: dict[str, LineRecord] = field(default_factory=dict)
+    encoded: set[str] = field(default_factory=set)
+    """Texts encoded in this batch (not taken from a cache key's earlier record)."""
 
-    def add(self, record: LineRecord, replace: bool = True) -> None:
-        if replace or record.text not in self.lines:
+    def add(self, record: LineRecord, encoded: bool = True) -> None:
+        """An encoded line replaces a cached record of the same text; otherwise the first one stays (SDXL encodes
+        each line twice, and the first encoder's ids are the ones the database's keywords use)."""
+        if encoded and record.text not in self.encoded:
+            self.encoded.add(record.text)
+            self.lines[record.text] = record
+        elif record.text not in self.lines:
             self.lines[record.text] = record
 
     def embeddings(self) -> list[Any]:
@@ -97,7 +104,7 @@ class Recorder:
         with self._lock:
             self._current[threading.get_ident()] = (usage, key)
             for record in self._lines_of(key).values():
-                usage.add(record, replace=False)
+                usage.add(record, encoded=False)
 
     def line(self, text: str, chunks: list[Any], id_end: int) -> None:
         """The WebUI encoded ``text`` as ``chunks`` on this thread."""

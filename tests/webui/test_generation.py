@@ -119,3 +119,17 @@ def test_ti_hashes_once_per_embedding_from_what_was_encoded(webui):
     finally:
         cond_class.tokenize_line = cond_class.tokenize_line.__wrapped__
         base.cached_params = base.cached_params.__wrapped__
+
+
+def test_an_encoded_line_wins_over_a_cached_record_and_the_first_encoding_stays():
+    """No fakes needed: records built directly. A cache key's earlier record of a text gives way to an encoding of
+    it in this batch; a second encoding of the same text (SDXL's second text encoder) does not replace the first."""
+    cached = usage.LineRecord("a cat", (1, 2), ("old",))
+    first = usage.LineRecord("a cat", (1, 3), ("new",))
+    second = usage.LineRecord("a cat", (9, 9), ("other",))
+    record = usage.GenerationUsage()
+    record.add(cached, encoded=False)
+    record.add(first)
+    record.add(second)
+    record.add(cached, encoded=False)
+    assert record.lines == {"a cat": first}
