@@ -128,7 +128,8 @@ def _zip64_sizes(extra: bytes, fields: list[int], path: str) -> list[int]:
     return fields
 
 
-def _central_members(data: bytes, path: str) -> list[Member]:
+def _central_members(data: bytes, path: str) -> tuple[list[Member], int]:
+    """The members the central directory lists, and where the directory starts (where member data must end)."""
     count, size, offset, ends_at = _end_record(data, path)
     if offset + size != ends_at:
         raise CorruptFileError(path, "broken zip archive (central directory is not where the end record says)")
@@ -152,7 +153,7 @@ def _central_members(data: bytes, path: str) -> list[Member]:
         at += 46 + name_len + extra_len + comment_len
     if at != ends_at:
         raise CorruptFileError(path, "broken zip archive (central directory size does not match its entries)")
-    return members
+    return members, offset
 
 
 def _with_local_header(data: bytes, member: Member, path: str) -> Member:
@@ -173,13 +174,13 @@ def _with_local_header(data: bytes, member: Member, path: str) -> Member:
 
 def parse_zip(data: bytes, path: str) -> ZipArchive:
     """Parse and check the whole container; no member is decompressed here."""
-    members = [_with_local_header(data, member, path) for member in _central_members(data, path)]
+    listed, directory = _central_members(data, path)
+    members = [_with_local_header(data, member, path) for member in listed]
     by_name: dict[str, Member] = {}
     for member in members:
         if member.name in by_name:
             raise CorruptFileError(path, f"zip archive holds '{_shown(member.name)}' twice")
         by_name[member.name] = member
-    directory = _end_record(data, path)[2]
     ordered = sorted(members, key=lambda m: m.header_offset)
     if ordered and ordered[0].header_offset != 0:
         raise CorruptFileError(path, "zip archive has unlisted bytes before its first member")
