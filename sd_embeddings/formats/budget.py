@@ -48,6 +48,11 @@ _KNOWN = {
 }
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """Text from a file (a key, a member name), fit for a one-line reason: printable and cut short."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit]) + ("..." if len(text) > limit else "")
+
+
 def reason_for(error: BaseException, what: str) -> str:
     """A one-line reason from the exception's type only: its message may quote bytes of the file."""
     if isinstance(error, ValueError) and "integer string conversion" in str(error):  # Python's own message

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import NotAnEmbeddingError
 from ..records import SDXL_KEYS
+from .budget import shown
 from .pickle_values import TensorRef
 from .safetensors_file import TensorSpec
 
@@ -42,11 +43,6 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
-def _shown(key: str) -> str:
-    """A key from the file, fit for a one-line reason: printable and short."""
-    return "".join(c if c.isprintable() else "?" for c in key[:40]) + ("..." if len(key) > 40 else "")
-
-
 def _tensors(data: dict) -> dict[str, Any]:
     """The tensors stored under text keys (torch and safetensors name tensors with text)."""
     return {key: value for key, value in data.items() if type(key) is str and isinstance(value, TENSOR_TYPES)}
@@ -59,11 +55,11 @@ def _what_else(path: str, tensors: dict[str, Any]) -> NotAnEmbeddingError:
         return NotAnEmbeddingError(path, f"looks like a LoRA ({len(keys)} tensors); put it in models/Lora")
     if "diffusion_model" in joined or "first_stage_model" in joined or "state_dict" in keys:
         return NotAnEmbeddingError(path, "looks like a model checkpoint, not an embedding")
-    shown = ", ".join(_shown(key) for key in keys[:4]) + (", ..." if len(keys) > 4 else "")
+    listed = ", ".join(shown(key, 40) for key in keys[:4]) + (", ..." if len(keys) > 4 else "")
     if sum(key.endswith((".weight", ".bias")) for key in keys) * 2 >= len(keys):
         return NotAnEmbeddingError(path, f"looks like a model's weights (a state_dict of {len(keys)} tensors: "
-                                         f"{shown}), not an embedding")
-    return NotAnEmbeddingError(path, f"holds {len(keys)} tensors ({shown}); an embedding holds one "
+                                         f"{listed}), not an embedding")
+    return NotAnEmbeddingError(path, f"holds {len(keys)} tensors ({listed}); an embedding holds one "
                                      "(or clip_l + clip_g for SDXL)")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CorruptFileError, NotAnEmbeddingError
-from .budget import Budget, classified
+from .budget import Budget, classified, shown
 from .pickle_values import SafeParameterDict, StorageRef, TensorRef
 from .unpickler import SafeUnpickler, next_object, unpickle
 from .zip_container import parse_zip
@@ -164,7 +164,7 @@ def _open_zip(data: bytes, path: str, budget: Budget) -> PickleFile:
     for (key, name), ref in _storages_needed(_walk(obj, budget), budget).items():
         member = archive.members.get(f"{prefix}data/{key}")
         if member is None:
-            raise CorruptFileError(path, f"tensor data '{key[:20]}' is missing from the archive")
+            raise CorruptFileError(path, f"tensor data '{shown(key)}' is missing from the archive")
         _check_length(member.size, ref, path)
         storages[(key, name)] = (ref, functools.partial(archive.read, member.name))
     return PickleFile(obj, storages, big_endian, budget)

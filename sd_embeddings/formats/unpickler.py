@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import CorruptFileError, NotAnEmbeddingError, UnsafeFileError
 from .allowlist import ALLOWED, CALLABLE, plain_key
-from .budget import Budget, classified
+from .budget import Budget, classified, shown
 from .pickle_values import (
     ArrayValue,
     NumpyDtype,
@@ -49,8 +49,7 @@ class SafeUnpickler(pickle._Unpickler):
         module = {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)  # Python 2 names
         target = ALLOWED.get((module, name))
         if target is None:
-            shown = "".join(c if c.isprintable() else "?" for c in f"{module[:80]}.{name[:80]}")
-            raise UnsafeFileError(self.path, f"refused to load '{shown}' from the pickle "
+            raise UnsafeFileError(self.path, f"refused to load '{shown(module, 80)}.{shown(name, 80)}' from the pickle "
                                              "(only tensors and plain data are allowed; nothing was run)")
         return target
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import CorruptFileError
+from .budget import shown
 
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
@@ -59,10 +60,10 @@ class ZipArchive:
         for piece in pieces:
             size, crc = size + len(piece), zlib.crc32(piece, crc)
         if size != member.size:
-            raise CorruptFileError(self.path, f"zip member '{_shown(member.name)}' is not the size its header "
+            raise CorruptFileError(self.path, f"zip member '{shown(member.name)}' is not the size its header "
                                               "declares")
         if crc != member.crc:
-            raise CorruptFileError(self.path, f"zip member '{_shown(member.name)}' fails its CRC check")
+            raise CorruptFileError(self.path, f"zip member '{shown(member.name)}' fails its CRC check")
 
 
 def _inflated(raw: bytes | memoryview, member: Member, path: str, piece: int = 1 << 20) -> Iterator[bytes]:
@@ -80,12 +81,7 @@ def _inflated(raw: bytes | memoryview, member: Member, path: str, piece: int = 1
         if produced <= member.size:
             yield inflater.flush()  # what zlib still holds for input it has fully consumed
     except zlib.error as e:
-        raise CorruptFileError(path, f"zip member '{_shown(member.name)}' is not valid deflate data") from e
-
-
-def _shown(name: str) -> str:
-    """A member name fit for a one-line reason: printable, short."""
-    return "".join(c if c.isprintable() else "?" for c in name[:60])
+        raise CorruptFileError(path, f"zip member '{shown(member.name)}' is not valid deflate data") from e
 
 
 def _end_record(data: bytes, path: str) -> tuple[int, int, int, int]:
@@ -159,14 +155,14 @@ def _central_members(data: bytes, path: str) -> tuple[list[Member], int]:
 def _with_local_header(data: bytes, member: Member, path: str) -> Member:
     at = member.header_offset
     if data[at: at + 4] != _LOCAL or at + 30 > len(data):
-        raise CorruptFileError(path, f"zip member '{_shown(member.name)}' has no local header where the "
+        raise CorruptFileError(path, f"zip member '{shown(member.name)}' has no local header where the "
                                      "directory says")
     flags, method, _, _, crc, csize, usize, name_len, extra_len = struct.unpack_from("<HHHHIIIHH", data, at + 6)
     name = data[at + 30: at + 30 + name_len].decode("utf-8", "replace")
     sizes_agree = flags & _FLAG_DESCRIPTOR or (crc, csize, usize) == (member.crc, member.compressed, member.size) \
         or (csize, usize) == (0xFFFFFFFF, 0xFFFFFFFF)
     if name != member.name or method != member.method or not sizes_agree:
-        raise CorruptFileError(path, f"zip member '{_shown(member.name)}': local header disagrees with the "
+        raise CorruptFileError(path, f"zip member '{shown(member.name)}': local header disagrees with the "
                                      "central directory")
     start = at + 30 + name_len + extra_len
     return Member(member.name, member.method, member.crc, member.compressed, member.size, at, start)
@@ -179,7 +175,7 @@ def parse_zip(data: bytes, path: str) -> ZipArchive:
     by_name: dict[str, Member] = {}
     for member in members:
         if member.name in by_name:
-            raise CorruptFileError(path, f"zip archive holds '{_shown(member.name)}' twice")
+            raise CorruptFileError(path, f"zip archive holds '{shown(member.name)}' twice")
         by_name[member.name] = member
     ordered = sorted(members, key=lambda m: m.header_offset)
     if ordered and ordered[0].header_offset != 0:
@@ -187,7 +183,7 @@ def parse_zip(data: bytes, path: str) -> ZipArchive:
     for member, following in zip(ordered, [*ordered[1:], None]):
         limit = following.header_offset if following else directory
         if member.data_offset + member.compressed > limit:
-            raise CorruptFileError(path, f"zip member '{_shown(member.name)}' overlaps another part of the archive")
+            raise CorruptFileError(path, f"zip member '{shown(member.name)}' overlaps another part of the archive")
     total = sum(member.size for member in members)
     if total > 4 * len(data) + 1_000_000:  # torch stores members uncompressed; floats barely compress
         raise CorruptFileError(path, "zip archive expands far beyond its size (zip bomb?)")
