@@ -4,6 +4,8 @@ any exception one file raises, and ``load``/``verify``/``ensure_hash`` keep thei
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,33 @@ def test_verify_and_ensure_hash_keep_their_behaviour(tmp_path):
     assert library.ensure_hash(entry) == hashlib.sha256((tmp_path / "emb.pt").read_bytes()).hexdigest()
     library.verify(entry)
     assert library.entries[0].verified and library.load(entry).vec.shape == (2, 768)
+
+
+def test_a_fifo_swapped_in_after_the_scan_never_blocks_hashing_or_checks(tmp_path):
+    """``x.pt`` replaced by a named pipe with no writer: opening it for reading would block for ever. The calls
+    run on a thread; the join is a hang cap (a generous one), not a speed bound."""
+    write_a1111_pt(tmp_path / "x.pt", vectors(2))
+    write_a1111_pt(tmp_path / "y.pt", vectors(1))
+    library = Library([tmp_path], background_hashing=False)
+    library.refresh()
+    entry = library.get("x")
+    os.unlink(tmp_path / "x.pt")
+    os.mkfifo(tmp_path / "x.pt")
+    results: dict[str, object] = {}
+
+    def work() -> None:
+        results["hash"] = library.ensure_hash(entry)
+        library.verify(entry)
+        with pytest.raises(CorruptFileError, match="not a regular file"):
+            library.load(entry)
+        results["done"] = True
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(300)
+    if worker.is_alive():  # unblock the reader so the test process can end, then fail
+        with open(tmp_path / "x.pt", "wb"):
+            pass
+        pytest.fail("opening a FIFO blocked the library")
+    assert results == {"hash": None, "done": True}
+    assert library.find(tmp_path / "y.pt").status is Status.LOADED

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..formats.decoding import open_regular
 from .atomic import remove_stale_temps, write_atomic
 from .bulk import gc_paused
 
@@ -32,8 +33,9 @@ def default_cache_path() -> Path:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """Hash of a plain file; a FIFO or device swapped in after the scan raises OSError instead of blocking."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1024 * 1024), b""):
             digest.update(block)
     return digest.hexdigest()
