@@ -61,6 +61,9 @@ ATTACKS = {
     "own origin, wrong token": {guard.TOKEN_HEADER: "x" * len(TOKEN)},
     "own origin, token of another case": {guard.TOKEN_HEADER: TOKEN.swapcase()},
     "credentials in the origin": {"origin": "http://testserver@evil.example"},
+    # the content type alone refuses a form, even one that would pass the other two checks
+    "form type from this origin": {"content-type": "text/plain"},
+    "multipart from this origin": {"content-type": "multipart/form-data; boundary=x"},
 }
 
 
