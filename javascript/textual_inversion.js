@@ -394,7 +394,9 @@
     return ev.composedPath ? ev.composedPath()[0] : ev.target;
   }
   function stateOf(el) {
-    const pane = el && el.closest ? el.closest(".sdemb-pane") : null;
+    let pane = el && el.closest ? el.closest(".sdemb-pane") : null;
+    const controls = !pane && el && el.closest ? el.closest(".sdemb-controls") : null;
+    if (controls && controls.id) pane = byId(controls.id.replace(/_controls$/, "_pane"));
     const state = pane && states.get(pane);
     return state && state.doc ? state : null;
   }
@@ -483,12 +485,15 @@
     }
   }
   function create(pane) {
-    const sortBox = pane.querySelector(".sdemb-sort"), dirButton = pane.querySelector(".sdemb-sort-dir");
+    const live = controlsOf({ pane, t: pane.dataset.t }).live || pane, part = (cls) => live.querySelector(cls);
+    const sortBox = part(".sdemb-sort"), dirButton = part(".sdemb-sort-dir"), search = part(".sdemb-search");
+    const familyBox = part(".sdemb-family");
     const sentinel = document.createElement("div");
     sentinel.className = "sdemb-sentinel";
     const state = { pane, t: pane.dataset.t, tab: pane.dataset.tab, api: pane.dataset.api, sentinel, all: [], view: [],
-      rendered: 0, query: "", sort: sortBox ? sortBox.value : "name",
-      dir: dirButton && dirButton.dataset.dir === "desc" ? "desc" : "asc", family: "", folder: null,
+      rendered: 0, query: search ? search.value : "", sort: sortBox ? sortBox.value : "name",
+      dir: dirButton && dirButton.dataset.dir === "desc" ? "desc" : "asc", family: familyBox ? familyBox.value : "",
+      folder: null,
       hiddenMode: pane.dataset.hiddenModels || "When searched", collapsed: new Set(), seenFolders: new Set() };
     new IntersectionObserver((seen) => {
       if (seen.some((s) => s.isIntersecting) && state.rendered < state.view.length) renderMore(state);
@@ -498,10 +503,21 @@
     states.set(pane, state);
     return state;
   }
+  // The WebUI (1.8+) moves the first "{t}_controls" it finds into its tab bar; a later re-render brings a second
+  // copy inside the pane. The moved one is what the user sees, so it stays the live one and the copy goes.
+  function controlsOf(state) {
+    const inside = state.pane.querySelector(".sdemb-controls");
+    const moved = Array.from(app().querySelectorAll("#" + CSS.escape(state.t + "_controls")))
+      .find((c) => !state.pane.contains(c));
+    return { inside, moved, live: moved || inside };
+  }
   // The pane's parts as they are now (gradio may have put new ones in), showing the state's choices.
   function bind(state) {
-    const pane = state.pane, part = (cls) => pane.querySelector(cls);
-    Object.assign(state, { cards: part(".sdemb-cards"), tree: part(".sdemb-tree"), count: part(".sdemb-count") });
+    const pane = state.pane, found = controlsOf(state);
+    if (found.moved && found.inside) found.inside.remove();
+    const controls = found.live || pane, part = (cls) => controls.querySelector(cls);
+    Object.assign(state, { controls: found.live, cards: pane.querySelector(".sdemb-cards"),
+      tree: pane.querySelector(".sdemb-tree"), count: part(".sdemb-count") });
     const search = part(".sdemb-search"), sort = part(".sdemb-sort"), family = part(".sdemb-family");
     if (search) search.value = state.query;
     if (sort) sort.value = state.sort;
@@ -510,11 +526,11 @@
     if (dir) showDir(state, dir);
   }
   function intact(state) {
-    const pane = state.pane;
+    const pane = state.pane, found = controlsOf(state);
     return pane.dataset.sdembInit === "1" && state.cards === pane.querySelector(".sdemb-cards") &&
       state.sentinel.parentNode === state.cards && state.tree === pane.querySelector(".sdemb-tree") &&
-      !!state.tree.firstElementChild && state.count === pane.querySelector(".sdemb-count") &&
-      (!state.count || !!state.count.textContent);
+      !!state.tree.firstElementChild && !(found.moved && found.inside) && state.controls === found.live &&
+      (!state.count || (state.count.isConnected && !!state.count.textContent));
   }
   // Idempotent: a new pane gets a state drawn from its inline document; a pane whose children or marker a gradio
   // re-render wiped is drawn again from its state (or from a newer inline document), keeping search, sort, folder.

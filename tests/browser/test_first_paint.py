@@ -149,3 +149,25 @@ def test_first_load_on_the_host_shows_tree_and_count_without_interaction(tmp_pat
         assert doc["complete"] and len(doc["cards"]) == 8
     finally:
         context.close()
+
+
+def test_controls_the_webui_moved_into_its_tab_bar_stay_the_live_ones(tmp_path, static_tab):
+    """A1111 1.8+ moves ``{tab}_textual_inversion_controls`` into its tab bar once, at start; a later re-render
+    brings a second copy inside the pane. The moved controls keep working and the copy goes."""
+    library = Library([build(tmp_path / "embeddings")], family=Family.SD1, background_hashing=False)
+    library.refresh()
+    tab = static_tab(library)
+    page = tab.page
+    page.evaluate("""() => { const bar = document.createElement('div'); bar.className = 'tab-nav';
+        document.body.insertBefore(bar, document.querySelector('.sdemb-pane'));
+        bar.appendChild(document.querySelector('#txt2img_textual_inversion_controls')); }""")
+    page.fill("#txt2img_textual_inversion_extra_search", "fluffy")
+    page.wait_for_function("() => document.querySelector('.tab-nav .sdemb-count').textContent === '1 of 7'")
+    page.evaluate("html => { document.querySelector('.sdemb-pane').outerHTML = html; }", shell.pane_html(library))
+    page.wait_for_function("() => document.querySelectorAll('.sdemb-card').length === 1")
+    assert page.locator("[id=txt2img_textual_inversion_controls]").count() == 1
+    page.fill(".tab-nav .sdemb-search", "")
+    page.wait_for_function("() => document.querySelector('.tab-nav .sdemb-count').textContent === '7 of 7'")
+    page.select_option(".tab-nav .sdemb-family", "SDXL")
+    assert page.locator(".sdemb-card").evaluate_all("els => els.map(e => e.dataset.name)") == ["big-xl"]
+    assert tab.errors == []
