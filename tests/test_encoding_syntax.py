@@ -105,6 +105,6 @@ def test_standalone_page_shows_each_part_and_the_stripped_tags(library) -> None:
     page = report_html(encode_report(library, "<lora:a&b:1> [cat:<i>hands:3] AND dog:0.5", steps=10))
     assert "Extra networks (not text): <code>&lt;lora:a&amp;b:1&gt;</code>" in page
     assert "<td>1-3</td><td> cat</td>" in page and "<td>4-10</td><td> &lt;i&gt;hands</td>" in page
-    assert "<td>1</td><td>0.5</td><td>1-10</td><td> dog</td>" in page
+    assert "<td>3</td><td>2</td><td>0.5</td><td>1-10</td><td> dog</td>" in page  # part 3, AND 2: from 1
     plain = report_html(encode_report(library, "a cat"))
     assert "<th>part</th>" not in plain and "Extra networks" not in plain

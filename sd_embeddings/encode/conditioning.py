@@ -119,9 +119,9 @@ def run_encoder(model: Any, spec: EncoderSpec, ids: torch.Tensor, fixes: list[li
     with torch.no_grad(), substituted_rows(model, fixes):
         out = model(input_ids=ids, output_hidden_states=True)
     if (spec.clip_skip and clip_skip > 1) or (spec.clip_skip_option and sdxl_clip_l_skip):
-        layers = len(out.hidden_states) - 1
-        if not 1 <= clip_skip <= layers:  # a local model may be shallower than the family's 12 layers
-            raise ValueError(f"clip skip {clip_skip} is out of range for this text encoder: use 1 to {layers}")
+        reachable = len(out.hidden_states)  # a local model may be shallower than the family's 12 layers
+        if not 1 <= clip_skip <= reachable:
+            raise ValueError(f"clip skip {clip_skip} is out of range for this text encoder: use 1 to {reachable}")
         index = -clip_skip
     else:
         index = spec.hidden_index
