@@ -32,7 +32,9 @@ from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ARGS = "--skip-prepare-environment --skip-torch-cuda-test --skip-version-check --no-half --use-cpu all " \
                "--no-download-sd-model --do-not-download-clip"
-UI_DEFAULTS = {"txt2img/Width/value": 64, "txt2img/Height/value": 64, "txt2img/Sampling steps/value": 1}
+# 1.10 keeps the sampler's fields under the sampler script's own key
+UI_DEFAULTS = {"txt2img/Width/value": 64, "txt2img/Height/value": 64, "txt2img/Sampling steps/value": 1,
+               "customscript/sampler.py/txt2img/Sampling steps/value": 1}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -123,7 +125,8 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
         yield server
     finally:
         if process is not None:
-            os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it may have exited on its own: still unlink below
+                os.killpg(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
