@@ -1,7 +1,7 @@
 """WebUI entry point of the sd-embeddings extension: wires ``sd_embeddings.webui`` into AUTOMATIC1111.
 
 Everything lives in ``sd_embeddings/webui/``; this file only registers it and exposes the always-visible
-script whose ``process``/``postprocess_batch`` hooks run around each generation.
+script whose ``process``/``process_batch``/``postprocess_batch`` hooks run around each generation and batch.
 """
 
 from modules import scripts
@@ -20,6 +20,9 @@ class TextualInversionHooks(scripts.Script):
 
     def process(self, p, *args):
         entry.before_generation(p)
+
+    def process_batch(self, p, *args, **kwargs):
+        entry.before_batch(p)
 
     def postprocess_batch(self, p, *args, **kwargs):
         entry.after_batch(p)

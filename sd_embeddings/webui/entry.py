@@ -153,7 +153,7 @@ def _hooks() -> hosts.Hooks:
         return generation.cached_params_with_embeddings(original, _cache_version, recorder.conditioning)
 
     def hashes_fix(original: Any) -> Any:
-        return generation.setup_conds_then(original, after_setup_conds, recorder.begin)
+        return generation.setup_conds_then(original, after_setup_conds)
 
     return hosts.Hooks(tokenize_line=comma_fix, cached_params=cache_fix, setup_conds=hashes_fix)
 
@@ -197,6 +197,12 @@ def before_generation(p: Any) -> None:
     db = database()
     if not getattr(p, "do_not_reload_embeddings", False) and not os.path.exists(host().embeddings_dir()):
         db.load_textual_inversion_embeddings()
+
+
+def before_batch(p: Any) -> None:
+    """``Script.process_batch``, right before each batch's ``setup_conds``: a fresh record for this batch (a
+    refiner's second ``setup_conds`` in the same batch adds to it)."""
+    state.recorder.begin(p)
 
 
 def generation_ti_hashes(p: Any) -> str:

@@ -8,7 +8,7 @@
 * ``cached_params_with_embeddings``: the conditioning cache key gains the embedding database version, so a changed
   or replaced file is used on the next generation of the same prompt; the key also tells the record which
   conditioning ``p`` is getting (cache hit or not).
-* ``setup_conds_then``: runs a function before and after ``StableDiffusionProcessing.setup_conds``, where the
+* ``setup_conds_then``: runs a function after ``StableDiffusionProcessing.setup_conds``, where the
   WebUI's ``model_hijack.extra_generation_params`` holds the conditioning's duplicated ``TI hashes`` and is about to
   be merged into ``p.extra_generation_params`` and written to ``params.txt``: the de-duplicated value goes there.
 * ``ti_hashes``: ``name: hash12`` once per embedding the record holds.
@@ -82,12 +82,10 @@ def cached_params_with_embeddings(original: Callable, version: Callable[[], Any 
     return cached_params
 
 
-def setup_conds_then(original: Callable, after: Callable[[Any], None],
-                     before: Callable[[Any], None] = lambda p: None) -> Callable:
-    """Wrap a ``setup_conds`` method: ``before(p)``, the WebUI's own, then ``after(p)`` (also for an override)."""
+def setup_conds_then(original: Callable, after: Callable[[Any], None]) -> Callable:
+    """Wrap a ``setup_conds`` method: ``after(p)`` runs once it has returned (also for a subclass's override)."""
 
     def setup_conds(self: Any, *args: Any, **kwargs: Any) -> Any:
-        before(self)
         result = original(self, *args, **kwargs)
         after(self)
         return result

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ATTRIBUTE = "sd_embeddings_usage"
-"""The per-generation record lives on ``p`` (reset by each batch's ``setup_conds``)."""
+"""The per-generation record lives on ``p`` (a fresh one for each batch, from ``Script.process_batch``)."""
 EMBEDDING_ROW = -1
 """Stands for an embedding's placeholder rows in ``LineRecord.ids``, so they never match a keyword."""
 KEEP = 16
@@ -91,7 +91,7 @@ class Recorder:
         self._recent: list[tuple[Any, dict[str, LineRecord]]] = []
 
     def begin(self, p: Any) -> GenerationUsage:
-        """A new batch of ``p`` starts (``setup_conds``): a fresh record."""
+        """A new batch of ``p`` starts: a fresh record."""
         usage = GenerationUsage()
         setattr(p, ATTRIBUTE, usage)
         return usage

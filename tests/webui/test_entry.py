@@ -82,8 +82,8 @@ def test_api_listing_keeps_shape_and_adds_fields(registered):
 
 def generate(webui, cls_name: str, prompts: list[str], negative: list[str],
              hires: tuple[list[str], list[str]] | None = None) -> types.SimpleNamespace:
-    """One batch as ``process_images_inner`` runs it: ``Script.process``, ``setup_conds`` (the hijack's parameters
-    merged into ``p``), ``Script.postprocess_batch``; returns ``p`` with ``comments``."""
+    """One batch as ``process_images_inner`` runs it: ``Script.process``, ``Script.process_batch``, ``setup_conds``
+    (the hijack's parameters merged into ``p``), ``Script.postprocess_batch``; returns ``p`` with ``comments``."""
     p = getattr(webui.modules["modules.processing"], cls_name)()
     p.prompts, p.negative_prompts = prompts, negative
     p.hr_prompts, p.hr_negative_prompts = hires or (prompts, negative)
@@ -91,6 +91,7 @@ def generate(webui, cls_name: str, prompts: list[str], negative: list[str],
     p.comment = p.comments.append
     webui.hijack.extra_generation_params = {}  # clear_comments()
     entry.before_generation(p)
+    entry.before_batch(p)
     p.setup_conds()
     p.extra_generation_params.update(webui.hijack.extra_generation_params)
     entry.after_batch(p)
@@ -118,6 +119,28 @@ def test_after_batch_writes_ti_hashes_once_also_on_a_cache_hit(registered):
     webui.opts.textual_inversion_add_hashes_to_infotext = False
     off = generate(webui, "StableDiffusionProcessingImg2Img", ["pos only"], ["neg only"])
     assert "TI hashes" not in off.extra_generation_params
+
+
+def test_a_refiners_second_setup_conds_adds_to_the_batch_record(registered):
+    """Fakes: processing; the refiner switch calls ``p.setup_conds()`` again in the same batch (with the refiner's
+    model, so other cache keys): the batch's ``TI hashes`` keep the first encoding's embeddings too."""
+    webui = registered.webui
+    write_a1111_pt(webui.folder / "pos.pt", vectors(1))
+    write_a1111_pt(webui.folder / "pos2.pt", vectors(1, seed=2))
+    webui.load_model(768)
+    db = entry.database()
+    db.load_textual_inversion_embeddings()
+    p = generate(webui, "StableDiffusionProcessingImg2Img", ["cat pos"], ["blurry"])
+    p.prompts, p.steps = ["cat pos2"], 21  # the refiner's conditioning (the fake keys on prompts and steps)
+    p.setup_conds()
+    entry.after_batch(p)
+    pos, pos2 = (db.word_embeddings[name].shorthash for name in ("pos", "pos2"))
+    assert p.extra_generation_params["TI hashes"] == f"pos2: {pos2}, pos: {pos}"
+    entry.before_batch(p)  # the next batch of the same generation starts afresh
+    p.prompts, p.extra_generation_params = ["dog"], {}
+    p.setup_conds()
+    entry.after_batch(p)
+    assert "TI hashes" not in p.extra_generation_params
 
 
 def test_one_tokenization_per_prompt_text(registered, monkeypatch):
