@@ -1,4 +1,7 @@
-"""The CLI as users run it: ``python -m sd_embeddings scan|inspect|convert`` in a real subprocess."""
+"""The CLI: ``python -m sd_embeddings scan|inspect|convert|samples|serve``.
+
+``cli`` runs a real subprocess (exit status, logging set-up, as users run it); ``run`` calls the same ``main`` in
+this process, which is the same code without a new interpreter importing torch for every call (seconds each)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 import torch
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_image, write_safetensors
 
+from sd_embeddings.__main__ import main
 from sd_embeddings.formats import decoding as formats
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +26,24 @@ def cli(*args: str, cwd: Path | None = None, home: Path | None = None) -> subpro
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(home or cwd or ROOT / ".pytest-cache-home")}
     return subprocess.run([sys.executable, "-m", "sd_embeddings", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=120)
+
+
+@pytest.fixture
+def run(capsys, monkeypatch, tmp_path):
+    """``run(*argv)`` -> CompletedProcess from ``main(argv)`` in this process, the cache inside tmp_path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
+    monkeypatch.delenv("SD_EMBEDDINGS_CACHE_DIR", raising=False)
+
+    def call(*args: str, **_: object) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse: --version, usage errors
+            code = e.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return call
 
 
 @pytest.fixture
@@ -51,8 +73,8 @@ def test_scan_lists_every_file_and_exits_1_on_bad_files(mixed, tmp_path):
     assert lines[-1].startswith("Loaded a total of 3 textual inversion embeddings. Skipped 1.")
 
 
-def test_scan_json_schema(mixed, tmp_path):
-    result = cli("scan", str(mixed), "--json", "--hashes", home=tmp_path)
+def test_scan_json_schema(mixed, tmp_path, run):
+    result = run("scan", str(mixed), "--json", "--hashes", home=tmp_path)
     assert result.returncode == 1
     items = {item["path"]: item for item in json.loads(result.stdout)}
     assert "Loaded a total of" in result.stderr
@@ -65,19 +87,19 @@ def test_scan_json_schema(mixed, tmp_path):
     assert items["evil.pt"]["family"] == "unknown" and items["evil.pt"]["status"] == "unsafe"
 
 
-def test_scan_clean_folder_exits_0_and_missing_folder_exits_2(tmp_path):
+def test_scan_clean_folder_exits_0_and_missing_folder_exits_2(tmp_path, run):
     write_safetensors(tmp_path / "ok" / "a.safetensors", {"emb_params": vectors(1)})
-    assert cli("scan", str(tmp_path / "ok"), home=tmp_path).returncode == 0
-    missing = cli("scan", str(tmp_path / "nope"), home=tmp_path)
+    assert run("scan", str(tmp_path / "ok"), home=tmp_path).returncode == 0
+    missing = run("scan", str(tmp_path / "nope"), home=tmp_path)
     assert missing.returncode == 2 and "not a folder" in missing.stderr
-    assert cli("frobnicate", home=tmp_path).returncode == 2
+    assert run("frobnicate", home=tmp_path).returncode == 2
 
 
-def test_inspect_reports_norms_and_bad_vectors(tmp_path):
+def test_inspect_reports_norms_and_bad_vectors(tmp_path, run):
     vec = vectors(3)
     vec[2] = 0
     write_a1111_pt(tmp_path / "e.pt", vec)
-    result = cli("inspect", str(tmp_path / "e.pt"), "--json", home=tmp_path)
+    result = run("inspect", str(tmp_path / "e.pt"), "--json", home=tmp_path)
     report = json.loads(result.stdout)
     assert result.returncode == 0
     (tensor,) = [t for t in report["tensors"] if t["shape"] == [3, 768]]
@@ -85,26 +107,26 @@ def test_inspect_reports_norms_and_bad_vectors(tmp_path):
     assert report["step"] == 100 and report["family"] == "sd1" and len(report["sha256"]) == 64
     vec[0, 0] = float("inf")
     write_safetensors(tmp_path / "inf.safetensors", {"emb_params": vec})
-    bad = cli("inspect", str(tmp_path / "inf.safetensors"), home=tmp_path)
+    bad = run("inspect", str(tmp_path / "inf.safetensors"), home=tmp_path)
     assert bad.returncode == 1 and "NaN/Inf vectors 1" in bad.stdout and "corrupt" in bad.stdout
 
 
-def test_convert_round_trip_and_no_overwrite(tmp_path):
+def test_convert_round_trip_and_no_overwrite(tmp_path, run):
     vec = vectors(4)
     write_a1111_pt(tmp_path / "in" / "legacy.pt", vec, legacy=True, parameter_dict=True)
     write_image(tmp_path / "in" / "pic.png", vec, "stored", carrier="pixels")
     out = tmp_path / "out"
-    result = cli("convert", str(tmp_path / "in" / "legacy.pt"), str(tmp_path / "in" / "pic.png"),
+    result = run("convert", str(tmp_path / "in" / "legacy.pt"), str(tmp_path / "in" / "pic.png"),
                  "--out", str(out), home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert torch.equal(formats.decode_file(out / "legacy.safetensors").vec, vec)
     back = formats.decode_file(out / "pic.safetensors")
     assert back.name == "stored" and torch.allclose(back.vec, vec)
-    again = cli("convert", str(tmp_path / "in" / "legacy.pt"), "--out", str(out), home=tmp_path)
+    again = run("convert", str(tmp_path / "in" / "legacy.pt"), "--out", str(out), home=tmp_path)
     assert again.returncode == 1 and "--force" in again.stderr
-    assert cli("convert", str(tmp_path / "in" / "legacy.pt"), "--out", str(out), "--force",
+    assert run("convert", str(tmp_path / "in" / "legacy.pt"), "--out", str(out), "--force",
                home=tmp_path).returncode == 0
-    to_png = cli("convert", str(out / "legacy.safetensors"), "--to", "png-pixels", "--out", str(tmp_path / "png"),
+    to_png = run("convert", str(out / "legacy.safetensors"), "--to", "png-pixels", "--out", str(tmp_path / "png"),
                  home=tmp_path)
     assert to_png.returncode == 0 and torch.allclose(formats.decode_file(tmp_path / "png" / "legacy.png").vec, vec)
 
@@ -115,10 +137,10 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return err
 
 
-def test_version(tmp_path):
+def test_version(tmp_path, run):
     from sd_embeddings import __version__
 
-    result = cli("--version", home=tmp_path)
+    result = run("--version", home=tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == f"sd-embeddings {__version__}"
 
 
@@ -133,30 +155,30 @@ def test_verbose_after_the_sub_command_logs_every_file(mixed, tmp_path):
     assert "INFO" not in quiet.stderr
 
 
-def test_inspect_says_nan_not_zero(tmp_path):
+def test_inspect_says_nan_not_zero(tmp_path, run):
     vec = vectors(3)
     vec[1] = float("nan")
     vec[2] = 0
     write_safetensors(tmp_path / "nan.safetensors", {"emb_params": vec})
-    result = cli("inspect", str(tmp_path / "nan.safetensors"), home=tmp_path)
+    result = run("inspect", str(tmp_path / "nan.safetensors"), home=tmp_path)
     assert "NaN/Inf vectors 1, zero 1" in result.stdout
     assert "NaN/Inf, 0" in result.stdout  # the norms: row 1 is NaN, row 2 is zero
-    report = json.loads(cli("inspect", str(tmp_path / "nan.safetensors"), "--json", home=tmp_path).stdout)
+    report = json.loads(run("inspect", str(tmp_path / "nan.safetensors"), "--json", home=tmp_path).stdout)
     (tensor,) = report["tensors"]
     assert (tensor["nan_inf_vectors"], tensor["zero_vectors"]) == (1, 1) and tensor["norms"][1] is None
 
 
-def test_inspect_and_scan_give_an_empty_file_the_same_reason(tmp_path):
+def test_inspect_and_scan_give_an_empty_file_the_same_reason(tmp_path, run):
     (tmp_path / "empty.pt").write_bytes(b"")
-    inspected = json.loads(cli("inspect", str(tmp_path / "empty.pt"), "--json", home=tmp_path).stdout)
-    (scanned,) = json.loads(cli("scan", str(tmp_path), "--json", home=tmp_path).stdout)
+    inspected = json.loads(run("inspect", str(tmp_path / "empty.pt"), "--json", home=tmp_path).stdout)
+    (scanned,) = json.loads(run("scan", str(tmp_path), "--json", home=tmp_path).stdout)
     assert inspected["reason"] == scanned["reason"] and inspected["reason"].startswith("empty file (0 bytes)")
     assert inspected["status"] == scanned["status"] == "not-an-embedding"
 
 
-def test_samples_into_a_file_is_one_line(tmp_path):
+def test_samples_into_a_file_is_one_line(tmp_path, run):
     (tmp_path / "some-file.pt").write_bytes(b"x")
-    result = cli("samples", str(tmp_path / "some-file.pt"), home=tmp_path)
+    result = run("samples", str(tmp_path / "some-file.pt"), home=tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     assert "some-file.pt is a file, not a folder" in one_line_error(result)
 
@@ -211,13 +233,10 @@ def test_serve_prints_the_url_after_binding(tmp_path, capsys, serve_calls):
     assert kwargs["sock"].fileno() == -1  # handed to the server, closed when it stops
 
 
-def test_cache_dir_env_moves_the_scan_cache(mixed, tmp_path):
+def test_cache_dir_env_moves_the_scan_cache(mixed, tmp_path, run, monkeypatch):
     moved = tmp_path / "elsewhere"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "xdg"),
-           "SD_EMBEDDINGS_CACHE_DIR": str(moved)}
-    result = subprocess.run([sys.executable, "-m", "sd_embeddings", "scan", str(mixed), "--json"],
-                            capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 1
+    monkeypatch.setenv("SD_EMBEDDINGS_CACHE_DIR", str(moved))
+    assert run("scan", str(mixed), "--json").returncode == 1
     cached = json.loads((moved / "hashes.json").read_text())["files"]
     assert str(mixed / "EasyNegative.pt") in cached
-    assert not (tmp_path / "xdg" / "sd-embeddings").exists()
+    assert not (tmp_path / "cache-home" / "sd-embeddings").exists()
