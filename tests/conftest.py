@@ -13,9 +13,14 @@ for extra in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(extra))
 
 
+SHALLOW_LAYERS = 2
+"""Depth of the random-weight test encoders: 2 keeps every hidden-state choice (last, penultimate, skip) distinct."""
+
+
 @pytest.fixture
 def shallow_models(monkeypatch, tmp_path):
-    """One-layer random-weight text encoders with the real widths (the tests-only switch: reports without a model
-    then run them), and a hash cache inside the test's tmp_path."""
-    monkeypatch.setenv("SD_EMBEDDINGS_TEST_RANDOM_ENCODERS", "1")
+    """Two-layer random-weight text encoders with the real widths (the tests-only switch: reports without a model
+    then run them), and a hash cache inside the test's tmp_path. The encoders are built once per test session
+    (``text_encoders`` caches them per family and depth); test_conditioning asks for the same ones."""
+    monkeypatch.setenv("SD_EMBEDDINGS_TEST_RANDOM_ENCODERS", str(SHALLOW_LAYERS))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

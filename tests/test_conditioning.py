@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from conftest import SHALLOW_LAYERS
 from factories import sdxl_vectors, vectors
 from prompt_helpers import library_with
 
@@ -19,12 +20,13 @@ pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def sd1():
-    return text_encoders.random_encoders(Family.SD1, layers=2)
+    """The session's shared 2-layer random encoders (the ones ``shallow_models`` reports use; built once)."""
+    return text_encoders.encoders_for(Family.SD1, None, SHALLOW_LAYERS)
 
 
 @pytest.fixture(scope="module")
 def sdxl():
-    return text_encoders.random_encoders(Family.SDXL, layers=2)
+    return text_encoders.encoders_for(Family.SDXL, None, SHALLOW_LAYERS)
 
 
 def with_new_tokens(model, rows: torch.Tensor):
@@ -149,7 +151,7 @@ def test_openclip_encoders_pad_with_zero_after_the_end_token(tmp_path) -> None:
 
 
 def test_sd2_shape(tmp_path) -> None:
-    encoders = text_encoders.random_encoders(Family.SD2, layers=2)
+    encoders = text_encoders.encoders_for(Family.SD2, None, SHALLOW_LAYERS)
     library = library_with(tmp_path, {"wide": vectors(2, 1024)}, family=Family.SD2)
     tokens, cond = encode(library, Family.SD2, encoders, "a wide cat")
     assert cond.shape == [1, 77, 1024] and len(tokens.placements) == 1
