@@ -6,7 +6,6 @@ import copy
 
 import pytest
 import torch
-from conftest import SHALLOW_LAYERS
 from factories import sdxl_vectors, vectors
 from prompt_helpers import library_with
 
@@ -16,6 +15,9 @@ from sd_embeddings.prompt.tokenizer import bundled
 from sd_embeddings.records import Family
 
 pytest.importorskip("transformers")
+
+SHALLOW_LAYERS = 2
+"""tests/conftest.py's depth for ``shallow_models``: the same cached encoders serve both (built once a session)."""
 
 
 @pytest.fixture(scope="module")
