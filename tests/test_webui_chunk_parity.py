@@ -16,9 +16,9 @@ import types
 from pathlib import Path
 
 import pytest
+from factories import vectors
 from prompt_helpers import library_with
 
-from factories import vectors
 from sd_embeddings.prompt.chunks import ChunkOptions, indexes_for, tokenize_prompt
 from sd_embeddings.prompt.tokenizer import bundled
 from sd_embeddings.webui.generation import relocate_orphaned_fixes
