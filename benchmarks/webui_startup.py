@@ -22,6 +22,7 @@ and prints each row as stock, extension and extension/stock. Nothing here is ass
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -112,7 +113,8 @@ class WebUI:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited on its own
+            os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -122,6 +124,11 @@ class WebUI:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def excerpt(self) -> str:
+        """The log without the per-file hash lines, which hide the cause at 10,000 files."""
+        lines = [ln for ln in self.text().splitlines() if not ln.startswith("Calculating sha256")]
+        return "\n".join(lines[:40] + ["..."] + lines[-20:])
+
     def wait_for(self, what: str, limit: float = 1800) -> str:
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
@@ -129,7 +136,7 @@ class WebUI:
             if line:
                 return line
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.mode} WebUI exited:\n{self.text()[-3000:]}")
+                raise RuntimeError(f"{self.mode} WebUI exited:\n{self.excerpt()}")
             time.sleep(0.2)
         raise TimeoutError(f"no {what!r} line in {limit} s")
 
@@ -142,7 +149,7 @@ class WebUI:
                 return time.perf_counter() - self.started, took
             except OSError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.mode} WebUI exited:\n{self.text()[-3000:]}") from None
+                    raise RuntimeError(f"{self.mode} WebUI exited:\n{self.excerpt()}") from None
                 time.sleep(0.2)
         raise TimeoutError("the API never answered")
 
