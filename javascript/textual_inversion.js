@@ -342,7 +342,8 @@
     const option = (v, label) => '<option value="' + v + '"' + ((meta.target || "auto") === v ? " selected" : "") + ">" + label + "</option>";
     dialog.innerHTML = '<form method="dialog"><h3>' + esc(info.card.keyword) + "</h3><dl>" +
       "<dt>File</dt><dd>" + esc(file.relpath) + "</dd><dt>Size</dt><dd>" + esc(file.size.toLocaleString()) + " bytes</dd>" +
-      "<dt>Modified</dt><dd>" + esc(file.modified) + "</dd><dt>sha256</dt><dd><code>" + esc(file.sha256) + "</code></dd>" +
+      "<dt>Modified</dt><dd>" + esc(file.modified) + "</dd><dt>sha256</dt><dd><code>" +
+      esc(file.sha256 || "(" + (file.sha256_state || "pending") + ")") + "</code></dd>" +
       "<dt>Status</dt><dd>" + esc(info.card.status + (info.card.reason ? ": " + info.card.reason : "")) + "</dd></dl>" +
       '<label>Insert into <select name="target">' + option("auto", "auto (" + (info.card.target === "negative" &&
         info.card.target_source === "auto" ? "negative by name/folder" : "prompt box focused last") + ")") +

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -177,6 +178,11 @@ class Sidecars:
     metadata_file: str | None = None
 
 
+def stat_stamp(info: os.stat_result) -> tuple[int, int, int, int]:
+    """``Entry.stamp`` of a file as it is now on disk."""
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+
+
 @dataclass
 class Entry:
     """One file found by a scan, whatever its state. Paths are absolute; ``folder`` is relative to its root."""
@@ -198,6 +204,13 @@ class Entry:
     """Status from reading the file alone (before compatibility and collisions are applied)."""
     file_reason: str = ""
     verified: bool = False
+    ctime_ns: int = 0
+    inode: int = 0
+
+    @property
+    def stamp(self) -> tuple[int, int, int, int]:
+        """What says the file is still the one scanned: a copy can keep size and mtime, never ctime and inode."""
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode)
     """True once every value was decoded and checked (scans read headers only; a background pass verifies)."""
 
     @property

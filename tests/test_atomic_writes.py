@@ -75,7 +75,7 @@ def test_every_writer_goes_through_the_atomic_writer(tmp_path: Path, synced: lis
         library.refresh()
         preview = library.save_preview(library.get("emb"), b"\x89PNG\r\n\x1a\nnot checked here")
         cache = HashCache(tmp_path / "cache" / "hashes.json")
-        cache.put(str(source), 1, 1, "0" * 64)
+        cache.put(str(source), (1, 1, 1, 1), "0" * 64)
         cache.save()
     written = [Path(converted), *samples, Path(preview), tmp_path / "cache" / "hashes.json"]
     assert {path.name: mode(path) for path in written} == {path.name: 0o640 for path in written}

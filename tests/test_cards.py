@@ -115,7 +115,10 @@ def test_routes(library: Library, tmp_path: Path) -> None:
     assert client.post("/sd-embeddings/v1/metadata", json={"id": "0/cat.pt", "target": "up"}).status_code == 400
     assert client.post("/sd-embeddings/v1/metadata", json={"id": "0/cat.pt", "weight": "inf"}).status_code == 400
     meta = client.get("/sd-embeddings/v1/metadata", params={"id": "0/cat.pt"}).json()
-    assert len(meta["file"]["sha256"]) == 64 and meta["description"] == "d"
+    assert meta["file"] == {**meta["file"], "sha256": "", "sha256_state": "pending"} and meta["description"] == "d"
+    library.hash_all()  # what the background pass does; the GET itself never hashes
+    meta = client.get("/sd-embeddings/v1/metadata", params={"id": "0/cat.pt"}).json()
+    assert len(meta["file"]["sha256"]) == 64 and meta["file"]["sha256_state"] == "known"
 
 
 def test_auto_negative_can_be_switched_off_but_the_users_choice_stays(tmp_path):

@@ -17,6 +17,8 @@ MAX_NODES = 1_000_000
 """Opcodes plus walked nodes: a real embedding needs under 1,000; a 1,000-tensor state dict about 40,000."""
 MAX_BYTES = 256 * 1024 * 1024
 """Bytes produced while decoding one file (the largest accepted file is 64 MB; its tensors are copied once)."""
+MAX_DIMS = 8
+"""Most dimensions a tensor read from a file may declare (an embedding has 2): shape walks stay linear and short."""
 
 
 @dataclass

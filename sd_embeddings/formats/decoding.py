@@ -23,7 +23,7 @@ import torch
 from ..errors import CorruptFileError, NotAnEmbeddingError
 from ..records import SDXL_KEYS, EmbeddingData, Header, Shape
 from . import image_format, pickles, safetensors_file
-from .budget import classified
+from .budget import MAX_DIMS, classified
 from .layouts import META_KEYS, TENSOR_TYPES, locate
 
 logger = logging.getLogger(__name__)
@@ -147,11 +147,14 @@ def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
         raise NotAnEmbeddingError(path, f"{what} holds {_dtype_name(tensor)} values, not floats")
     if not all(type(size) is int for size in tensor.shape):  # e.g. a safetensors header saying [true, 768]
         raise CorruptFileError(path, f"{what} has a shape that is not made of whole numbers")
+    if len(tensor.shape) > MAX_DIMS:
+        raise NotAnEmbeddingError(path, f"{what} has {len(tensor.shape):,} dimensions, expected [vectors, width]")
     shape = list(tensor.shape)
     if len(shape) == 1:
         shape = [1, *shape]
-    while len(shape) > 2 and shape[0] == 1:
-        shape = shape[1:]
+    # leading 1s dropped in one slice: a loop of slices is quadratic in a file-declared rank
+    first = next((i for i, size in enumerate(shape[:-2]) if size != 1), len(shape) - 2)
+    shape = shape[first:]
     if len(shape) != 2:
         raise NotAnEmbeddingError(path, f"{what} has {len(tensor.shape)} dimensions, expected [vectors, width]")
     rows, width = shape

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CorruptFileError
+from .budget import MAX_DIMS
 
 MAX_DIMENSION = 2**40
 """Largest size, stride, offset or element count accepted anywhere (far past any real tensor)."""
-MAX_DIMS = 8
 
 
 @dataclass(frozen=True)

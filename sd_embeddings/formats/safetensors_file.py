@@ -14,6 +14,7 @@ import torch
 
 from ..errors import CorruptFileError, NotAnEmbeddingError
 from . import json_limits
+from .budget import MAX_DIMS
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 """The format's own limit: a longer declared header is a damaged file."""
@@ -100,8 +101,10 @@ def _tensor_spec(name: str, info: object, data_size: int, path: str) -> TensorSp
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if dtype not in _DTYPES:
         raise CorruptFileError(path, f"tensor '{name}' has unknown dtype {str(dtype)[:20]!r}")
-    if not (isinstance(shape, list) and all(isinstance(s, int) and 0 <= s < 2**40 for s in shape)):
-        raise CorruptFileError(path, f"tensor '{name}' has an invalid shape")
+    if not (isinstance(shape, list) and len(shape) <= MAX_DIMS
+            and all(isinstance(s, int) and 0 <= s < 2**40 for s in shape)):
+        raise CorruptFileError(path, f"tensor '{name}' has an invalid shape (at most {MAX_DIMS} dimensions of "
+                                     f"whole numbers)")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
         raise CorruptFileError(path, f"tensor '{name}' has invalid data offsets")
     begin, end = offsets

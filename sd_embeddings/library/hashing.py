@@ -1,20 +1,22 @@
-"""What we learn from each file, cached across runs by path + size + mtime: its sha256 and its scan result.
+"""What we learn from each file, cached across runs by path + stamp: its sha256 and its scan result.
 
-A restart then reads no file it has seen before; hashes are computed off the startup path."""
+The stamp is size, mtime_ns, ctime_ns and inode: a replacement copied with ``cp -p``, ``rsync -t`` or out of an
+archive keeps size and mtime, but gets a new ctime. A restart then reads no file it has seen before; hashes are
+computed off the startup path."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..formats.decoding import open_regular
+from ..formats.decoding import MAX_EMBEDDING_BYTES, open_regular
 from .atomic import remove_stale_temps, write_atomic
 from .bulk import gc_paused
 
@@ -32,19 +34,34 @@ def default_cache_path() -> Path:
     return Path(base) / "sd-embeddings" / "hashes.json"
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hash of a plain file; a FIFO or device swapped in after the scan raises OSError instead of blocking."""
+def sha256_file(path: str | os.PathLike, limit: int = MAX_EMBEDDING_BYTES) -> str:
+    """Hash of a plain file; a FIFO or device swapped in after the scan raises OSError instead of blocking.
+
+    A file over ``limit`` is refused as an embedding anyway, and a sparse one can claim terabytes while taking no
+    disk: it raises OSError (EFBIG) before (or, if it grows, while) it is read."""
     digest = hashlib.sha256()
     with open_regular(path) as handle:
-        for block in iter(lambda: handle.read(1024 * 1024), b""):
+        left = limit - os.fstat(handle.fileno()).st_size  # the stat of the open file: no swap in between
+        while left >= 0:
+            block = handle.read(1024 * 1024)
+            if not block:
+                return digest.hexdigest()
+            left -= len(block)
             digest.update(block)
-    return digest.hexdigest()
+    raise OSError(errno.EFBIG, f"larger than {limit // 2**20} MB, the largest embedding file; not hashed",
+                  os.fspath(path))
 
 
-@dataclass(frozen=True)
-class _Stamp:
-    size: int
-    mtime_ns: int
+def hashable(size: int) -> bool:
+    """Will the background pass ever hash a file of this size? (Larger ones are refused, never read.)"""
+    return size <= MAX_EMBEDDING_BYTES
+
+
+Stamp = tuple[int, int, int, int]
+"""``Entry.stamp``: size, mtime_ns, ctime_ns, inode."""
+_STAMP_FIELDS = ("size", "mtime_ns", "ctime_ns", "inode")
+CACHE_VERSION = 3
+"""Version 3 added ctime_ns and inode to each record; an older cache is dropped and its files are read again."""
 
 
 MAX_CACHE_BYTES = 256 * 1024 * 1024
@@ -52,24 +69,24 @@ MAX_CACHE_BYTES = 256 * 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def _record(item: object) -> tuple[_Stamp, dict[str, Any]] | None:
+def _record(item: object) -> tuple[Stamp, dict[str, Any]] | None:
     """One cache record, or None when any field has the wrong type or range (a damaged or edited file)."""
     if not isinstance(item, dict):
         return None
-    size, mtime_ns, sha, scan = item.get("size"), item.get("mtime_ns"), item.get("sha256"), item.get("scan")
-    if not all(type(v) is int and 0 <= v < 2**63 for v in (size, mtime_ns)):
+    stamp, sha, scan = tuple(item.get(name) for name in _STAMP_FIELDS), item.get("sha256"), item.get("scan")
+    if not all(type(v) is int and 0 <= v < 2**64 for v in stamp):
         return None  # also refuses floats such as 1e999 (inf) and booleans
     if sha is not None and not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
         return None
     if scan is not None and not isinstance(scan, dict):
         return None
     fields = {name: value for name, value in (("sha256", sha), ("scan", scan)) if value}
-    return _Stamp(size, mtime_ns), fields
+    return stamp, fields
 
 
 class HashCache:
-    """Per absolute path, valid while size and mtime_ns are unchanged: the full-file sha256 and the scan record
-    (what the header says, or why the file is unusable; see ``Library``).
+    """Per absolute path, valid while the stamp (size, mtime_ns, ctime_ns, inode) is unchanged: the full-file
+    sha256 and the scan record (what the header says, or why the file is unusable; see ``Library``).
 
     Keyed by path (not by embedding name, unlike the WebUI's cache) so two files with the same name in
     different folders never share a hash. ``path=None`` keeps the cache in memory only.
@@ -78,7 +95,7 @@ class HashCache:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[_Stamp, dict[str, Any]]] = {}
+        self._items: dict[str, tuple[Stamp, dict[str, Any]]] = {}
         """path -> (stamp, {"sha256": str, "scan": dict}); a new stamp starts a fresh record."""
         self._dirty = False
         self._load()
@@ -102,6 +119,9 @@ class HashCache:
     def _read_document(self) -> int:
         """Load every well-formed record; returns how many were skipped as damaged."""
         document = json.loads(self.path.read_bytes().decode("utf-8"))
+        if isinstance(document, dict) and document.get("version") != CACHE_VERSION:
+            logger.info("Hash cache %s is from an older version; its files are read again", self.path)
+            return 0
         files = document.get("files") if isinstance(document, dict) else None
         if not isinstance(files, dict):
             raise ValueError("no 'files' object")
@@ -114,15 +134,15 @@ class HashCache:
                 self._items[key] = record
         return skipped
 
-    def _get(self, path: str, size: int, mtime_ns: int, name: str) -> Any:
+    def _get(self, path: str, stamp: Stamp, name: str) -> Any:
         with self._lock:
             item = self._items.get(path)
-        if item and item[0] == _Stamp(size, mtime_ns):
+        if item and item[0] == tuple(stamp):
             return item[1].get(name)
         return None
 
-    def _put(self, path: str, size: int, mtime_ns: int, name: str, value: Any) -> None:
-        stamp = _Stamp(size, mtime_ns)
+    def _put(self, path: str, stamp: Stamp, name: str, value: Any) -> None:
+        stamp = tuple(stamp)
         with self._lock:
             item = self._items.get(path)
             fields = dict(item[1]) if item and item[0] == stamp else {}
@@ -130,26 +150,27 @@ class HashCache:
             self._items[path] = (stamp, fields)
             self._dirty = True
 
-    def get(self, path: str, size: int, mtime_ns: int) -> str | None:
-        value = self._get(path, size, mtime_ns, "sha256")
+    def get(self, path: str, stamp: Stamp) -> str | None:
+        value = self._get(path, stamp, "sha256")
         return str(value) if value else None
 
-    def put(self, path: str, size: int, mtime_ns: int, sha256: str) -> None:
-        self._put(path, size, mtime_ns, "sha256", sha256)
+    def put(self, path: str, stamp: Stamp, sha256: str) -> None:
+        self._put(path, stamp, "sha256", sha256)
 
-    def get_scan(self, path: str, size: int, mtime_ns: int) -> dict | None:
-        value = self._get(path, size, mtime_ns, "scan")
+    def get_scan(self, path: str, stamp: Stamp) -> dict | None:
+        value = self._get(path, stamp, "scan")
         return value if isinstance(value, dict) else None
 
-    def put_scan(self, path: str, size: int, mtime_ns: int, scan: dict) -> None:
-        self._put(path, size, mtime_ns, "scan", scan)
+    def put_scan(self, path: str, stamp: Stamp, scan: dict) -> None:
+        self._put(path, stamp, "scan", scan)
 
-    def compute(self, path: str, size: int, mtime_ns: int) -> str:
-        cached = self.get(path, size, mtime_ns)
+    def compute(self, path: str, stamp: Stamp) -> str:
+        """The cached hash, else hash now; OSError for a file over the embedding size cap (never read)."""
+        cached = self.get(path, stamp)
         if cached is not None:
             return cached
         value = sha256_file(path)
-        self.put(path, size, mtime_ns, value)
+        self.put(path, stamp, value)
         return value
 
     def save(self) -> None:
@@ -159,11 +180,10 @@ class HashCache:
         with self._lock:
             if not self._dirty:
                 return
-            files = {key: {"size": stamp.size, "mtime_ns": stamp.mtime_ns, **fields}
-                     for key, (stamp, fields) in self._items.items()}
+            files = {key: {**dict(zip(_STAMP_FIELDS, stamp)), **fields} for key, (stamp, fields) in self._items.items()}
             self._dirty = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.path, json.dumps({"version": 2, "files": files}).encode("utf-8"))
+            write_atomic(self.path, json.dumps({"version": CACHE_VERSION, "files": files}).encode("utf-8"))
         except OSError as e:
             logger.warning("Could not write hash cache %s: %s", self.path, e)

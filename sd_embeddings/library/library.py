@@ -1,8 +1,8 @@
 """Folders -> entries: one per embedding file found, with status, reason, keyword, family, sidecars and hash.
 
-Scanning is incremental (a file whose size and mtime_ns are unchanged is not read again) and never stops on a
-bad file. Compatibility with the active model and keyword collisions are applied on top of what each file holds,
-so switching models re-evaluates every entry without touching the disk.
+Scanning is incremental (a file whose stamp, size + mtime + ctime + inode, is unchanged is not read again) and
+never stops on a bad file. Compatibility with the active model and keyword collisions are applied on top of what
+each file holds, so switching models re-evaluates every entry without touching the disk.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Library:
             self.folders.append(path)
 
     def refresh(self, force: bool = False, progress: Callable[[int, int], None] | None = None) -> ScanReport:
-        """Rescan every folder; only new or changed files (size or mtime_ns) are read. ``force`` re-reads all.
+        """Rescan every folder; only new or changed files (any part of the stamp) are read. ``force`` re-reads all.
 
         ``progress(done, total)`` is called as files are read (for a progress bar on long scans).
         """
@@ -92,7 +92,7 @@ class Library:
                 if progress is not None:
                     progress(done, len(found))
                 old = previous.get(item.path)
-                if old is not None and not force and (old.size, old.mtime_ns) == (item.size, item.mtime_ns):
+                if old is not None and not force and old.stamp == item.stamp:
                     if old.sidecars != item.sidecars:
                         old = dataclasses.replace(old, sidecars=item.sidecars)
                         report.sidecars_changed = True
@@ -133,7 +133,7 @@ class Library:
         return False
 
     def _cache_scan(self, record: Entry) -> None:
-        self.hash_cache.put_scan(record.path, record.size, record.mtime_ns, scan_record.store(record))
+        self.hash_cache.put_scan(record.path, record.stamp, scan_record.store(record))
 
     # -- statuses: compatibility and collisions ---------------------------------------------------------------
 
@@ -259,7 +259,7 @@ class Library:
         logger.warning("Embedding %s: %s", entry.path, error.reason)
         with self._lock:
             record = self._files.get(entry.path)
-            if record is None or (record.size, record.mtime_ns) != (entry.size, entry.mtime_ns):
+            if record is None or record.stamp != entry.stamp:
                 return
             record.file_status, record.file_reason = Status(error.status), error.reason
             record.status, record.reason, record.verified = record.file_status, error.reason, True

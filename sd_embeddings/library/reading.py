@@ -23,9 +23,10 @@ def read_entry(item: FoundFile, hash_cache: HashCache, deep: bool,
     """The entry of ``item``; ``remember`` keeps the vectors a deep scan decoded (so a prompt need not re-read)."""
     stem = os.path.splitext(item.name)[0]
     entry = Entry(path=item.path, root=item.root, folder=item.folder, keyword=stem, format=item.format,
-                  size=item.size, mtime_ns=item.mtime_ns, status=Status.LOADED, sidecars=item.sidecars)
-    entry.sha256 = hash_cache.get(item.path, item.size, item.mtime_ns)
-    cached = None if deep else hash_cache.get_scan(item.path, item.size, item.mtime_ns)
+                  size=item.size, mtime_ns=item.mtime_ns, status=Status.LOADED, sidecars=item.sidecars,
+                  ctime_ns=item.ctime_ns, inode=item.inode)
+    entry.sha256 = hash_cache.get(item.path, item.stamp)
+    cached = None if deep else hash_cache.get_scan(item.path, item.stamp)
     if cached is not None and scan_record.restore(entry, cached):
         return entry
     try:
@@ -40,7 +41,7 @@ def read_entry(item: FoundFile, hash_cache: HashCache, deep: bool,
         entry.file_status, entry.file_reason = entry.status, entry.reason
         return entry
     entry.file_status, entry.file_reason = entry.status, entry.reason
-    hash_cache.put_scan(entry.path, entry.size, entry.mtime_ns, scan_record.store(entry))
+    hash_cache.put_scan(entry.path, entry.stamp, scan_record.store(entry))
     return entry
 
 

@@ -24,6 +24,12 @@ class FoundFile:
     size: int
     mtime_ns: int
     sidecars: Sidecars
+    ctime_ns: int = 0
+    inode: int = 0
+
+    @property
+    def stamp(self) -> tuple[int, int, int, int]:
+        return (self.size, self.mtime_ns, self.ctime_ns, self.inode)
 
 
 def walk_folders(roots: Sequence[str]) -> tuple[list[FoundFile], dict[str, int], list[str]]:
@@ -82,5 +88,5 @@ def _files_in(folder: str, root: str, rel: str, items: list[os.DirEntry], stack:
             continue
         own_image = item.name if kind == "image" else None
         out.append(FoundFile(item.path, root, rel, item.name, kind, info.st_size, info.st_mtime_ns,
-                             sidecars.find_sidecars(stem, names_lower, own_image)))
+                             sidecars.find_sidecars(stem, names_lower, own_image), info.st_ctime_ns, info.st_ino))
     return out

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from ..errors import ChangedFileError, CorruptFileError, EmbeddingError
 from ..formats import decoding as formats
-from ..records import EmbeddingData, Entry, Status
+from ..records import EmbeddingData, Entry, Status, stat_stamp
 from .hashing import HashCache
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Verifier:
         self.background = background
         self.idle = threading.Event()
         """Set while the worker has nothing left to do (tests and benchmarks wait on it)."""
-        self._cache: collections.OrderedDict[str, tuple[int, int, EmbeddingData]] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[str, tuple[tuple[int, ...], EmbeddingData]] = collections.OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -69,9 +69,9 @@ class Verifier:
         """The vectors of an entry (decoded on first use, then kept in a small LRU cache)."""
         with self._lock:
             cached = self._cache.get(entry.path)
-            if cached and cached[:2] == (entry.size, entry.mtime_ns):
+            if cached and cached[0] == entry.stamp:
                 self._cache.move_to_end(entry.path)
-                return cached[2]
+                return cached[1]
         try:
             data = _decode(formats.read_file(entry.path), entry.path)
         except EmbeddingError as e:
@@ -84,7 +84,7 @@ class Verifier:
 
     def remember(self, entry: Entry, data: EmbeddingData) -> None:
         with self._lock:
-            self._cache[entry.path] = (entry.size, entry.mtime_ns, data)
+            self._cache[entry.path] = (entry.stamp, data)
             self._cache.move_to_end(entry.path)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -110,7 +110,7 @@ class Verifier:
             return
         if record.sha256 is None and len(raw) == record.size:
             value = hashlib.sha256(raw).hexdigest()
-            self.hash_cache.put(entry.path, record.size, record.mtime_ns, value)
+            self.hash_cache.put(entry.path, record.stamp, value)
             self.records.record_hash(entry.path, value)
         if record.verified or record.file_status is not Status.LOADED:
             return
@@ -137,7 +137,7 @@ class Verifier:
         """The file's sha256, computed now if the background worker has not got to it yet."""
         if entry.sha256 is None:
             try:
-                value = self.hash_cache.compute(entry.path, entry.size, entry.mtime_ns)
+                value = self.hash_cache.compute(entry.path, entry.stamp)
             except OSError as e:
                 logger.warning("Cannot hash %s: %s", entry.path, e)
                 return None
@@ -199,9 +199,9 @@ def _decode(raw: bytes, path: str) -> EmbeddingData:
 
 
 def _replaced(entry: Entry) -> bool:
-    """Is the file on disk no longer the one the entry was scanned from (other size or mtime, or gone)?"""
+    """Is the file on disk no longer the one the entry was scanned from (other stamp, or gone)?"""
     try:
         info = os.stat(entry.path)
     except OSError:
         return True
-    return (info.st_size, info.st_mtime_ns) != (entry.size, entry.mtime_ns)
+    return stat_stamp(info) != entry.stamp

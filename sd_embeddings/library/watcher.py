@@ -23,6 +23,8 @@ import sys
 import threading
 from typing import Any
 
+from ..records import stat_stamp
+
 logger = logging.getLogger(__name__)
 
 _IN_MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800  # modify..move_self
@@ -169,6 +171,6 @@ def any_file_changed(library: Any) -> bool:
             info = os.stat(entry.path)
         except OSError:
             return True
-        if (info.st_size, info.st_mtime_ns) != (entry.size, entry.mtime_ns):
+        if stat_stamp(info) != entry.stamp:
             return True
     return False

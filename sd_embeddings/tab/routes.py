@@ -45,6 +45,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..library import Library
+from ..library.hashing import hashable
 from ..library.sidecars import PREVIEW_EXTENSIONS
 from ..records import Entry
 from . import cards, guard, preview_serving, preview_upload
@@ -83,6 +84,13 @@ def safe_preview_path(library: Library, root_index: str, relpath: str) -> str | 
     if os.path.commonpath([real_root, real]) != real_root or not os.path.isfile(real):
         return None
     return real
+
+
+def _hash_state(entry: Entry) -> str:
+    """``known``, ``pending`` (the background pass will hash it) or ``too large`` (never hashed)."""
+    if entry.sha256:
+        return "known"
+    return "pending" if hashable(entry.size) else "too large"
 
 
 def _entry_for(library: Library, card_id: str) -> Entry:
@@ -196,13 +204,14 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
 
     @router.get("/metadata")
     def read_metadata(id: str = "") -> dict:
+        """What the dialog shows. A plain GET any page can fire: it never hashes (the background pass does)."""
         library = get_library()
         entry = _entry_for(library, id)
         card = cards.card_model(library, entry, api, auto_negative())
         return {"card": asdict(card), "metadata": library.user_metadata(entry),
                 "description": library.description(entry),
                 "file": {"relpath": shown(entry.relpath), "size": entry.size,
-                         "sha256": library.ensure_hash(entry) or "",
+                         "sha256": entry.sha256 or "", "sha256_state": _hash_state(entry),
                          "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime_ns / 1e9)),
                          "format": entry.format}}
 

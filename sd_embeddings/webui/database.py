@@ -205,7 +205,7 @@ class LibraryDatabase:
         for entry in self.library.entries:
             if entry.status not in (Status.LOADED, Status.INCOMPATIBLE):
                 continue
-            stamp = (entry.path, entry.size, entry.mtime_ns)
+            stamp = (entry.path, *entry.stamp)
             embedding = self._objects.get(stamp)
             if embedding is None:
                 embedding = cls(self.library, entry, device, hashing, self.rescan_after_replace)

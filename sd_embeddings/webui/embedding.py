@@ -66,8 +66,8 @@ class LibraryEmbeddingMixin:
     def family(self) -> str:
         return self.entry.family.value
 
-    def stamp(self) -> tuple[str, int, int]:
-        return self.entry.path, self.entry.size, self.entry.mtime_ns
+    def stamp(self) -> tuple[str, ...]:
+        return (self.entry.path, *self.entry.stamp)
 
     @property
     def vec(self) -> Any:
