@@ -134,13 +134,16 @@ def replace_core_route(app: Any, get_db: Any) -> bool:
     """Serve ``GET /sdapi/v1/embeddings`` from ``core_listing``; False if the WebUI's route is not there."""
     from fastapi.routing import APIRoute
 
+    from ..tab.http_errors import GuardedRoute, SafeJSONResponse
+
     for index, route in enumerate(list(app.router.routes)):
         if isinstance(route, APIRoute) and route.path == CORE_PATH and "GET" in route.methods:
             dependencies = list(route.dependencies)
             del app.router.routes[index]
-            app.add_api_route(CORE_PATH, lambda: core_listing(get_db()), methods=["GET"],
-                              dependencies=dependencies, summary="Embeddings (sd-embeddings: with filename, hash, "
-                              "family and reason)")
+            app.router.add_api_route(CORE_PATH, lambda: core_listing(get_db()), methods=["GET"],
+                                     dependencies=dependencies, response_class=SafeJSONResponse,
+                                     route_class_override=GuardedRoute, summary="Embeddings (sd-embeddings: with "
+                                     "filename, hash, family and reason)")
             return True
     return False
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import secrets
 
 import pytest
@@ -171,3 +172,16 @@ def test_without_any_flag_everything_stays_open(mounted) -> None:
         assert client.get(path).status_code == 200
     assert client.get(f"{P}/cards").status_code == 200
 
+
+
+def test_api_listings_carry_names_that_are_not_utf8(mounted, webui) -> None:
+    good = (webui.folder / "one.pt").read_bytes()
+    with open(os.path.join(os.fsencode(webui.folder), b"caf\xe9.pt"), "wb") as handle:
+        handle.write(good)
+    client = mounted()
+    webui.load_model(768)
+    entry.database().load_textual_inversion_embeddings(force_reload=True)
+    for path in API_ROUTES:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "caf\ufffd" in response.content.decode("utf-8")  # strict UTF-8, the name shown with U+FFFD
