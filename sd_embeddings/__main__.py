@@ -10,8 +10,7 @@ import importlib
 import logging
 import sys
 
-from . import __version__
-from .cli.arguments import USAGE_ERROR, Parser, add_verbose
+from .cli.arguments import USAGE_ERROR, Parser, add_verbose, version_text
 
 logger = logging.getLogger("sd_embeddings")
 
@@ -22,7 +21,7 @@ COMMANDS = ("scan", "inspect", "convert", "serve", "samples", "encode")
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m sd_embeddings",
                     description="Scan, inspect, convert and try Textual Inversion embeddings.")
-    parser.add_argument("--version", action="version", version=f"sd-embeddings {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     add_verbose(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 from typing import NoReturn
 
 from ..records import Family
@@ -17,6 +18,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see: {self.prog} --help)", file=sys.stderr)
         sys.exit(USAGE_ERROR)
+
+
+def version_text() -> str:
+    """``sd-embeddings 0.1.0``: the installed distribution's version (pyproject's), as pip reports it."""
+    try:
+        return f"sd-embeddings {metadata.version('sd-embeddings')}"
+    except metadata.PackageNotFoundError:  # run from a checkout or a WebUI extension folder, not pip-installed
+        return "sd-embeddings (not installed with pip; version unknown)"
 
 
 def family_arg(text: str) -> Family:
