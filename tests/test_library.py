@@ -282,15 +282,16 @@ def test_sidecar_links_leading_elsewhere_are_not_read(tmp_path):
 
 
 def test_file_vanishing_between_listing_and_reading_gets_a_plain_reason(tmp_path, monkeypatch):
+    """The file is really deleted right after the folder listing (a spy on the real walk), before it is read."""
     write_safetensors(tmp_path / "gone.safetensors", {"emb_params": vectors(1)})
-    real_open = open
+    real_walk = library_module.walk_folders
 
-    def vanishing_open(path, *args, **kwargs):
-        if str(path).endswith("gone.safetensors"):
-            raise FileNotFoundError(2, "No such file or directory")
-        return real_open(path, *args, **kwargs)
+    def walk_then_delete(folders):
+        found = real_walk(folders)
+        (tmp_path / "gone.safetensors").unlink()
+        return found
 
-    monkeypatch.setattr("builtins.open", vanishing_open)
+    monkeypatch.setattr(library_module, "walk_folders", walk_then_delete)
     library = Library([tmp_path], background_hashing=False)
     library.refresh()
     monkeypatch.undo()
