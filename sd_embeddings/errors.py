@@ -59,7 +59,8 @@ class WriteError(OSError):
     """Writing beside an embedding failed; ``kind`` says why in a way callers can map (HTTP: 403, 507, 400).
 
     ``kind`` is ``read-only`` (read-only file system or no write permission), ``disk-full`` (no space or quota
-    left), ``name-too-long`` (the file name exceeds the file system's limit) or ``failed`` (anything else). The
+    left), ``name-too-long`` (the file name exceeds the file system's limit), ``not-a-file`` (a folder has the
+    name) or ``failed`` (anything else). The
     message is one line naming the file and what happened; the original ``OSError`` is chained.
     """
 

@@ -35,7 +35,8 @@ _KINDS = {errno.EROFS: ("read-only", "folder is read-only"),
           errno.EPERM: ("read-only", "folder is read-only (no permission to write there)"),
           errno.ENOSPC: ("disk-full", "disk full (no space left on the device)"),
           errno.EDQUOT: ("disk-full", "disk full (disk quota exceeded)"),
-          errno.ENAMETOOLONG: ("name-too-long", "name too long for the file system")}
+          errno.ENAMETOOLONG: ("name-too-long", "name too long for the file system"),
+          errno.EISDIR: ("not-a-file", "a folder of that name is in the way")}
 _umask_lock = threading.Lock()
 
 

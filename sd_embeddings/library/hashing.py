@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..formats import json_limits
 from ..formats.decoding import MAX_EMBEDDING_BYTES, open_regular
 from .atomic import remove_stale_temps, write_atomic
 from .bulk import gc_paused
@@ -66,6 +67,8 @@ CACHE_VERSION = 3
 
 MAX_CACHE_BYTES = 256 * 1024 * 1024
 """Far above a 100,000-file library's cache (about 40 MB); anything bigger is not ours to trust."""
+CACHE_LIMITS = json_limits.JsonLimits(size=MAX_CACHE_BYTES, values=3_000_000, containers=600_000, strings=4_000_000)
+"""About twice what a 100,000-file library's cache holds (17 values, 3 containers, 20 strings per file)."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -111,14 +114,17 @@ class HashCache:
                 skipped = self._read_document()
         except Exception as e:  # any damage at all: the cache is only an optimisation, never a reason to fail
             self._items.clear()
-            logger.warning("Ignoring unreadable hash cache %s (%s: %s)", self.path, type(e).__name__, str(e)[:80])
+            detail = getattr(e, "reason", None) or str(e)[:80]  # a CorruptFileError's reason already names the count
+            logger.warning("Ignoring unreadable hash cache %s (%s: %s)", self.path, type(e).__name__, detail)
             return
         if skipped:
             logger.warning("Ignoring %d damaged record(s) in hash cache %s", skipped, self.path)
 
     def _read_document(self) -> int:
         """Load every well-formed record; returns how many were skipped as damaged."""
-        document = json.loads(self.path.read_bytes().decode("utf-8"))
+        raw = self.path.read_bytes()
+        json_limits.check(raw, CACHE_LIMITS, str(self.path), "the hash cache")
+        document = json.loads(raw.decode("utf-8"))
         if isinstance(document, dict) and document.get("version") != CACHE_VERSION:
             logger.info("Hash cache %s is from an older version; its files are read again", self.path)
             return 0

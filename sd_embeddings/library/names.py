@@ -7,19 +7,10 @@ the real name for opening the file and offers ``shown`` for everything a person 
 
 from __future__ import annotations
 
-import re
-
+from ..formats.text import REPLACEMENT, printable, shown
 from ..records import Entry
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-REPLACEMENT = "\ufffd"
-
-
-def shown(text: str) -> str:
-    """``text`` with every undecodable byte (or lone surrogate) replaced by U+FFFD; valid text is unchanged."""
-    if text.isascii():
-        return text
-    return _SURROGATE.sub(REPLACEMENT, text)
+__all__ = ["REPLACEMENT", "display_name", "display_path", "printable", "shown"]
 
 
 def display_name(entry: Entry) -> str:

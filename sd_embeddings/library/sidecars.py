@@ -7,6 +7,10 @@ import logging
 import os
 from typing import Any
 
+from ..errors import CorruptFileError
+from ..formats import json_limits
+from ..formats.decoding import open_regular
+from ..formats.text import clean_json
 from ..records import Entry, Sidecars
 from .atomic import write_atomic
 
@@ -51,17 +55,30 @@ def read_text(path: str, limit: int = 64 * 1024) -> str:
         return ""
 
 
+USER_METADATA_LIMITS = json_limits.JsonLimits(size=1024 * 1024, values=50_000, containers=10_000, strings=100_000)
+"""A stranger's ``x.json`` is parsed within these counts (the WebUI writes a few hundred bytes)."""
+
+
 def read_user_metadata(path: str) -> dict[str, Any]:
-    """The WebUI's user metadata JSON (``{"description": ..., "notes": ...}`` plus our keys); {} if unreadable."""
+    """The WebUI's user metadata JSON (``{"description": ..., "notes": ...}`` plus our keys); {} if unusable.
+
+    The file may come from anyone: it is read within ``USER_METADATA_LIMITS`` (a FIFO or folder is refused at
+    once), and its values are cleaned (``clean_json``) so the page, the cards and a later write never fail on it.
+    Anything wrong costs only this sidecar, with one warning line saying why."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(1024 * 1024)
+        with open_regular(path) as handle:
+            raw = handle.read(USER_METADATA_LIMITS.size + 1)
+        json_limits.check(raw, USER_METADATA_LIMITS, path, "the metadata file")
         data = json.loads(raw.decode("utf-8", errors="replace"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as e:
-        logger.warning("Ignoring unreadable metadata file %s (%s)", path, e)
+    except CorruptFileError as e:
+        logger.warning("Ignoring metadata file %s: %s", path, e.reason)
         return {}
+    except (OSError, ValueError, RecursionError, MemoryError) as e:  # UnicodeError is a ValueError
+        logger.warning("Ignoring unreadable metadata file %s (%s: %s)", path, type(e).__name__, str(e)[:100])
+        return {}
+    data = clean_json(data)
     return data if isinstance(data, dict) else {}
 
 

@@ -89,7 +89,7 @@ def prompt_weight(metadata: dict) -> float | None:
     value = metadata.get("preferred weight")
     try:
         weight = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a stranger's x.json with a 400-digit int
         return None
     if weight != weight or weight in (0.0, 1.0) or abs(weight) > 100:
         return None

@@ -37,10 +37,11 @@ DISK_ERRORS: dict[int, tuple[int, str]] = {
     errno.EPERM: (403, "folder is read-only (operation not permitted)"),
     errno.ENOSPC: (507, "disk full"),
     errno.EDQUOT: (507, "disk full (quota exceeded)"),
+    errno.EISDIR: (409, "a folder of that name is in the way"),
 }
 # ``errors.WriteError.kind`` -> the errno whose answer it gets
 WRITE_KINDS: dict[str, int] = {"name-too-long": errno.ENAMETOOLONG, "read-only": errno.EROFS,
-                               "disk-full": errno.ENOSPC}
+                               "disk-full": errno.ENOSPC, "not-a-file": errno.EISDIR}
 
 
 class SafeJSONResponse(JSONResponse):

@@ -8,15 +8,6 @@ Ids sent back by the page are compared with ``shown`` of the real name, never us
 
 from __future__ import annotations
 
-import re
+from ..formats.text import has_surrogate, shown  # one helper for every room (formats, library, tab, cli)
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def shown(text: str) -> str:
-    """``text`` with every lone surrogate replaced by U+FFFD (unchanged, and fast, when there is none)."""
-    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
-
-
-def has_surrogate(text: str) -> bool:
-    return _SURROGATE.search(text) is not None
+__all__ = ["has_surrogate", "shown"]
