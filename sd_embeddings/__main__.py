@@ -11,6 +11,7 @@ import logging
 import sys
 
 from .cli.arguments import USAGE_ERROR, Parser, add_verbose, version_text
+from .cli.safe_output import safe_output
 
 logger = logging.getLogger("sd_embeddings")
 
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with safe_output():  # names from files reach the terminal escaped, in every command and log line
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(levelname)s %(message)s")

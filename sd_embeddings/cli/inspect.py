@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 from ..errors import EmbeddingError
 from ..formats import decoding as formats
 from ..formats import image_format, pickles, safetensors_file
+from ..formats.text import json_text
 from ..library.collisions import compatibility
 from ..records import Entry, Family, Status
 from .arguments import family_arg
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     report = inspect_file(path, args.family)
     if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        print(json_text(report, indent=2))  # strict UTF-8 JSON whatever the file's name or stored strings
     else:
         print_report(report)
     return 0 if report["status"] in (Status.LOADED.value, Status.INCOMPATIBLE.value) else 1

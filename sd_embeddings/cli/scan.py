@@ -9,12 +9,12 @@ known), ``size``, ``mtime``, ``preview``, ``collides_with``. The summary then go
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from typing import Any
 
+from ..formats.text import json_text, printable
 from ..library import Library, shown
 from ..library.hashing import HashCache, default_cache_path
 from ..records import Entry, Family, Status
@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
         library.hash_cache.save()
     entries = library.entries
     if args.json:
-        json.dump([entry_json(entry) for entry in entries], sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        sys.stdout.write(json_text([entry_json(entry) for entry in entries], indent=2) + "\n")
         print(summary(library), file=sys.stderr)
     else:
         print_table(entries)
@@ -88,7 +87,7 @@ def print_table(entries: tuple[Entry, ...]) -> None:
         vectors = str(entry.vectors) if entry.header else "-"
         note = entry.reason or ("" if entry.keyword == os.path.splitext(entry.filename)[0]
                                 else f"from {entry.filename}")
-        rows.append(tuple(shown(cell) for cell in (entry.keyword, family, vectors, entry.status.value,
+        rows.append(tuple(printable(cell) for cell in (entry.keyword, family, vectors, entry.status.value,
                                                    entry.folder or ".", note)))
     widths = [min(max(len(row[i]) for row in rows), 40) for i in range(5)]
     for row in rows:

@@ -18,6 +18,7 @@ from ..records import SDXL_KEYS
 from .budget import shown
 from .pickle_values import TensorRef
 from .safetensors_file import TensorSpec
+from .text import shown as valid_text
 
 META_KEYS = ("name", "step", "sd_checkpoint", "sd_checkpoint_name")
 """Stored alongside the vectors (the WebUI's ``Embedding`` fields of the same names)."""
@@ -35,9 +36,10 @@ def _as_int(value: Any) -> int | None:
 
 
 def _as_text(value: Any) -> str | None:
-    """A name or checkpoint: plain text, or a small number written as text. Other values are dropped."""
+    """A name or checkpoint: plain text (lone surrogates replaced: it is shown and written as UTF-8 everywhere),
+    or a small number written as text. Other values are dropped."""
     if type(value) is str:
-        return value[:300]
+        return valid_text(value[:300])
     if type(value) is int and value.bit_length() <= 64 or type(value) is float and math.isfinite(value):
         return str(value)
     return None

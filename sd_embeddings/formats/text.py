@@ -9,6 +9,7 @@ JSON read from a stranger's file is cleaned by ``clean_json`` before anything sh
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -16,6 +17,10 @@ from typing import Any
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 """C0 and C1 controls (ESC, CSI), line and paragraph separators and bidi overrides: all rewrite what a reader sees."""
+_STREAM_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""The same, less the newline, tab and carriage return a program's own output is made of."""
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""What ``json.dumps(ensure_ascii=False)`` leaves raw (it escapes C0 itself): only ever inside strings."""
 REPLACEMENT = "\ufffd"
 MAX_JSON_DEPTH = 32
 """Deepest container kept from a sidecar (the WebUI's own metadata is 1 deep; a Civitai-like one under 6)."""
@@ -32,8 +37,22 @@ def has_surrogate(text: str) -> bool:
 
 def printable(text: str) -> str:
     """``shown`` plus control characters written as escapes (``\\x1b``), for a terminal or a log line."""
-    text = shown(text)
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return _CONTROL.sub(_escaped, shown(text))
+
+
+def _escaped(match: re.Match) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def terminal_text(text: str) -> str:
+    """A whole chunk of program output made safe for a terminal: lines stay lines, nothing else controls it."""
+    return _STREAM_CONTROL.sub(_escaped, shown(text))
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """Strict JSON (no NaN, valid UTF-8, non-ASCII kept) with nothing a terminal would obey, even inside strings."""
+    text = json.dumps(clean_json(value), indent=indent, ensure_ascii=False, allow_nan=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 _DROP = object()

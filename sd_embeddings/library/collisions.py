@@ -1,9 +1,12 @@
 """Keywords, compatibility with the active model, and the rule for files that share a keyword.
 
 Collision rule (documented in the README): among files with the same keyword (compared case-insensitively),
-the one usable with the active model wins; then the one in the shallower folder; then the one in the earlier
-scanned folder; then the alphabetically first relative path. The others are reported as ``duplicate``; a file
-for another model family keeps its ``incompatible`` status (it is used when that model is loaded).
+a file whose own name (stem) is the keyword always beats one that only claims it from inside (a picture's stored
+embedding name): a name written into a stranger's file never takes a keyword from a file named so, whatever the
+folders or models; such a claimant is always ``duplicate``, its reason naming the winner. Then the one usable
+with the active model wins; then the one in the shallower folder; then the one in the earlier scanned folder;
+then the alphabetically first relative path. The others are reported as ``duplicate``; a file for another model
+family keeps its ``incompatible`` status (it is used when that model is loaded).
 """
 
 from __future__ import annotations
@@ -48,18 +51,24 @@ def resolve(records: Iterable[Entry], family: Family | None,
         entries.append(entry)
     winners: dict[str, Entry] = {}
     for key, group in groups.items():
-        group.sort(key=lambda e: (e.status is not Status.LOADED, e.folder.count("/") + bool(e.folder),
+        group.sort(key=lambda e: (claims_name(e), e.status is not Status.LOADED, e.folder.count("/") + bool(e.folder),
                                   root_order.get(e.root, 0), e.relpath.casefold(), e.relpath))
         winner = winners[key] = group[0]
         for loser in group[1:]:
             winner.collides_with.append(loser.path)
             loser.collides_with.append(winner.path)
-            if loser.status is winner.status:
+            if loser.status is winner.status or claims_name(loser) > claims_name(winner):
                 why = _why(winner, loser)
                 loser.status = Status.DUPLICATE
                 loser.reason = f"same keyword as {_shown(winner)}, which is used instead ({why})"
     entries.sort(key=lambda e: (e.keyword.casefold(), e.relpath))
     return tuple(entries), winners
+
+
+def claims_name(entry: Entry) -> bool:
+    """Does the keyword come from inside the file (a stored name) rather than from the file's own name?"""
+    stem = os.path.splitext(os.path.basename(entry.path))[0]
+    return keyword_key(entry.keyword) != keyword_key(stem)
 
 
 def _copy(record: Entry) -> Entry:
@@ -75,6 +84,8 @@ def _shown(entry: Entry) -> str:
 
 
 def _why(winner: Entry, loser: Entry) -> str:
+    if claims_name(loser) > claims_name(winner):
+        return "a file named after the keyword beats a name stored inside another file"
     depth = (winner.folder.count("/") + bool(winner.folder), loser.folder.count("/") + bool(loser.folder))
     if depth[0] != depth[1]:
         return "shallower folder"

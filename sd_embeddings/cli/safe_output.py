@@ -1,0 +1,40 @@
+"""Every character the command line prints goes through ``terminal_text``: a file name or a stored embedding name
+holding ESC sequences, bidi overrides or undecodable bytes is shown escaped (``\\x1b``, U+FFFD), whichever command,
+message or log line carries it. Lines, tabs and the progress bar's carriage return pass unchanged."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from ..formats.text import terminal_text
+
+
+class SafeStream:
+    """A text stream that writes ``terminal_text`` of whatever it is given to the stream it wraps."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(terminal_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding ... of the real stream
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def safe_output() -> Iterator[None]:
+    """Within: ``sys.stdout`` and ``sys.stderr`` are ``SafeStream``s (restored after, for in-process callers)."""
+    saved = sys.stdout, sys.stderr
+    for stream in saved:  # a locale that cannot spell a character gets '?' rather than an exception
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")
+    sys.stdout, sys.stderr = SafeStream(saved[0]), SafeStream(saved[1])
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
