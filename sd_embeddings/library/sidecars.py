@@ -49,7 +49,7 @@ def find_sidecars(stem: str, names_lower: dict[str, str], own_image: str | None 
 
 def read_text(path: str, limit: int = 64 * 1024) -> str:
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:  # a FIFO named x.txt would block the page for ever
             return handle.read(limit).decode("utf-8", errors="replace").strip()
     except OSError:
         return ""

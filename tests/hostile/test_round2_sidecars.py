@@ -134,3 +134,27 @@ def test_scan_cache_over_its_counts_is_ignored_before_parsing(tmp_path: Path, ca
         loaded = HashCache(cache)
     assert not loaded._items
     assert any("lists and objects" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def test_a_fifo_named_like_a_sidecar_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO for reading blocks until a writer comes: the sidecar readers must refuse it instead. The
+    read runs in a thread so a regression fails the test (60 s, far past any read) rather than hanging the suite."""
+    import contextlib
+    import os
+    import threading
+
+    write_a1111_pt(tmp_path / "emb.pt", vectors(1))
+    os.mkfifo(tmp_path / "emb.txt")
+    os.mkfifo(tmp_path / "emb.json")
+    library = scanned(tmp_path)
+    entry = library.get("emb")
+    found: list[object] = []
+    reader = threading.Thread(target=lambda: found.extend([library.user_metadata(entry), library.description(entry)]),
+                              daemon=True)
+    reader.start()
+    reader.join(60)
+    if reader.is_alive():  # unblock the stuck reader so the process can exit
+        for name in ("emb.json", "emb.txt"):
+            with contextlib.suppress(OSError), open(os.open(tmp_path / name, os.O_WRONLY | os.O_NONBLOCK), "wb"):
+                pass
+    assert found == [{}, ""]
