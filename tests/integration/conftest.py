@@ -2,7 +2,8 @@
 
 Environment:
   WEBUI_DIR      the WebUI checkout (required); the repo is symlinked into ``$WEBUI_DIR/extensions/sd-embeddings``
-                 if nothing is there yet (and the link is removed afterwards)
+                 if nothing is there yet (and the link is removed afterwards; a dangling link a killed run left
+                 behind is replaced)
   WEBUI_PYTHON   its Python (default ``$WEBUI_DIR/venv/bin/python``)
   WEBUI_ARGS     extra launch.py arguments (default: CPU, no half precision, skip environment preparation)
   WEBUI_PORT     port (default 7861, so a WebUI you are using on 7860 is left alone)
@@ -13,6 +14,7 @@ The WebUI gets a fresh ``--embeddings-dir`` in a temporary folder, so your own e
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import json
 import os
@@ -74,6 +76,14 @@ def seed_embeddings(folder: Path) -> None:
     (folder / "evil.pt").write_bytes(pickle.dumps(_Evil()))  # written, never loaded here
 
 
+def _stop_with_pytest() -> None:
+    """In the WebUI's process before it starts (Linux): SIGTERM it when this pytest process dies. A pytest killed
+    (``timeout``, ``kill``) skips the ``finally`` below, and the orphaned WebUI kept its port, the extension link and
+    the shared ``params.txt`` busy for other runs."""
+    with contextlib.suppress(OSError, AttributeError):  # no prctl (not Linux): nothing to do
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 class _Evil:
     def __reduce__(self):
         return os.system, ("echo this must never run",)
@@ -92,6 +102,8 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
     made_links = []
     for name, target in {"sd-embeddings": REPO, **(extensions or {})}.items():
         link = root / "extensions" / name
+        if link.is_symlink() and not link.exists():  # a killed run's link whose temporary target is gone
+            link.unlink()
         if not link.exists():
             link.symlink_to(target, target_is_directory=True)
             made_links.append(link)
@@ -110,7 +122,8 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
     process = None
     try:
         with open(log, "wb") as out:
-            process = subprocess.Popen(args, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(args, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=_stop_with_pytest)
         server = WebUI(f"http://127.0.0.1:{port}", embeddings, log)
         deadline = time.monotonic() + 300
         while True:
