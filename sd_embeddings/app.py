@@ -106,12 +106,12 @@ def encode(library: Library, positive: str, negative: str, family: str | None = 
     """The Encode report for the family the page's dropdown shows (``family``; the library's when None).
 
     Without ``model`` no text encoder runs (fast, light); a model loads once, with ``progress``, and stays."""
-    from .encode import text_encoders
+    from .encode import loading
     from .encode.encoding import encode_report
 
     try:
         chosen = Family.parse(family) if family else library.family
-        if model and text_encoders.loaded(model) is None and progress is not None:
+        if model and loading.loaded(model) is None and progress is not None:
             progress(0, desc=f"Loading the text encoder from {model} (first Encode only)")
         report = encode_report(library, positive, negative, family=chosen, model=model)
     except Exception as e:  # show the failure on the page; the host keeps running

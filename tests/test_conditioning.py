@@ -9,7 +9,7 @@ import torch
 from factories import sdxl_vectors, vectors
 from prompt_helpers import library_with
 
-from sd_embeddings.encode import conditioning, text_encoders
+from sd_embeddings.encode import conditioning, loading, text_encoders
 from sd_embeddings.prompt.chunks import indexes_for, tokenize_prompt
 from sd_embeddings.prompt.tokenizer import bundled
 from sd_embeddings.records import Family
@@ -23,12 +23,12 @@ SHALLOW_LAYERS = 2
 @pytest.fixture(scope="module")
 def sd1():
     """The session's shared 2-layer random encoders (the ones ``shallow_models`` reports use; built once)."""
-    return text_encoders.encoders_for(Family.SD1, None, SHALLOW_LAYERS)
+    return loading.encoders_for(Family.SD1, None, SHALLOW_LAYERS)
 
 
 @pytest.fixture(scope="module")
 def sdxl():
-    return text_encoders.encoders_for(Family.SDXL, None, SHALLOW_LAYERS)
+    return loading.encoders_for(Family.SDXL, None, SHALLOW_LAYERS)
 
 
 def with_new_tokens(model, rows: torch.Tensor):
@@ -153,7 +153,7 @@ def test_openclip_encoders_pad_with_zero_after_the_end_token(tmp_path) -> None:
 
 
 def test_sd2_shape(tmp_path) -> None:
-    encoders = text_encoders.encoders_for(Family.SD2, None, SHALLOW_LAYERS)
+    encoders = loading.encoders_for(Family.SD2, None, SHALLOW_LAYERS)
     library = library_with(tmp_path, {"wide": vectors(2, 1024)}, family=Family.SD2)
     tokens, cond = encode(library, Family.SD2, encoders, "a wide cat")
     assert cond.shape == [1, 77, 1024] and len(tokens.placements) == 1

@@ -12,7 +12,7 @@ from factories import vectors
 from prompt_helpers import library_with
 
 from sd_embeddings import app as host
-from sd_embeddings.encode import text_encoders
+from sd_embeddings.encode import loading, text_encoders
 from sd_embeddings.encode.encoding import TEST_RANDOM_ENCODERS_ENV, encode_report
 from sd_embeddings.records import Family
 
@@ -48,9 +48,9 @@ def sd1_checkpoint(tmp_path) -> Path:
 
 def test_without_a_model_no_encoder_is_built(library, monkeypatch) -> None:
     monkeypatch.delenv(TEST_RANDOM_ENCODERS_ENV, raising=False)
-    monkeypatch.setattr(text_encoders, "_CACHE", {})
+    monkeypatch.setattr(loading, "_CACHE", {})
     report = encode_report(library, "a cat, EasyNegative BREAK dog", "EasyNegatve")
-    assert text_encoders._CACHE == {}
+    assert loading._CACHE == {}
     assert report["encoded"] is False and report["random_weights"] is False and report["model"] is None
     positive = report["positive"]
     assert positive["shape"] == [1, 154, 768] and positive["checksum"] is None
@@ -74,10 +74,10 @@ def test_encode_without_a_model_never_imports_transformers(tmp_path) -> None:
 
 
 def test_a_local_model_loads_once_with_progress_and_is_kept(library, sd1_checkpoint, monkeypatch) -> None:
-    monkeypatch.setattr(text_encoders, "_CACHE", {})
+    monkeypatch.setattr(loading, "_CACHE", {})
     loads = []
-    real_load = text_encoders.load_encoders
-    monkeypatch.setattr(text_encoders, "load_encoders", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    real_load = loading.load_encoders
+    monkeypatch.setattr(loading, "load_encoders", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     shown = []
     first = host.encode(library, "a cat, EasyNegative", "", "sd1", str(sd1_checkpoint),
                         lambda *a, **k: shown.append(k.get("desc")))

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from ..encode import text_encoders
+from ..encode import loading, text_encoders
 from ..encode.encoding import encode_report, pick_family
 from ..library import Library
 from ..library.hashing import HashCache, default_cache_path
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if args.family is not None:
             text_encoders.check_clip_skip(args.family, args.clip_skip)  # before a model loads for minutes
         started = time.monotonic()
-        if args.model and text_encoders.loaded(args.model) is None:
+        if args.model and loading.loaded(args.model) is None:
             print(f"Loading the text encoder from {args.model} ...", file=sys.stderr, flush=True)
         family = pick_family(library, args.family, args.model)
         library.set_family(family)

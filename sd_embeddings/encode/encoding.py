@@ -64,7 +64,7 @@ from ..prompt.chunks import ChunkOptions, PromptTokens, indexes_for, tokenize_pr
 from ..prompt.diagnostics import warnings_for
 from ..prompt.tokenizer import Tokenizer, for_model
 from ..records import Family
-from . import text_encoders
+from . import loading, text_encoders
 
 if TYPE_CHECKING:
     from .conditioning import Conditioning
@@ -78,14 +78,14 @@ the family's real widths and N layers, so the encoding code path is exercised wi
 
 def _test_encoders(family: Family) -> text_encoders.TextEncoders | None:
     value = os.environ.get(TEST_RANDOM_ENCODERS_ENV, "").strip()
-    return text_encoders.encoders_for(family, None, int(value)) if value else None
+    return loading.encoders_for(family, None, int(value)) if value else None
 
 
 def pick_family(library: Library, family: Family | None, model: str | None) -> Family:
     if family is not None:
         return family
     if model:
-        return text_encoders.encoders_for(None, model).family
+        return loading.encoders_for(None, model).family
     return library.family if library.family not in (None, Family.UNKNOWN) else Family.SD1
 
 
@@ -120,7 +120,7 @@ def _report(library: Library, positive: str, negative: str, family: Family | Non
     indexes = indexes_for(library, tokenizer, family)
     encoders = None
     if conditioning:
-        encoders = text_encoders.encoders_for(family, model) if model else _test_encoders(family)
+        encoders = loading.encoders_for(family, model) if model else _test_encoders(family)
     report: dict[str, Any] = {"family": family.value, "model": model, "encoded": encoders is not None,
                               "random_weights": bool(encoders and encoders.random_weights), "steps": steps}
     used = []

@@ -1,4 +1,4 @@
-"""The CLIP text encoders of each model family: layer choices, random-weight stand-ins, loading real weights.
+"""The CLIP text encoders of each model family: layer choices and random-weight stand-ins (loading: loading.py).
 
 Real weights come only from local paths (a diffusers folder, a text-encoder folder, or a single-file
 ``.safetensors`` checkpoint); nothing is downloaded. Encoders with the family's real configuration and seeded
@@ -7,21 +7,14 @@ random weights exist for tests only (values from random weights mean nothing to 
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import threading
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from ..records import Family
 
-logger = logging.getLogger(__name__)
-
 VOCAB_SIZE = 49408
 SEED = 1234
-
 
 @dataclass(frozen=True)
 class EncoderSpec:
@@ -46,14 +39,12 @@ class EncoderSpec:
     intermediate: int = 3072
     act: str = "quick_gelu"
 
-
 CLIP_L = EncoderSpec("", 768, -1, True, None, clip_skip=True)
 OPENCLIP_H = EncoderSpec("", 1024, -2, True, 0, layers=24, heads=16, intermediate=4096, act="gelu")
 SDXL_L = EncoderSpec("clip_l", 768, -2, False, None, clip_skip_option=True)
 SDXL_G = EncoderSpec("clip_g", 1280, -2, False, 0, pooled=True, layers=32, heads=20, intermediate=5120, act="gelu")
 SPECS: dict[Family, tuple[EncoderSpec, ...]] = {
     Family.SD1: (CLIP_L,), Family.SD2: (OPENCLIP_H,), Family.SDXL: (SDXL_L, SDXL_G)}
-
 
 @dataclass
 class TextEncoders:
@@ -68,11 +59,9 @@ class TextEncoders:
     def width(self) -> int:
         return sum(spec.width for spec, _ in self.encoders)
 
-
 def clip_skip_limit(family: Family) -> int:
     """The largest CLIP skip: the layer count of the encoder it applies to (CLIP-L: 12, as the WebUI's slider)."""
     return max((spec.layers for spec in SPECS[family] if spec.clip_skip or spec.clip_skip_option), default=12)
-
 
 def check_clip_skip(family: Family, clip_skip: int) -> None:
     limit = clip_skip_limit(family)
@@ -81,7 +70,6 @@ def check_clip_skip(family: Family, clip_skip: int) -> None:
             f" (its CLIP-L text encoder has {limit} layers; 1 = the last one)"
         raise ValueError(f"clip skip {clip_skip} is out of range for {family.long_label}: use 1 to {limit}{note}")
 
-
 def config_for(spec: EncoderSpec, layers: int | None = None) -> Any:
     from transformers import CLIPTextConfig
 
@@ -89,7 +77,6 @@ def config_for(spec: EncoderSpec, layers: int | None = None) -> Any:
                           num_hidden_layers=layers or spec.layers, num_attention_heads=spec.heads,
                           max_position_embeddings=77, hidden_act=spec.act, projection_dim=spec.width,
                           bos_token_id=49406, eos_token_id=49407, pad_token_id=49407 if spec.pad_id is None else 0)
-
 
 def random_encoders(family: Family, layers: int | None = None, seed: int = SEED) -> TextEncoders:
     """The family's encoders with real widths and seeded random weights; ``layers`` shrinks the depth (tests)."""
@@ -105,75 +92,8 @@ def random_encoders(family: Family, layers: int | None = None, seed: int = SEED)
             encoders.append((spec, cls(config).eval()))
     return TextEncoders(family, encoders, random_weights=True)
 
-
-def load_encoders(path: str | os.PathLike, family: Family | None = None) -> TextEncoders:
-    """Real weights from a local diffusers folder, a text-encoder folder, or a single-file checkpoint."""
-    path = Path(path)
-    if path.is_dir():
-        return _from_folder(path, family)
-    if path.suffix.lower() == ".safetensors":
-        from .checkpoint_weights import encoders_from_checkpoint
-
-        return encoders_from_checkpoint(path, family)
-    raise ValueError(f"{path}: expected a model folder or a .safetensors checkpoint")
-
-
-def _from_folder(path: Path, family: Family | None) -> TextEncoders:
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
-
-    folders = [path / "text_encoder", path / "text_encoder_2"] if (path / "text_encoder").is_dir() else [path]
-    folders = [folder for folder in folders if (folder / "config.json").is_file()]
-    if not folders:
-        raise ValueError(f"{path}: no text_encoder/config.json (diffusers folder) nor config.json found")
-    widths = [json.loads((folder / "config.json").read_text())["hidden_size"] for folder in folders]
-    found = Family.SDXL if widths == [768, 1280] else {768: Family.SD1, 1024: Family.SD2}.get(widths[0])
-    if found is None or (family is not None and family is not found):
-        raise ValueError(f"{path}: text encoder widths {widths} do not fit {family.long_label if family else 'any'}"
-                         " model family")
-    encoders = []
-    for spec, folder in zip(SPECS[found], folders):
-        cls = CLIPTextModelWithProjection if spec.pooled else CLIPTextModel
-        model = cls.from_pretrained(folder, local_files_only=True).eval()
-        encoders.append((fit_depth(spec, model.config.num_hidden_layers), model))
-    return TextEncoders(found, encoders, random_weights=False, source=str(path))
-
-
 def fit_depth(spec: EncoderSpec, layers: int) -> EncoderSpec:
     """diffusers ships SD2's encoder cut to 23 layers, whose last layer is OpenCLIP's penultimate one."""
     if spec.hidden_index == -2 and spec.final_norm and layers == spec.layers - 1:
         return replace(spec, hidden_index=-1)
     return spec
-
-
-_CACHE: dict[tuple[Family, str | None, int | None], TextEncoders] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def loaded(model: str | os.PathLike) -> TextEncoders | None:
-    """The encoders already loaded from ``model`` (any family), or None: callers say "loading..." only then."""
-    path = os.path.abspath(model)
-    with _CACHE_LOCK:
-        return next((encoders for key, encoders in _CACHE.items() if key[1] == path), None)
-
-
-def encoders_for(family: Family | None, model: str | os.PathLike | None = None,
-                 layers: int | None = None) -> TextEncoders:
-    """Cached per (family, model path, depth): the first call builds or loads, later calls are free.
-
-    Without ``model`` this builds random-weight encoders: tests only (``encoding`` never does it for users)."""
-    if model:
-        found = loaded(model)
-        if found is not None and family in (None, found.family):
-            return found
-    key = (family, os.path.abspath(model) if model else None, layers if model is None else None)
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-        if cached is None:
-            if model:
-                cached = load_encoders(model, family)
-                key = (cached.family, key[1], None)
-            else:
-                cached = random_encoders(family or Family.SD1, layers)
-            logger.info("Text encoders ready: %s (%s)", cached.family.value, model or "random weights")
-            _CACHE[key] = cached
-    return cached
