@@ -87,15 +87,16 @@ def test_encodes_see_old_or_new_never_half(tmp_path: Path) -> None:
     library = Library([root], family=Family.SD1, background_hashing=False)
     library.refresh()
     tok = bundled()
-    state = {"generation": 0, "retries": 0, "encoded": 0}
-    # Changes are paced by encodes, not by the clock: between two rewrites at least one encode succeeds, so a
-    # loaded machine slows both sides alike and an encode can never be starved by a writer that outruns it.
+    state = {"generation": 0, "retries": 0}
+    encoded = {"encode1": 0, "encode2": 0}
+    # Changes are paced by encodes, not by the clock: between two rewrites every encoder succeeds once, so a
+    # loaded machine slows both sides alike and no encoder can be starved by a writer that outruns it.
     progress = threading.Condition()
 
     def rewrite() -> None:
         with progress:
-            seen = state["encoded"]
-            if not progress.wait_for(lambda: state["encoded"] > seen, timeout=5):
+            seen = dict(encoded)
+            if not progress.wait_for(lambda: all(encoded[n] > seen[n] for n in seen), timeout=5):
                 return
         state["generation"] += 1
         g = state["generation"]
@@ -109,7 +110,10 @@ def test_encodes_see_old_or_new_never_half(tmp_path: Path) -> None:
     def refresh() -> None:
         library.refresh()
 
-    def encode() -> None:
+    def encoder(name: str) -> Callable[[], None]:
+        return lambda: encode(name)
+
+    def encode(name: str) -> None:
         """Match, then read the vectors, as conditioning does; a file replaced in between is refused, never
         mixed: the caller rescans and matches again (counted), and must then succeed."""
         for _attempt in range(20):
@@ -121,7 +125,7 @@ def test_encodes_see_old_or_new_never_half(tmp_path: Path) -> None:
                     if p.entry.keyword in ("flip", "stable"):  # never deleted: their vectors must be readable
                         check_version(library.load(p.entry).vec, p.vectors)
                 with progress:
-                    state["encoded"] += 1
+                    encoded[name] += 1
                     progress.notify_all()
                 return
             except ChangedFileError:
@@ -140,8 +144,8 @@ def test_encodes_see_old_or_new_never_half(tmp_path: Path) -> None:
         for entry in library.entries:
             library.verify(entry)
 
-    rounds = hammer({"rewrite": rewrite, "refresh": refresh, "encode1": encode, "encode2": encode,
-                     "report": report, "verify": verify})
+    rounds = hammer({"rewrite": rewrite, "refresh": refresh, "encode1": encoder("encode1"),
+                     "encode2": encoder("encode2"), "report": report, "verify": verify})
     assert state["generation"] > 3 and rounds["encode1"] > 3, (state, rounds)
     print(f"\nconcurrency: {rounds}, retries after a changed file: {state['retries']}")
     library.refresh()
