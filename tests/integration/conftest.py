@@ -34,6 +34,9 @@ from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ARGS = "--skip-prepare-environment --skip-torch-cuda-test --skip-version-check --no-half --use-cpu all " \
                "--no-download-sd-model --do-not-download-clip"
+# The WebUI prints this after its app_started callbacks, where the extension mounts its routes; its own API
+# (``/sdapi/v1/embeddings`` included) answers before them, so without this a test could meet a 404
+STARTED = "Startup time:"
 # 1.10 keeps the sampler's fields under the sampler script's own key
 UI_DEFAULTS = {"txt2img/Width/value": 64, "txt2img/Height/value": 64, "txt2img/Sampling steps/value": 1,
                "customscript/sampler.py/txt2img/Sampling steps/value": 1}
@@ -94,8 +97,8 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
                   settings: dict | None = None, extensions: dict[str, Path] | None = None,
                   extra_args: list[str] | None = None) -> Iterator[WebUI]:
     """Start the WebUI (the repo linked in as ``extensions/sd-embeddings``, plus ``extensions`` name -> folder
-    links), wait until ``ready(server)``, stop it and remove the links it made. ``settings`` seeds a fresh
-    ``--ui-settings-file`` (the WebUI's ``config.json``); without it the WebUI's own file is used."""
+    links), wait until it has started and ``ready(server)``, stop it and remove the links it made. ``settings``
+    seeds a fresh ``--ui-settings-file`` (the WebUI's ``config.json``); without it the WebUI's own file is used."""
     root = Path(os.environ["WEBUI_DIR"]).resolve()
     python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
     port = int(os.environ.get("WEBUI_PORT", "7861")) + port_offset
@@ -130,7 +133,7 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("WebUI did not start:\n" + log.read_text(errors="replace")[-4000:])
             try:
-                if ready(server):
+                if STARTED in log.read_text(errors="replace") and ready(server):
                     break
             except OSError:
                 pass
