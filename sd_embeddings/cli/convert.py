@@ -9,8 +9,6 @@ import argparse
 import os
 import sys
 
-import torch
-
 from ..errors import EmbeddingError
 from ..formats import decoding as formats
 from ..library.atomic import write_atomic
@@ -44,6 +42,8 @@ def encoded(data: EmbeddingData, name: str, to: str) -> bytes:
 
 
 def same_vectors(a: EmbeddingData, b: EmbeddingData) -> bool:
+    import torch  # a decoded embedding holds torch tensors already: this import is free by now
+
     if isinstance(a.vec, dict) != isinstance(b.vec, dict):
         return False
     if isinstance(a.vec, dict):

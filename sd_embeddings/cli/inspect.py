@@ -7,10 +7,9 @@ import argparse
 import hashlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..errors import EmbeddingError
 from ..formats import decoding as formats
@@ -19,6 +18,9 @@ from ..formats.text import json_text
 from ..library.collisions import compatibility
 from ..records import Entry, Family, Status
 from .arguments import family_arg
+
+if TYPE_CHECKING:
+    import torch
 
 EMPTY_FILE = "empty file (0 bytes); the download or copy probably failed"
 
@@ -74,6 +76,8 @@ def inspect_file(path: str, family: Family | None = None) -> dict[str, Any]:
 
 
 def _tensor_stats(name: str, tensor: torch.Tensor) -> dict[str, Any]:
+    import torch  # inspect reads values; the command line starts without torch
+
     rows = tensor.detach().reshape(-1, tensor.shape[-1]) if tensor.dim() >= 1 and tensor.numel() else tensor
     info: dict[str, Any] = {"key": name, "shape": list(tensor.shape), "dtype": str(tensor.dtype).replace("torch.", "")}
     if tensor.is_floating_point() and tensor.numel() and tensor.dim() >= 1:
@@ -101,6 +105,8 @@ def _raw_contents(raw: bytes, path: str, container: str) -> tuple[list[dict], di
         obj = image_format.decode_image(raw, path)
     stats: list[dict] = []
     metadata: dict[str, Any] = {}
+    import torch
+
     stack: list[tuple[str, Any]] = [("", obj)]
     seen: set[int] = set()  # pickles may share one dict many times over (memo): each is listed once
     while stack and len(stats) < 100 and len(seen) < 10_000:

@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from PIL import Image, ImageDraw
 
 from ..formats import decoding as formats
@@ -26,6 +25,8 @@ Writer = Callable[[Path], bytes]
 
 
 def _data(rows: int, width: int | tuple[int, int], seed: int) -> EmbeddingData:
+    import torch  # only when samples are written: the other commands start without it
+
     gen = torch.Generator().manual_seed(seed)
     if isinstance(width, tuple):
         vec = {"clip_l": torch.randn(rows, width[0], generator=gen) * 0.01,
@@ -36,9 +37,9 @@ def _data(rows: int, width: int | tuple[int, int], seed: int) -> EmbeddingData:
 
 
 def _safetensors(rows: int, width: int | tuple[int, int], seed: int) -> Writer:
-    from safetensors.torch import save
-
     def write(path: Path) -> bytes:
+        from safetensors.torch import save  # torch: only when samples are written
+
         data = _data(rows, width, seed)
         return save(formats.to_saveable(data), metadata=formats.metadata_for(data, path.stem))
 
@@ -46,6 +47,8 @@ def _safetensors(rows: int, width: int | tuple[int, int], seed: int) -> Writer:
 
 
 def _pickle(path: Path) -> bytes:
+    import torch
+
     out = io.BytesIO()
     torch.save(formats.a1111_dict(_data(3, 768, 2), path.stem), out)
     return out.getvalue()

@@ -13,7 +13,6 @@ import threading
 from pathlib import Path
 
 from ..records import Family
-from .checkpoint_weights import encoders_from_checkpoint
 from .text_encoders import SPECS, TextEncoders, fit_depth, random_encoders
 
 logger = logging.getLogger(__name__)
@@ -25,6 +24,8 @@ def load_encoders(path: str | os.PathLike, family: Family | None = None) -> Text
     if path.is_dir():
         return _from_folder(path, family)
     if path.suffix.lower() == ".safetensors":
+        from .checkpoint_weights import encoders_from_checkpoint  # torch: only when a model is asked for
+
         return encoders_from_checkpoint(path, family)
     raise ValueError(f"{path}: expected a model folder or a .safetensors checkpoint")
 

@@ -15,16 +15,19 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from ..errors import CorruptFileError, NotAnEmbeddingError
 from ..records import SDXL_KEYS, EmbeddingData, Header, Shape
 from . import image_format, pickles, safetensors_file
 from .budget import MAX_DIMS, classified
-from .layouts import META_KEYS, TENSOR_TYPES, locate
+from .layouts import META_KEYS, is_tensor, locate
+from .lazy_torch import is_torch_tensor, torch_module
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +132,9 @@ def header_of(data: EmbeddingData) -> Header:
 
 
 def _dtype_name(tensor: Any) -> str:
-    return str(tensor.dtype).replace("torch.", "") if isinstance(tensor, (torch.Tensor, np.ndarray)) \
-        else str(tensor.dtype)
+    if isinstance(tensor, np.ndarray) or is_torch_tensor(tensor):
+        return str(tensor.dtype).replace("torch.", "")
+    return getattr(tensor, "dtype_name", None) or str(tensor.dtype)
 
 
 def _is_float(tensor: Any) -> bool:
@@ -141,7 +145,7 @@ def _is_float(tensor: Any) -> bool:
 
 def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
     """Validate a tensor (real or a lazy ``TensorRef``/``TensorSpec``) as [vectors, width]; 1-D is one vector."""
-    if not isinstance(tensor, TENSOR_TYPES):
+    if not is_tensor(tensor):
         raise NotAnEmbeddingError(path, f"{what} is a {type(tensor).__name__}, not a tensor")
     if not _is_float(tensor):
         raise NotAnEmbeddingError(path, f"{what} holds {_dtype_name(tensor)} values, not floats")
@@ -168,6 +172,7 @@ def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
 
 def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
     rows, width = _matrix_shape(tensor, path, what)
+    torch = torch_module()  # vectors are torch tensors from here on; scanning never gets this far
     if isinstance(tensor, np.ndarray):
         tensor = torch.from_numpy(np.ascontiguousarray(tensor, dtype=np.float32))
     tensor = tensor.detach().reshape(rows, width).to(torch.float32).contiguous()
@@ -233,6 +238,9 @@ def _scan_file(path: str, size: int) -> Header:
         opened = pickles.open_pickle(raw, path)
         with classified(path, "PyTorch file"):
             return shape_of(opened.obj, path, "pt")
+    if kind == "image":  # the same parse as ``decode``; values stay numpy, so a scan needs no torch
+        with classified(path, "image"):
+            return shape_of(image_format.decode_image(raw, path), path, "image")
     return header_of(decode(raw, path))
 
 

@@ -17,11 +17,11 @@ import zlib
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from ..errors import CorruptFileError, NotAnEmbeddingError, UnsupportedFileError
 from . import json_limits, png_chunks
+from .lazy_torch import is_torch_tensor
 
 TEXT_CHUNK_KEY = "sd-ti-embedding"
 MAX_SEARCH_PIXELS = 8_000_000
@@ -75,15 +75,15 @@ class _TensorDecoder(json.JSONDecoder):
     @staticmethod
     def _hook(obj: dict) -> Any:
         if "TORCHTENSOR" in obj:
-            array = np.array(obj["TORCHTENSOR"], dtype=np.float64)
-            return torch.from_numpy(array).to(torch.float32)
+            # numpy until the vectors are used: ``decode`` makes them torch tensors, a scan never needs torch
+            return np.array(obj["TORCHTENSOR"], dtype=np.float64).astype(np.float32)
         return obj
 
 
 def _tensor_json(data: dict) -> str:
     def default(obj: Any) -> Any:
-        if isinstance(obj, torch.Tensor):
-            return {"TORCHTENSOR": obj.detach().cpu().to(torch.float64).numpy().tolist()}
+        if is_torch_tensor(obj):
+            return {"TORCHTENSOR": obj.detach().cpu().double().numpy().tolist()}
         raise TypeError(f"cannot store {type(obj).__name__} in an image embedding")
 
     return json.dumps(data, default=default)

@@ -11,19 +11,20 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..errors import NotAnEmbeddingError
 from ..records import SDXL_KEYS
 from .budget import shown
+from .lazy_torch import is_torch_tensor
 from .pickle_values import TensorRef
 from .safetensors_file import TensorSpec
 from .text import shown as valid_text
 
 META_KEYS = ("name", "step", "sd_checkpoint", "sd_checkpoint_name")
 """Stored alongside the vectors (the WebUI's ``Embedding`` fields of the same names)."""
-TENSOR_TYPES = (torch.Tensor, np.ndarray, TensorRef, TensorSpec)
-"""Real tensors, and the shape-only stand-ins scanning uses."""
+def is_tensor(value: Any) -> bool:
+    """Real tensors, and the shape-only stand-ins scanning uses."""
+    return isinstance(value, (np.ndarray, TensorRef, TensorSpec)) or is_torch_tensor(value)
 
 
 def _as_int(value: Any) -> int | None:
@@ -47,7 +48,7 @@ def _as_text(value: Any) -> str | None:
 
 def _tensors(data: dict) -> dict[str, Any]:
     """The tensors stored under text keys (torch and safetensors name tensors with text)."""
-    return {key: value for key, value in data.items() if type(key) is str and isinstance(value, TENSOR_TYPES)}
+    return {key: value for key, value in data.items() if type(key) is str and is_tensor(value)}
 
 
 def _what_else(path: str, tensors: dict[str, Any]) -> NotAnEmbeddingError:

@@ -8,24 +8,29 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from ..errors import CorruptFileError, NotAnEmbeddingError
 from . import json_limits
 from .budget import MAX_DIMS
+from .lazy_torch import torch_module
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 """The format's own limit: a longer declared header is a damaged file."""
 HEADER_LIMITS = json_limits.JsonLimits(size=16 * 1024 * 1024, values=2_000_000, containers=200_000, strings=500_000)
 """What we parse: an embedding's header is under 1 KB, a LoRA's a few MB (tensor list plus training metadata);
 within these counts a parse stays under ~120 MB. A larger header belongs to a model, not an embedding."""
-_DTYPES: dict[str, tuple[torch.dtype, int]] = {
-    "F32": (torch.float32, 4), "F16": (torch.float16, 2), "BF16": (torch.bfloat16, 2), "F64": (torch.float64, 8),
-    "I64": (torch.int64, 8), "I32": (torch.int32, 4), "I16": (torch.int16, 2), "I8": (torch.int8, 1),
-    "U8": (torch.uint8, 1), "BOOL": (torch.bool, 1),
+_DTYPES: dict[str, tuple[str, int]] = {  # the format's name -> torch's name, bytes per value (torch loads lazily)
+    "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2), "F64": ("float64", 8),
+    "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2), "I8": ("int8", 1), "U8": ("uint8", 1),
+    "BOOL": ("bool", 1),
 }
+_FLOATS = {"F32", "F16", "BF16", "F64"}
 
 
 @dataclass(frozen=True)
@@ -40,13 +45,13 @@ class TensorSpec:
 
     @property
     def dtype(self) -> torch.dtype:
-        return _DTYPES[self.dtype_name][0]
+        return getattr(torch_module(), _DTYPES[self.dtype_name][0])
 
     def dim(self) -> int:
         return len(self.shape)
 
     def is_floating_point(self) -> bool:
-        return self.dtype.is_floating_point
+        return self.dtype_name in _FLOATS
 
 
 @dataclass(frozen=True)
@@ -120,12 +125,12 @@ def read_tensors(raw: bytes, header: SafetensorsHeader, path: str) -> dict[str, 
     """Tensors as float32 (non-float tensors are refused: an embedding is floats)."""
     out: dict[str, torch.Tensor] = {}
     for name, spec in header.tensors.items():
-        dtype = spec.dtype
-        if not dtype.is_floating_point:
+        if not spec.is_floating_point():
             raise NotAnEmbeddingError(path, f"tensor '{name}' holds {spec.dtype_name} values, not floats")
         chunk = raw[header.data_start + spec.begin: header.data_start + spec.end]
         if len(chunk) != spec.end - spec.begin:
             raise CorruptFileError(path, "safetensors data is truncated")
+        torch, dtype = torch_module(), spec.dtype
         flat = torch.frombuffer(bytearray(chunk), dtype=dtype) if chunk else torch.empty(0, dtype=dtype)
         out[name] = flat.reshape(spec.shape).to(torch.float32)
     return out
