@@ -37,7 +37,8 @@ def _asset(name: str) -> str:
 
 def head_html() -> str:
     """The tab's script and style, inlined so the page needs no static-file route."""
-    return f"<style>{_asset('style.css')}</style><script>{_asset('javascript/textual_inversion.js')}</script>"
+    scripts = "".join(f"<script>{_asset(name)}</script>" for name in shell.SCRIPTS)
+    return f"<style>{_asset('style.css')}</style>{scripts}"
 
 
 def _table(headers: list[str], rows: list[list[object]]) -> str:

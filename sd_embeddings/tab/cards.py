@@ -1,7 +1,7 @@
 """Library entries -> card view models and the JSON documents the tab's script renders.
 
 Shared by both hosts: the standalone page (``app.py``) and the WebUI adapter. This module holds data only; the
-script (``javascript/textual_inversion.js``) is the one renderer of cards, and ``shell.py`` writes the page shell
+script (``javascript/*.js``, ``shell.SCRIPTS``) is the one renderer of cards, and ``shell.py`` writes the page shell
 that carries the first document inline.
 
 Public API (stable; the WebUI adapter calls it):

@@ -6,7 +6,7 @@ sort="name", sort_dir="asc") -> str`` is the whole tab as the server sends it: t
 ``{T}_cards``, the folder tree ``{T}_tree`` and the problems list ``{T}_problems``
 (``T = f"{tabname}_textual_inversion"``), all empty, plus ``cards.first_page_payload`` in a
 ``<script type="application/json" class="sdemb-doc">``.
-``javascript/textual_inversion.js`` draws every card, the tree, the count, the empty state and the problems
+The script (``SCRIPTS``, in this order) draws every card, the tree, the count, the empty state and the problems
 from that document, so the first paint needs no request and there is no second (Python) card renderer.
 ``watch_ms`` > 0 makes the script poll for changes.
 
@@ -22,6 +22,11 @@ import json
 from ..library import Library
 from . import cards
 
+SCRIPTS = ("javascript/sd_embeddings_1_prompt.js", "javascript/sd_embeddings_2_render.js",
+           "javascript/sd_embeddings_3_dialog.js", "javascript/sd_embeddings_4_events.js")
+"""The tab's one classic script in its parts, relative to the repository root, in the order they must run: the
+WebUI loads an extension's ``javascript/*.js`` in alphabetical order, so this is that order (a test checks it) and
+the standalone host inlines them the same way."""
 FAMILIES = (("", "All models"), ("usable", "Usable now"), ("SD1", "SD1"), ("SD2", "SD2"), ("SDXL", "SDXL"))
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 

@@ -2,7 +2,7 @@
 
 ``open_static(context, library, hold_cards=False, **shell_options) -> StaticTab`` loads a page from the routed
 origin ``http://sdemb.test/``: two prompt boxes with the WebUI's ids, then ``shell.pane_html(library, ...)``, with
-``style.css`` and ``javascript/textual_inversion.js`` inline as the hosts serve them. Stand-in (the only one): the
+``style.css`` and the script's parts (``shell.SCRIPTS``) inline as the hosts serve them. Stand-in (the only one): the
 HTTP server. Playwright's request routing answers the tab's routes from the same ``Library`` through the same
 functions the real routes call (``cards.cards_payload``, ``Library.refresh``, ``Library.version``); no gradio, so
 a test takes about a second. ``hold_cards=True`` keeps every ``/cards`` request pending until ``release()``, so a
@@ -31,8 +31,8 @@ SNAPSHOT = """() => { const p = document.querySelector('.sdemb-pane');
 
 def page_html(library: Library, **options: object) -> str:
     style = (ROOT / "style.css").read_text(encoding="utf-8")
-    script = (ROOT / "javascript" / "textual_inversion.js").read_text(encoding="utf-8")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style><script>{script}</script>"
+    scripts = "".join(f"<script>{(ROOT / name).read_text(encoding='utf-8')}</script>" for name in shell.SCRIPTS)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style>{scripts}"
             "</head><body><div id='txt2img_prompt'><textarea rows='3' cols='60'></textarea></div>"
             "<div id='txt2img_neg_prompt'><textarea rows='2' cols='60'></textarea></div>"
             f"{shell.pane_html(library, **options)}</body></html>")

@@ -12,6 +12,8 @@ import pytest
 from factories import vectors, write_safetensors
 from library_fixture import XSS, build
 
+from sd_embeddings.tab import shell
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,7 +242,8 @@ def test_screenshots_light_and_dark(tmp_path, host_factory, open_page):
 
 def test_loading_the_script_twice_changes_nothing(tab):
     page, _ = tab
-    page.add_script_tag(path=str(ROOT / "javascript" / "textual_inversion.js"))
+    for name in shell.SCRIPTS:
+        page.add_script_tag(path=str(ROOT / name))
     card(page, "cat").click()
     assert values(page)[0] == "cat"
 

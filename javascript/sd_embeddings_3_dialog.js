@@ -1,0 +1,82 @@
+// Textual Inversion tab, part 3 of 4: loading the cards document, the metadata dialog and the preview upload
+// (see part 1 for how the parts fit together).
+(function () {
+  "use strict";
+  const NS = (window.sdEmbeddings = window.sdEmbeddings || {});
+  if (NS.ready) return; // loaded twice: the first copy is running
+  const lib = (NS.lib = NS.lib || {});
+  const esc = (text) => lib.esc(text);
+
+  async function load(state, how) {
+    const res = await fetch(state.api + (how === "refresh" ? "/refresh" : "/cards"), how === "refresh" ?
+      { method: "POST", headers: lib.writeHeaders("application/json"), body: "{}" } : { method: "GET" });
+    if (!res.ok) throw new Error("embeddings list: " + (await lib.reason(res)));
+    show(state, await res.json(), true);
+  }
+  function show(state, doc, keep) {
+    lib.decode(state, doc);
+    state.version = doc.version;
+    lib.renderSide(state);
+    lib.render(state, keep);
+  }
+  NS.reload = (tab) => Promise.all(panes(tab).map((s) => load(s, "reload")));
+  NS.refresh = (tab) => Promise.all(panes(tab).map((s) => load(s, "refresh")));
+  function panes(tab) {
+    return Array.from(lib.app().querySelectorAll(".sdemb-pane")).map((p) => NS.states.get(p)).filter((s) => s && (!tab || s.tab === tab));
+  }
+  lib.load = load;
+  lib.show = show;
+
+  // ---- metadata dialog ---------------------------------------------------------------------------------
+  NS.editMetadata = async (state, id) => {
+    const res = await fetch(state.api + "/metadata?id=" + encodeURIComponent(id));
+    if (!res.ok) return;
+    const info = await res.json(), meta = info.metadata, file = info.file;
+    const dialog = document.createElement("dialog");
+    dialog.className = "sdemb-dialog";
+    const option = (v, label) => '<option value="' + v + '"' + ((meta.target || "auto") === v ? " selected" : "") + ">" + label + "</option>";
+    dialog.innerHTML = '<form method="dialog"><h3>' + esc(info.card.keyword) + "</h3><dl>" +
+      "<dt>File</dt><dd>" + esc(file.relpath) + "</dd><dt>Size</dt><dd>" + esc(file.size.toLocaleString()) + " bytes</dd>" +
+      "<dt>Modified</dt><dd>" + esc(file.modified) + "</dd><dt>sha256</dt><dd><code>" +
+      esc(file.sha256 || "(" + (file.sha256_state || "pending") + ")") + "</code></dd>" +
+      "<dt>Status</dt><dd>" + esc(info.card.status + (info.card.reason ? ": " + info.card.reason : "")) + "</dd></dl>" +
+      '<label>Insert into <select name="target">' + option("auto", "auto (" + (info.card.target === "negative" &&
+        info.card.target_source === "auto" ? "negative by name/folder" : "prompt box focused last") + ")") +
+      option("positive", "positive prompt") + option("negative", "negative prompt") + "</select></label>" +
+      '<label>Preferred weight <input name="weight" type="number" step="0.05" min="-100" max="100" placeholder="1"></label>' +
+      '<label>Description <textarea name="description" rows="3"></textarea></label>' +
+      '<label>Notes <textarea name="notes" rows="3"></textarea></label>' +
+      '<label>Replace preview <input name="preview" type="file" accept="image/*"></label>' +
+      '<menu><button value="cancel" type="submit">Cancel</button><button value="save" type="submit" class="sdemb-save">Save</button></menu></form>';
+    const form = dialog.querySelector("form");
+    form.weight.value = meta["preferred weight"] != null ? meta["preferred weight"] : "";
+    form.description.value = info.description || "";
+    form.notes.value = meta.notes || "";
+    dialog.addEventListener("close", async () => {
+      dialog.remove();
+      if (dialog.returnValue !== "save") return;
+      const picture = form.preview.files && form.preview.files[0];
+      if (picture) await NS.uploadPreview(state, id, picture);
+      const body = { id, target: form.target.value, weight: form.weight.value, description: form.description.value, notes: form.notes.value };
+      const saved = await fetch(state.api + "/metadata", { method: "POST", headers: lib.writeHeaders("application/json"), body: JSON.stringify(body) });
+      if (!saved.ok) return console.error("sd-embeddings: saving metadata failed:", await lib.reason(saved));
+      const card = state.byId.get(id);
+      Object.assign(card, (await saved.json()).card);
+      card.search = (card.keyword + " " + card.relpath + " " + card.description).toLowerCase();
+      lib.render(state, true);
+    });
+    document.body.appendChild(dialog);
+    dialog.showModal();
+  };
+
+  // Sends the picture as the body (the host re-encodes it to x.preview.png) and shows the rescanned card.
+  NS.uploadPreview = async (state, id, file) => {
+    const res = await fetch(state.api + "/preview?id=" + encodeURIComponent(id),
+      { method: "POST", headers: lib.writeHeaders(file.type || "image/png"), body: file });
+    if (!res.ok) return console.error("sd-embeddings: replacing the preview failed:", await lib.reason(res));
+    const answer = await res.json(), card = state.byId.get(id);
+    if (answer.shadowed_by) console.warn("sd-embeddings: " + answer.shadowed_by + " is shown instead of " + answer.preview);
+    if (card) Object.assign(card, answer.card);
+    lib.render(state, true);
+  };
+})();
