@@ -38,7 +38,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -163,6 +163,20 @@ async def _json_body(request: Request) -> object:
         raise HTTPException(status_code=400, detail="body must be JSON") from e
 
 
+@dataclass(frozen=True)
+class _Tab:
+    """What every route needs: the current library, the preview URL prefix, the negative-name rule."""
+    get_library: Callable[[], Library]
+    api: str
+    auto_negative: Callable[[], bool]
+
+    def payload(self, library: Library) -> dict:
+        return cards.cards_payload(library, self.api, self.auto_negative())
+
+    def card(self, library: Library, entry: Entry) -> dict:
+        return asdict(cards.card_model(library, entry, self.api, self.auto_negative()))
+
+
 def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
                 auto_negative: Callable[[], bool] = lambda: True, dependencies: Sequence[Any] = ()) -> APIRouter:
     """Routes for the tab; ``api`` is the URL prefix written into preview links (relative to the page);
@@ -170,50 +184,48 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
     (``fastapi.Depends``) guard every route, e.g. the host's login."""
     router = APIRouter(prefix=ROUTE_PREFIX, dependencies=list(dependencies), route_class=GuardedRoute,
                        default_response_class=SafeJSONResponse)
+    tab = _Tab(get_library, api, auto_negative)
+    for add in (_add_card_routes, _add_refresh_route, _add_metadata_routes, _add_preview_routes):
+        add(router, tab)
+    return router
 
-    def payload(library: Library) -> dict:
-        return cards.cards_payload(library, api, auto_negative())
 
+def _add_card_routes(router: APIRouter, tab: _Tab) -> None:
     @router.get("/cards")
     def list_cards() -> Response:
-        return SafeJSONResponse(payload(get_library()))
+        return SafeJSONResponse(tab.payload(tab.get_library()))
 
     @router.get("/version")
     def version() -> dict:
-        library = get_library()
+        library = tab.get_library()
         return {"version": library.version, "family": library.family.value if library.family else ""}
 
+
+def _add_refresh_route(router: APIRouter, tab: _Tab) -> None:
     @router.post("/refresh")
     def refresh(request: Request) -> Response:
         guard.check_write(request)
-        library = get_library()
+        library = tab.get_library()
         started = time.perf_counter()
         library.refresh()
         logger.info("Refreshed the embeddings library in %.2f s", time.perf_counter() - started)
-        return SafeJSONResponse(payload(library))
+        return SafeJSONResponse(tab.payload(library))
 
-    @router.get("/preview")
-    def preview(root: str = "", path: str = "") -> Response:
-        real = safe_preview_path(get_library(), root, path)
-        if real is None:
-            raise HTTPException(status_code=404, detail="not a known preview inside the embeddings folders")
-        try:
-            return preview_serving.preview_response(real)
-        except preview_serving.NotServable as e:
-            raise HTTPException(status_code=404, detail=shown(str(e))) from e
 
+def _file_facts(entry: Entry) -> dict:
+    return {"relpath": shown(entry.relpath), "size": entry.size, "sha256": entry.sha256 or "",
+            "sha256_state": _hash_state(entry),
+            "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime_ns / 1e9)), "format": entry.format}
+
+
+def _add_metadata_routes(router: APIRouter, tab: _Tab) -> None:
     @router.get("/metadata")
     def read_metadata(id: str = "") -> dict:
         """What the dialog shows. A plain GET any page can fire: it never hashes (the background pass does)."""
-        library = get_library()
+        library = tab.get_library()
         entry = _entry_for(library, id)
-        card = cards.card_model(library, entry, api, auto_negative())
-        return {"card": asdict(card), "metadata": library.user_metadata(entry),
-                "description": library.description(entry),
-                "file": {"relpath": shown(entry.relpath), "size": entry.size,
-                         "sha256": entry.sha256 or "", "sha256_state": _hash_state(entry),
-                         "modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime_ns / 1e9)),
-                         "format": entry.format}}
+        return {"card": tab.card(library, entry), "metadata": library.user_metadata(entry),
+                "description": library.description(entry), "file": _file_facts(entry)}
 
     @router.post("/metadata")
     async def write_metadata(request: Request) -> dict:
@@ -221,35 +233,46 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
         body = await _json_body(request)
         if not isinstance(body, dict):
             raise HTTPException(status_code=400, detail="body must be a JSON object")
-        library = get_library()
+        library = tab.get_library()
         entry = _entry_for(library, body.get("id", ""))
         updates = metadata_updates(body)
         data = await run_in_threadpool(library.save_user_metadata, entry, updates)
-        return {"card": asdict(cards.card_model(library, entry, api, auto_negative())), "metadata": data}
+        return {"card": tab.card(library, entry), "metadata": data}
 
-    def store_preview(library: Library, entry: Entry, data: bytes) -> dict:
+
+def _store_preview(tab: _Tab, library: Library, entry: Entry, data: bytes) -> dict:
+    try:
+        preview_upload.preview_target(entry)  # refuses a folder outside the root, a name taken by a non-file
+        target = library.save_preview(entry, preview_upload.reencode(data))
+    except preview_upload.PreviewError as e:
+        raise HTTPException(status_code=400, detail=str(e)) from e
+    library.refresh()
+    current = library.find(entry.path) or entry
+    name = os.path.basename(target)
+    shown_name = current.sidecars.preview or ""
+    return {"card": tab.card(library, current), "preview": shown(name),
+            "shadowed_by": "" if shown_name == name else shown(shown_name)}
+
+
+def _add_preview_routes(router: APIRouter, tab: _Tab) -> None:
+    @router.get("/preview")
+    def preview(root: str = "", path: str = "") -> Response:
+        real = safe_preview_path(tab.get_library(), root, path)
+        if real is None:
+            raise HTTPException(status_code=404, detail="not a known preview inside the embeddings folders")
         try:
-            preview_upload.preview_target(entry)  # refuses a folder outside the root, a name taken by a non-file
-            target = library.save_preview(entry, preview_upload.reencode(data))
-        except preview_upload.PreviewError as e:
-            raise HTTPException(status_code=400, detail=str(e)) from e
-        library.refresh()
-        current = library.find(entry.path) or entry
-        name = os.path.basename(target)
-        shown_name = current.sidecars.preview or ""
-        return {"card": asdict(cards.card_model(library, current, api, auto_negative())), "preview": shown(name),
-                "shadowed_by": "" if shown_name == name else shown(shown_name)}
+            return preview_serving.preview_response(real)
+        except preview_serving.NotServable as e:
+            raise HTTPException(status_code=404, detail=shown(str(e))) from e
 
     @router.post("/preview")
     async def replace_preview(request: Request, id: str = "") -> dict:
         guard.check_write(request, ("image/",))
-        library = get_library()
+        library = tab.get_library()
         entry = _entry_for(library, id)
         try:
             with preview_upload.upload_slot():
                 data = await _body(request, preview_upload.MAX_BYTES)
-                return await run_in_threadpool(store_preview, library, entry, data)
+                return await run_in_threadpool(_store_preview, tab, library, entry, data)
         except preview_upload.UploadBusy as e:
             raise HTTPException(status_code=429, detail=str(e), headers={"Retry-After": "1"}) from e
-
-    return router
