@@ -2,7 +2,7 @@
 
 The pane itself (cards with badges and reasons, folders, problems list, search/sort/refresh with the WebUI's ids
 ``{tab}_textual_inversion_extra_search`` etc.) is ``shell.pane_html`` (ids and the first cards document inline) drawn by
-``javascript/textual_inversion.js``.
+the script (``shell.SCRIPTS``).
 This class keeps the WebUI's page contract so its machinery keeps working: ``create_item`` returns the WebUI's
 item dict (``get-single-card`` and "Edit metadata" use it), ``list_items`` covers every usable or incompatible
 embedding, ``refresh`` rescans, ``allowed_directories_for_previews`` lists every scanned folder. The pane is
@@ -28,9 +28,49 @@ TITLE = "Textual Inversion"
 LISTED = (Status.LOADED, Status.INCOMPATIBLE)
 
 
+def _create_item(page: Any, name: str, index: int | None) -> dict | None:
+    """The WebUI's item dict for one listed embedding (``get-single-card`` and "Edit metadata" use it)."""
+    from modules import shared
+    from modules.ui_extra_networks import quote_js
+
+    entry = page.get_db().library.get(name)
+    if entry is None or entry.status not in LISTED:
+        return None
+    path = os.path.splitext(entry.path)[0]
+    terms = [page.search_terms_from_path(entry.path)] + ([entry.sha256] if entry.sha256 else [])
+    return {
+        "name": entry.keyword, "filename": entry.path, "shorthash": entry.shorthash or "",
+        "preview": page.find_preview(path), "description": page.find_description(path),
+        "search_terms": terms, "prompt": quote_js(entry.keyword),
+        "local_preview": f"{path}.preview.{shared.opts.samples_format}",
+        "sort_keys": {"default": index if index is not None else 0, **page.get_sort_keys(entry.path)},
+        "family": entry.family.value, "reason": entry.reason,
+    }
+
+
+def _list_items(page: Any) -> Iterator[dict]:
+    entries = [e for e in page.get_db().library.entries if e.status in LISTED]
+    for index, entry in enumerate(entries):
+        item = page.create_item(entry.keyword, index)
+        if item is not None:
+            yield item
+
+
+def _create_html(page: Any, tabname: str) -> str:
+    from ..tab import guard, shell
+
+    page.lister.reset()
+    page.items = {item["name"]: item for item in page.list_items()}
+    for item in page.items.values():
+        page.read_user_metadata(item)
+    return shell.pane_html(page.get_db().library, tabname, auto_negative=settings.auto_negative(),
+                           token_html=guard.token_meta_html(), **settings.tab_options())
+
+
 @functools.lru_cache(maxsize=2)
 def page_class(base: type) -> type:
-    """Our page as a subclass of ``modules.ui_extra_networks.ExtraNetworksPage`` (built on first use)."""
+    """Our page as a subclass of ``modules.ui_extra_networks.ExtraNetworksPage`` (built on first use); the
+    methods hand their work to the module's functions, so the class is only the WebUI's contract."""
 
     class TextualInversionPage(base):  # type: ignore[misc, valid-type]
         def __init__(self, get_db: Callable[[], Any]) -> None:
@@ -42,43 +82,16 @@ def page_class(base: type) -> type:
             self.get_db().load_textual_inversion_embeddings(force_reload=True)
 
         def create_item(self, name: str, index: int | None = None, enable_filter: bool = True) -> dict | None:
-            from modules import shared
-            from modules.ui_extra_networks import quote_js
-
-            library = self.get_db().library
-            entry = library.get(name)
-            if entry is None or entry.status not in LISTED:
-                return None
-            path = os.path.splitext(entry.path)[0]
-            terms = [self.search_terms_from_path(entry.path)] + ([entry.sha256] if entry.sha256 else [])
-            return {
-                "name": entry.keyword, "filename": entry.path, "shorthash": entry.shorthash or "",
-                "preview": self.find_preview(path), "description": self.find_description(path),
-                "search_terms": terms, "prompt": quote_js(entry.keyword),
-                "local_preview": f"{path}.preview.{shared.opts.samples_format}",
-                "sort_keys": {"default": index if index is not None else 0, **self.get_sort_keys(entry.path)},
-                "family": entry.family.value, "reason": entry.reason,
-            }
+            return _create_item(self, name, index)
 
         def list_items(self) -> Iterator[dict]:
-            entries = [e for e in self.get_db().library.entries if e.status in LISTED]
-            for index, entry in enumerate(entries):
-                item = self.create_item(entry.keyword, index)
-                if item is not None:
-                    yield item
+            return _list_items(self)
 
         def allowed_directories_for_previews(self) -> list[str]:
             return list(self.get_db().library.folders)
 
         def create_html(self, tabname: str, *, empty: bool = False) -> str:
-            from ..tab import guard, shell
-
-            self.lister.reset()
-            self.items = {item["name"]: item for item in self.list_items()}
-            for item in self.items.values():
-                self.read_user_metadata(item)
-            return shell.pane_html(self.get_db().library, tabname, auto_negative=settings.auto_negative(),
-                                   token_html=guard.token_meta_html(), **settings.tab_options())
+            return _create_html(self, tabname)
 
     return TextualInversionPage
 
