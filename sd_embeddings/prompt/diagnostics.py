@@ -93,12 +93,13 @@ _NEAR_CACHE: weakref.WeakKeyDictionary[Library, tuple[int, Family | None, NearMi
 
 
 def near_miss_index(library: Library, family: Family | None) -> NearMissIndex:
+    version = library.version  # before the entries, as in keywords.indexes_for (a refresh may come between)
     cached = _NEAR_CACHE.get(library)
-    if cached is not None and cached[:2] == (library.version, family):
+    if cached is not None and cached[:2] == (version, family):
         return cached[2]
     usable = [e for e in library.usable() if family is None or e.family is family]
     index = NearMissIndex(usable)
-    _NEAR_CACHE[library] = (library.version, family, index)
+    _NEAR_CACHE[library] = (version, family, index)
     return index
 
 

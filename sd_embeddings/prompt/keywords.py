@@ -68,12 +68,15 @@ def unusable_entries(library: Library, family: Family | None = None) -> list[Ent
 
 def indexes_for(library: Library, tokenizer: Tokenizer, family: Family | None = None) -> Indexes:
     """Keyword indexes of a library for a model family, rebuilt only when the library's version changes."""
+    # The version is read before the entries: a refresh in between then tags the index as older than the
+    # entries it holds, so it is rebuilt next time (read after, old entries would pass as current for good).
+    version = library.version
     per_key = _INDEX_CACHE.setdefault(library, {})
     key = (id(tokenizer), family)
     cached = per_key.get(key)
-    if cached is not None and cached[0] == library.version and cached[1] is tokenizer:
+    if cached is not None and cached[0] == version and cached[1] is tokenizer:
         return cached[2]
     built = Indexes(KeywordIndex(usable_entries(library, family), tokenizer),
                     KeywordIndex(unusable_entries(library, family), tokenizer))
-    per_key[key] = (library.version, tokenizer, built)
+    per_key[key] = (version, tokenizer, built)
     return built
