@@ -17,6 +17,7 @@ import html
 import logging
 import socket
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,10 @@ from .tab import guard, host_auth, shell
 from .tab import routes as http_routes
 
 logger = logging.getLogger(__name__)
+# The pane carries its first cards document in <script type="application/json"> (data, never run); gradio 5+
+# warns about any <script> in gr.HTML at every start, which only alarms users.
+warnings.filterwarnings("ignore", message=r"A `<script>` tag was found in the content of a `gr\.HTML`",
+                        category=UserWarning)
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCH_MS = 2000
