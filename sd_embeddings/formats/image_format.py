@@ -158,11 +158,21 @@ def _load_plugin(path: str) -> None:
             importlib.import_module(module)
 
 
+EMBEDDING_IMAGE_FORMATS = ("PNG", "WEBP", "AVIF", "JXL")
+"""The only formats Pillow may use on a file from the embeddings folder. Pillow knows dozens (EPS hands the
+file to Ghostscript, TIFF and FITS allocate what their headers declare): none of those ever carries an embedding."""
+
+
+def _allowed_formats() -> list[str]:
+    Image.init()  # registers the formats Pillow (and an imported AVIF/JXL plugin) can read
+    return [name for name in EMBEDDING_IMAGE_FORMATS if name in Image.OPEN]
+
+
 def open_image(raw: bytes, path: str) -> Image.Image:
     """The picture, opened lazily (header only) and refused when it declares more than ``MAX_SEARCH_PIXELS``."""
     _load_plugin(path)
     try:
-        image = Image.open(io.BytesIO(raw))
+        image = Image.open(io.BytesIO(raw), formats=_allowed_formats())
     except Image.DecompressionBombError as e:
         raise NotAnEmbeddingError(path, "plain image, too large to search for embedding data "
                                         "(decompression bomb guard)") from e
