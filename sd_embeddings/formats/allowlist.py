@@ -31,16 +31,18 @@ from .pickle_values import (
     rebuild_tensor_v3,
 )
 
-MAX_KEY_TUPLE = 16
+_INT_HASH_MODULUS = 2**61 - 1
 
 
 def plain_key(key: Any) -> bool:
-    """Dict keys and set items a torch save can hold: scalars, or a flat tuple of them (cheap to hash)."""
-    if type(key) is tuple:
-        return len(key) <= MAX_KEY_TUPLE and all(type(k) is not tuple and plain_key(k) for k in key)
+    """Dict keys and set items a torch save holds: text, bytes, None, bools and ints below 2**61.
+
+    Only keys whose hashes a file cannot make collide: str/bytes hashes are salted per process, and distinct
+    ints below 2**61 - 1 hash apart. Tuples, floats and larger ints hash predictably, so a file could fill one
+    dict with equal-hash keys and make every insert compare with all before it (quadratic work in the budget)."""
     if type(key) is int:
-        return key.bit_length() <= 64
-    return key is None or type(key) in (str, bytes, float, bool)
+        return abs(key) < _INT_HASH_MODULUS
+    return key is None or type(key) in (str, bytes, bool)
 
 
 def _items(items: Any, what: str) -> list:
