@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import unicodedata
 from collections.abc import Callable
 
 from ..errors import EmbeddingError, NotAnEmbeddingError
@@ -56,5 +58,18 @@ def _read_contents(entry: Entry, item: FoundFile, deep: bool,
         remember(entry, data)
     else:
         entry.header = formats.scan_file(item.path, item.size)
-    if item.format == "image" and entry.header.name:
+    if item.format == "image" and entry.header.name and plain_name(entry.header.name):
         entry.keyword = entry.header.name
+
+
+_ENTITY = re.compile(r"&(#\d+|#x[0-9a-f]+|[a-z][a-z0-9]*);", re.IGNORECASE)
+
+
+def plain_name(name: str) -> bool:
+    """A name stored inside a picture becomes its keyword only when it is plain text: no control or format
+    characters, no HTML entity, no outer spaces, unchanged by NFKC. The WebUI's tokenizer folds those away
+    (``&#103;oodemb``, ``\\x1bgoodemb`` and ``ｇoodemb`` all read as ``goodemb``), so such a name could take another
+    file's keyword while every comparison of names saw two different words; the file's own stem is used instead."""
+    return (name == name.strip() and unicodedata.normalize("NFKC", name) == name and not _ENTITY.search(name)
+            and not any(unicodedata.category(ch).startswith("C") for ch in name))
+
