@@ -85,7 +85,9 @@ def hostile_folder(tmp_path: Path) -> Path:
     write_safetensors(folder / "good.safetensors", {"emb_params": vectors(1)})
     named_safetensors(os.path.join(os.fsencode(folder), ESC_NAME + b".safetensors"), "x")
     named_safetensors(folder / "surrogate.safetensors", "\ud800")
+    # the stored name is shown by inspect; it is no keyword (not plain text), so the same name as a file name
     write_image(folder / "pic.png", vectors(1, seed=3), "evil\x1b]0;title\x07\u202eword\x9b")
+    write_safetensors(folder / "evil\x1b]0;title\x07\u202eword\x9b.safetensors", {"emb_params": vectors(1, seed=4)})
     return folder
 
 
