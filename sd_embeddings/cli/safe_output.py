@@ -1,6 +1,7 @@
 """Every character the command line prints goes through ``terminal_text``: a file name or a stored embedding name
 holding ESC sequences, bidi overrides or undecodable bytes is shown escaped (``\\x1b``, U+FFFD), whichever command,
-message or log line carries it. Lines, tabs and the progress bar's carriage return pass unchanged."""
+message or log line carries it. Lines and tabs pass unchanged, and so does the carriage return that starts a
+progress bar's write (any other is escaped)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ class SafeStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(terminal_text(text))
+        rewind = "\r" if text.startswith("\r") else ""  # progress.py redraws its line with one leading \r
+        self._stream.write(rewind + terminal_text(text[len(rewind):]))
         return len(text)
 
     def __getattr__(self, name: str) -> Any:  # flush, isatty, fileno, encoding ... of the real stream

@@ -17,8 +17,9 @@ from typing import Any
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 """C0 and C1 controls (ESC, CSI), line and paragraph separators and bidi overrides: all rewrite what a reader sees."""
-_STREAM_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-"""The same, less the newline, tab and carriage return a program's own output is made of."""
+_STREAM_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""The same, less the newline and tab a program's own output is made of (a carriage return inside a name would
+let it overwrite the start of its line)."""
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 """What ``json.dumps(ensure_ascii=False)`` leaves raw (it escapes C0 itself): only ever inside strings."""
 REPLACEMENT = "\ufffd"

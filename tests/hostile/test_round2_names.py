@@ -146,3 +146,10 @@ def test_verbose_log_and_c_locale_output_are_clean_bytes(hostile_folder: Path, t
         text = stream.decode("utf-8")  # strict
         assert_clean(text)
     assert b"Read " in done.stderr and b"\\x1b[31m" in done.stderr
+
+
+def test_a_carriage_return_in_a_name_cannot_overwrite_its_line(tmp_path: Path, capsys) -> None:
+    """A stored name holding \\r (written at test time) is printed escaped by inspect; progress keeps its \\r."""
+    named_safetensors(tmp_path / "cr.safetensors", "innocent\rEVIL")
+    out, err = run_main(capsys, "inspect", tmp_path / "cr.safetensors")
+    assert "\r" not in out + err and "innocent\\rEVIL" in out
