@@ -175,6 +175,7 @@ def create_app(library: Library, model: str | None = None, credentials: host_aut
     app = FastAPI(title="sd-embeddings")
     app.include_router(http_routes.make_router(lambda: library))
     app.add_middleware(CORSMiddleware, allow_origins=[])  # no other origin may read or write; gradio then adds none
+    app.add_middleware(host_auth.SameOriginWritesMiddleware)
     if credentials is not None:
         app.add_middleware(host_auth.BasicAuthMiddleware, credentials=credentials)
     if loopback_only:

@@ -65,6 +65,11 @@ def request_origin(request: Request) -> str | None:
     return _host_port(parts.netloc, parts.scheme)
 
 
+def own_origin(request: Request) -> str:
+    """``host[:port]`` this request was sent to (its ``Host`` header)."""
+    return _host_port(request.headers.get("host", ""), request.url.scheme)
+
+
 def check_write(request: Request, kinds: tuple[str, ...] = ("application/json",)) -> None:
     """Refuse (403) a state-changing request that another site could have sent; see the module docstring."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -74,7 +79,7 @@ def check_write(request: Request, kinds: tuple[str, ...] = ("application/json",)
     origin = request_origin(request)
     if origin is None:
         raise HTTPException(status_code=403, detail="refused: the request has no Origin or Referer header")
-    own = _host_port(request.headers.get("host", ""), request.url.scheme)
+    own = own_origin(request)
     if not own or origin != own:
         raise HTTPException(status_code=403, detail="refused: the request comes from another site's page")
     sent = request.headers.get(TOKEN_HEADER, "")

@@ -119,6 +119,27 @@ class BasicAuthMiddleware:
         await self.app(scope, receive, send)
 
 
+class SameOriginWritesMiddleware:
+    """A request that can change state (any method but GET/HEAD/OPTIONS) sent by another site's page is refused,
+    on every route: gradio's own upload route takes a plain cross-site form post and writes it to disk."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
+            from starlette.requests import Request  # not at import: the command line reads this module too
+
+            from . import guard
+
+            request = Request(scope)
+            origin = guard.request_origin(request)
+            if origin is not None and origin != guard.own_origin(request):
+                await _refuse(send, 403, "refused: the request comes from another site's page")
+                return
+        await self.app(scope, receive, send)
+
+
 class LoopbackHostMiddleware:
     """On a loopback bind: 403 unless the ``Host`` header is a loopback name or address."""
 

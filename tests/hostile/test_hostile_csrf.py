@@ -123,3 +123,15 @@ def test_the_standalone_page_carries_the_token_and_no_origin_may_read_it(host: T
         "origin": "http://localhost:3000", "access-control-request-method": "POST",
         "access-control-request-headers": f"content-type,{guard.TOKEN_HEADER}"})
     assert preflight.headers.get("access-control-allow-origin") is None
+
+
+def test_gradios_own_upload_takes_no_cross_site_post(host: TestClient) -> None:
+    """gradio's /upload writes any form post to disk; a page of another site (Origin set) is refused there too,
+    while the page's own requests (same Origin) and clients that send none (scripts, curl) are not."""
+    files = {"files": ("x.bin", b"A" * 1024, "application/octet-stream")}
+    upload = "/gradio_api/upload"
+    foreign = host.post(upload, files=files, headers={"origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "another site" in foreign.text
+    assert host.post(upload, files=files, headers={"origin": "null"}).status_code == 403
+    assert host.post(upload, files=files, headers={"origin": "http://testserver"}).status_code == 200
+    assert host.post(upload, files=files).status_code == 200
