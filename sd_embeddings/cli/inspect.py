@@ -16,13 +16,13 @@ from ..formats import decoding as formats
 from ..formats import image_format, pickles, safetensors_file
 from ..formats.text import json_text
 from ..library.collisions import compatibility
+from ..library.reading import EMPTY_FILE
 from ..records import Entry, Family, Status
 from .arguments import family_arg
 
 if TYPE_CHECKING:
     import torch
 
-EMPTY_FILE = "empty file (0 bytes); the download or copy probably failed"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -19,6 +19,9 @@ from .verifier import unexpected
 
 logger = logging.getLogger(__name__)
 
+EMPTY_FILE = "empty file (0 bytes); the download or copy probably failed"
+"""The reason for a 0-byte file, wherever it is reported (scan, inspect)."""
+
 
 def read_entry(item: FoundFile, hash_cache: HashCache, deep: bool,
                remember: Callable[[Entry, EmbeddingData], None]) -> Entry:
@@ -50,7 +53,7 @@ def read_entry(item: FoundFile, hash_cache: HashCache, deep: bool,
 def _read_contents(entry: Entry, item: FoundFile, deep: bool,
                    remember: Callable[[Entry, EmbeddingData], None]) -> None:
     if item.size == 0:
-        raise NotAnEmbeddingError(item.path, "empty file (0 bytes); the download or copy probably failed")
+        raise NotAnEmbeddingError(item.path, EMPTY_FILE)
     if deep:
         data = formats.decode(formats.read_file(item.path), item.path)
         entry.header = formats.header_of(data)
