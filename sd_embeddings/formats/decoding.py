@@ -229,6 +229,9 @@ def scan_file(path: str, size: int) -> Header:
 
 def _scan_file(path: str, size: int) -> Header:
     with open_regular(path) as handle:
+        # the size of the file opened: it may have replaced the one the folder listing saw, and a head cut at
+        # the old size would read as a broken file (the entry's stamp then no longer matches, so loads refuse it)
+        size = os.fstat(handle.fileno()).st_size
         head = handle.read(min(size, SCAN_READ_BYTES) if size <= MAX_EMBEDDING_BYTES else 64 * 1024)
     kind = sniff(head, format_of(path) or "unknown")
     if kind == "safetensors":
