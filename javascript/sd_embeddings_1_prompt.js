@@ -67,22 +67,45 @@
     return new RegExp("\\(\\s*" + n + "\\s*(?::\\s*" + num + "\\s*)?\\)|(?<![" + WORD + "\\\\])" + n +
       "(?![" + WORD + "])", "giu");
   }
-  // Removes every occurrence (plain, emphasised or weighted) with its separator; null when there was none.
+  // Drops one trailing separator (`,` or the separator's mark) and the blanks around it from the end of the kept
+  // pieces, looking only at that end: a regular expression anchored at the end of the whole text would be tried
+  // from every position of it, for every occurrence removed (quadratic on a long prompt).
+  function dropTrailingSeparator(kept, mark) {
+    const trimBlanks = () => {
+      while (kept.length) {
+        const last = kept.pop().trimEnd();
+        if (last) return kept.push(last);
+      }
+    };
+    trimBlanks();
+    const marks = mark && mark !== "," ? [mark, ","] : [","];
+    while (kept.length > 1 && kept[kept.length - 1].length < mark.length) {
+      const last = kept.pop(); // a mark may straddle two pieces: join them
+      kept.push(kept.pop() + last);
+    }
+    const last = kept.length ? kept[kept.length - 1] : "";
+    const found = marks.find((m) => last.endsWith(m));
+    if (!found) return;
+    kept[kept.length - 1] = last.slice(0, last.length - found.length);
+    trimBlanks();
+  }
+  // Removes every occurrence (plain, emphasised or weighted) with its separator; null when there was none. Each
+  // step reads the next piece and the end of what is kept, so the work is linear in the prompt.
   NS.removeFromPrompt = (value, keyword, sep) => {
     const parts = value.split(pattern(keyword));
     if (parts.length === 1) return null;
     const mark = sep.trim(), any = "(?:," + (mark && mark !== "," ? "|" + reEscape(mark) : "") + ")?";
-    const trailing = new RegExp("\\s*" + any + "\\s*$");
     const leading = new RegExp("^\\s*" + any + "\\s*");
-    let out = parts[0];
+    let kept = [parts[0]];
     for (const right of parts.slice(1)) {
-      const left = out.replace(trailing, "");
-      if (!left.trim()) out = right.replace(leading, "");
-      else if (!right.trim()) out = left;
-      else if (/^[\s,:)\]]/.test(right) || /[([]$/.test(left) || (mark && right.startsWith(mark))) out = left + right;
-      else out = left + sep + right;
+      dropTrailingSeparator(kept, mark);
+      const end = kept.length ? kept[kept.length - 1] : "";
+      if (!kept.length) kept = [right.replace(leading, "")];
+      else if (!right.trim()) continue;
+      else if (/^[\s,:)\]]/.test(right) || /[([]$/.test(end.slice(-1)) || (mark && right.startsWith(mark))) kept.push(right);
+      else kept.push(sep, right);
     }
-    return out;
+    return kept.join("");
   };
   NS.insertIntoPrompt = (value, text, pos, sep) => {
     const before = value.slice(0, pos), after = value.slice(pos), mark = sep.trim();

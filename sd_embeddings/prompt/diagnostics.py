@@ -47,11 +47,15 @@ class NearMissIndex:
     def __init__(self, entries: list[Entry]) -> None:
         self.exact: dict[str, Entry] = {}
         self.deletions: dict[str, list[tuple[str, Entry]]] = {}
+        self.longest = 0
+        """A word longer than this + 1 is no keyword's near miss: its deletions (quadratic in its length) are
+        never made, so a prompt word of 100,000 letters costs one look-up."""
         for entry in entries:
             key = squash(entry.keyword)
             if not key:
                 continue
             self.exact.setdefault(key, entry)
+            self.longest = max(self.longest, len(key))
             if len(key) >= MIN_EDIT_LENGTH:
                 for variant in {key, *_deletions(key)}:
                     self.deletions.setdefault(variant, []).append((key, entry))
@@ -60,7 +64,7 @@ class NearMissIndex:
         key = squash(word)
         if key in self.exact:
             return self.exact[key], "differs only in case, underscores, dashes or spaces"
-        if len(key) < MIN_EDIT_LENGTH:
+        if not MIN_EDIT_LENGTH <= len(key) <= self.longest + 1:
             return None
         for variant in (key, *_deletions(key)):
             for other, entry in self.deletions.get(variant, ()):

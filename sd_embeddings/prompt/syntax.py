@@ -14,35 +14,70 @@ What reaches the text encoder for a prompt typed in the WebUI (reference/a1111.m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-_EXTRA_NETWORK = re.compile(r"<\w+:[^>]+>")
+_TAG_HEAD = re.compile(r"<\w+:")
 _AND = re.compile(r"\bAND\b")
-_WEIGHT = re.compile(r"^(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*$", re.S)
-_NUMBER = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*")
+_SIGNED_NUMBER = re.compile(r"[-+]?(?:\d+\.?|\d*\.\d+)")
+_NUMBER = re.compile(r"\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*")  # no ambiguous digit runs
 _PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+", re.S)
 DEFAULT_STEPS = 20
 MAX_DEPTH = 64
-"""Brackets nested deeper than this are literal text: bounded recursion and time for hostile prompts."""
+"""Brackets nested deeper than this are literal text: bounded recursion when rendering hostile prompts."""
+_CLOSERS = {"(": ")", "[": "]"}
+
+# Every function here reads the prompt in time linear in its length, whatever its shape: the WebUI's own regular
+# expressions for tags (``<\w+:[^>]+>``) and weights (``^(.*?)(?:\s*:\s*NUMBER)?\s*$``) rescan the rest of the
+# text from every ``<`` or whitespace character, which is quadratic on ``"<a:" * 10000`` or long blank runs.
+
+
+def _tag_spans(text: str) -> list[tuple[int, int]]:
+    r"""Where the WebUI's ``<\w+:[^>]+>`` matches (non-overlapping, left to right), with each ``>`` looked up
+    once: the first ``>`` after a tag's colon ends it, so the last lookup is reused until the scan passes it."""
+    spans: list[tuple[int, int]] = []
+    pos, close = 0, -1
+    while (start := text.find("<", pos)) >= 0:
+        head = _TAG_HEAD.match(text, start)
+        pos = start + 1
+        if head is None:
+            continue
+        if close < head.end():
+            close = text.find(">", head.end())
+            if close < 0:
+                break  # no ">" after here: no later tag can end either
+        if close > head.end():  # "[^>]+": at least one character between ":" and ">"
+            spans.append((start, close + 1))
+            pos = close + 1
+    return spans
 
 
 def strip_extra_networks(text: str) -> str:
-    return _EXTRA_NETWORK.sub("", text)
+    kept, pos = [], 0
+    for start, end in _tag_spans(text):
+        kept.append(text[pos:start])
+        pos = end
+    kept.append(text[pos:])
+    return "".join(kept)
 
 
 def extra_networks(text: str) -> list[str]:
     """The extra-network tags of a text, as written (``["<lora:x:0.8>"]``)."""
-    return _EXTRA_NETWORK.findall(text)
+    return [text[start:end] for start, end in _tag_spans(text)]
+
+
+def _weighted(part: str) -> tuple[str, float]:
+    r"""``"cat :1.5  "`` -> ``("cat", 1.5)``: the WebUI's ``^(.*?)(?:\s*:\s*NUMBER)?\s*$``, read from the end."""
+    trimmed = part.rstrip()
+    colon = trimmed.rfind(":")
+    number = trimmed[colon + 1:].lstrip() if colon >= 0 else ""
+    if _SIGNED_NUMBER.fullmatch(number):
+        return trimmed[:colon].rstrip(), float(number)
+    return trimmed, 1.0
 
 
 def split_and(text: str) -> list[tuple[str, float]]:
     """``"cat:1.1 AND dog"`` -> ``[("cat", 1.1), ("dog", 1.0)]``: the composable-diffusion sub-prompts."""
-    parts = []
-    for part in _AND.split(text):
-        match = _WEIGHT.match(part)
-        assert match is not None  # the pattern matches every string
-        parts.append((match.group(1), float(match.group(2)) if match.group(2) else 1.0))
-    return parts
+    return [_weighted(part) for part in _AND.split(text)]
 
 
 def prompt_parts(text: str) -> list[str]:
@@ -72,86 +107,97 @@ class _Group:
     close: str
 
 
-class _Fail(Exception):
-    pass
+@dataclass
+class _Parsed:
+    """A bracket that parses: its node, where it ends, and how deep brackets nest in it (itself included)."""
+    node: _Edit | _Alternate | _Group
+    end: int
+    height: int
 
 
-class _Parser:
-    """Recursive descent over the WebUI's schedule grammar; a node list is ``str | _Edit | _Alternate | _Group``."""
+@dataclass
+class _Frame:
+    """A bracket being read: its parts so far and the separators between them."""
+    pos: int
+    opener: str
+    parts: list[list] = field(default_factory=lambda: [[]])
+    separators: list[str] = field(default_factory=list)
+    height: int = 1
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.pos = 0
-        self.depth = 0
-
-    def top(self) -> list:
-        nodes: list = []
-        while self.pos < len(self.text):
-            start = self.pos
-            try:
-                nodes += self.sequence()
-            except _Fail:
-                self.pos = start
-            if self.pos == start:  # a bracket or separator that opens nothing valid: literal text
-                nodes.append(self.text[self.pos])
-                self.pos += 1
-        return nodes
-
-    def sequence(self) -> list:
-        nodes: list = []
-        while self.pos < len(self.text):
-            char = self.text[self.pos]
-            plain = _PLAIN.match(self.text, self.pos)
-            if plain:
-                nodes.append(plain.group(0))
-                self.pos = plain.end()
-            elif char in "([":
-                start = self.pos
-                try:
-                    nodes.append(self.bracket())
-                except _Fail:
-                    self.pos = start
-                    return nodes
-            else:
-                return nodes
-        return nodes
-
-    def bracket(self) -> _Edit | _Alternate | _Group:
-        if self.depth >= MAX_DEPTH:
-            raise _Fail
-        self.depth += 1
-        try:
-            return self._bracket()
-        finally:
-            self.depth -= 1
-
-    def _bracket(self) -> _Edit | _Alternate | _Group:
-        opener = self.text[self.pos]
-        self.pos += 1
-        parts, separators = [self.sequence()], []
-        while self.pos < len(self.text) and self.text[self.pos] in ":|":
-            separators.append(self.text[self.pos])
-            self.pos += 1
-            parts.append(self.sequence())
-        closer = ")" if opener == "(" else "]"
-        if self.pos >= len(self.text) or self.text[self.pos] != closer:
-            raise _Fail
-        self.pos += 1
-        if opener == "(":
-            if separators not in ([], [":"]):
-                raise _Fail
-            return _Group("(", parts, ")")
+    def node(self) -> _Edit | _Alternate | _Group | None:
+        """The construct this bracket closes as, or None when it is none (then it and every bracket around it
+        are literal text, as a failed parse is in the WebUI)."""
+        parts, separators = self.parts, self.separators
+        if self.opener == "(":
+            return _Group("(", parts, ")") if separators in ([], [":"]) else None
         if not separators:
             return _Group("[", parts, "]")
         if set(separators) == {"|"}:
             return _Alternate(parts)
-        if set(separators) == {":"} and len(parts) in (2, 3):
-            when = "".join(node for node in parts[-1] if isinstance(node, str))
-            number = _NUMBER.fullmatch(when)
-            if number and all(isinstance(node, str) for node in parts[-1]):
-                before = parts[0] if len(parts) == 3 else []
-                return _Edit(before, parts[-2], number.group(1))
-        raise _Fail
+        if set(separators) == {":"} and len(parts) in (2, 3) and all(isinstance(n, str) for n in parts[-1]):
+            number = _NUMBER.fullmatch("".join(parts[-1]))
+            if number:
+                return _Edit(parts[0] if len(parts) == 3 else [], parts[-2], number.group(1))
+        return None
+
+
+def _brackets(text: str) -> dict[int, _Parsed]:
+    """Every bracket that parses, by position, in one left-to-right pass (an explicit stack, no recursion).
+
+    A bracket fails when something inside it does not parse (a wrong closer, bad separators, the end of the
+    text); then every bracket open around it fails too. Whether a bracket parses depends only on the text from
+    its opener on, so each is decided once, and retrying from the next character never reads it again."""
+    parsed: dict[int, _Parsed] = {}
+    stack: list[_Frame] = []
+    pos = 0
+    while pos < len(text):
+        plain = _PLAIN.match(text, pos)
+        char = text[pos]
+        if plain:
+            if stack:
+                stack[-1].parts[-1].append(plain.group(0))
+            pos = plain.end()
+        elif char in "([":
+            stack.append(_Frame(pos, char))
+            pos += 1
+        elif stack and char in ":|":
+            stack[-1].separators.append(char)
+            stack[-1].parts.append([])
+            pos += 1
+        elif stack and char == _CLOSERS[stack[-1].opener] and (node := stack[-1].node()) is not None:
+            frame = stack.pop()
+            parsed[frame.pos] = _Parsed(node, pos + 1, frame.height)
+            if stack:
+                stack[-1].parts[-1].append(node)
+                stack[-1].height = max(stack[-1].height, frame.height + 1)
+            pos += 1
+        elif stack:
+            stack.clear()  # this character fails every open bracket; it is read again as top-level text
+        else:
+            pos += 1  # a stray closer or separator: literal text
+    return parsed
+
+
+def _top(text: str) -> list:
+    """The prompt as nodes: a bracket that parses and nests at most ``MAX_DEPTH`` deep is a node, any other
+    bracket character is literal text and reading goes on after it (so the brackets inside it may still be
+    nodes). Linear: ``_brackets`` reads the text once, and this walk never goes back."""
+    parsed = _brackets(text)
+    nodes: list = []
+    pos = 0
+    while pos < len(text):
+        plain = _PLAIN.match(text, pos)
+        found = parsed.get(pos)
+        if plain:
+            nodes.append(plain.group(0))
+            pos = plain.end()
+        elif found is not None and found.height <= MAX_DEPTH:
+            nodes.append(found.node)
+            pos = found.end
+        else:
+            nodes.append(text[pos])
+            pos += 1
+    return nodes
 
 
 def _switches(nodes: list, steps: int) -> set[int]:
@@ -199,7 +245,7 @@ def schedule(text: str, steps: int = DEFAULT_STEPS) -> list[tuple[int, str]]:
     steps = max(1, int(steps))
     if "[" not in text:  # prompt editing and alternation always start with "["
         return [(steps, text)]
-    nodes = _Parser(text).top()
+    nodes = _top(text)
     if all(isinstance(node, str) for node in nodes):
         return [(steps, text)]
     return [(step, _render(nodes, step, steps)) for step in sorted(_switches(nodes, steps) | {steps})]

@@ -26,6 +26,7 @@ from prompt_helpers import library_with
 from sd_embeddings.prompt.chunks import (
     BREAK_WEIGHT,
     CHUNK_LENGTH,
+    NESTING_LIMIT,
     PLACEHOLDER_ID,
     WEIGHT_LIMIT,
     ChunkOptions,
@@ -100,7 +101,11 @@ def test_parse_extremes() -> None:
         check_parse(text)
     assert parse_attention("(x:1.2.3)") == [("x:1.2.3", 1.1)]
     assert parse_attention("(x:" + "9" * 400 + ")") == [("x", WEIGHT_LIMIT)]
-    assert parse_attention("(" * 5000 + "x") == [("x", WEIGHT_LIMIT)]
+    assert parse_attention("(x:-" + "9" * 400 + ")") == [("x", -WEIGHT_LIMIT)]
+    # brackets nested past NESTING_LIMIT hide their characters but do not weigh (linear work, see test_prompt_work)
+    deepest = [("x", pytest.approx(1.1 ** NESTING_LIMIT, rel=1e-12))]
+    assert parse_attention("(" * 5000 + "x") == parse_attention("(" * NESTING_LIMIT + "x") == deepest
+    assert parse_attention("[" * 5000 + "x" + "]" * 5000) == [("x", pytest.approx((1 / 1.1) ** 64, rel=1e-12))]
 
 
 # -- tree-built prompts: exact text and weights ------------------------------------------------------------------
