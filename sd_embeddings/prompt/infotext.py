@@ -19,6 +19,12 @@ from ..records import Entry
 KEY = "TI hashes"
 _VALUE = re.compile(r"TI hashes:\s*(\"(?:\\.|[^\\\"])*\"|[^,\n]*)")
 _HASH12 = re.compile(r"[0-9a-fA-F]{12}")
+MAX_PAIRS = 64
+"""Pairs read from one pasted text; more are ignored. A generation uses a few embeddings, and a picture from a
+stranger may carry 100,000 pairs: each costs a look-up, and each renamed one a pass over the pasted prompts."""
+MAX_NAME = 128
+"""Longer names or hashes are ignored: no keyword is that long, and renaming one would compare it at every
+position of the prompts."""
 
 
 def sanitize(name: str) -> str:
@@ -48,7 +54,8 @@ def infotext_item(value: str) -> str:
 
 
 def parse_ti_hashes(text: str) -> list[tuple[str, str]]:
-    """``(name, hash)`` pairs from pasted infotext (whole text or the bare value), duplicates removed."""
+    """``(name, hash)`` pairs from pasted infotext (whole text or the bare value), duplicates removed, at most
+    ``MAX_PAIRS``, names and hashes of at most ``MAX_NAME`` characters."""
     match = _VALUE.search(text)
     value = text
     if match is not None:
@@ -58,13 +65,15 @@ def parse_ti_hashes(text: str) -> list[tuple[str, str]]:
                 value = json.loads(value)
             except json.JSONDecodeError:
                 value = value.strip('"')
-    pairs: list[tuple[str, str]] = []
+    pairs: dict[tuple[str, str], None] = {}
     for item in value.split(","):
         name, _, shorthash = item.partition(":")
         pair = (name.strip(), shorthash.strip())
-        if pair[0] and pair not in pairs:
-            pairs.append(pair)
-    return pairs
+        if pair[0] and len(pair[0]) <= MAX_NAME and len(pair[1]) <= MAX_NAME:
+            pairs.setdefault(pair)
+            if len(pairs) == MAX_PAIRS:
+                break
+    return list(pairs)
 
 
 @dataclass

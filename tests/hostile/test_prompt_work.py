@@ -18,13 +18,14 @@ from hostile_kit import TALLY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prompt_helpers import library_with
-from work_count import growth
+from work_count import growth, lines_run
 
 from sd_embeddings.encode.encoding import encode_report
 from sd_embeddings.library import Library
-from sd_embeddings.prompt import diagnostics, syntax
+from sd_embeddings.prompt import diagnostics, infotext, syntax
 from sd_embeddings.prompt.chunks import split_breaks
 from sd_embeddings.prompt.tokenizer import ClipTokenizer, bundled
+from sd_embeddings.webui import paste as paste_module
 
 GROWTH_LIMIT = 2.3
 """Work for a text twice as long, relative: ~2.0 when linear (4 when quadratic); the rest is fixed costs."""
@@ -126,3 +127,25 @@ def test_tags_weights_and_breaks_match_the_webui_expressions(text: str) -> None:
     assert syntax.split_and(text) == expected
     assert split_breaks(text) == re.split(WEBUI_BREAK, text, flags=re.S)
 
+
+
+def test_a_pasted_infotext_costs_the_same_with_100000_pairs(library: Library) -> None:
+    """A picture's ``TI hashes`` may list 100,000 names of one known hash: each would be a rename pass over the
+    pasted prompts (and a list look-up per pair). At most ``MAX_PAIRS`` are read."""
+    entry = library.get("emb_one")
+    assert entry is not None and library.ensure_hash(entry)
+
+    def paste(names: str) -> dict:
+        params = {"TI hashes": names, "Prompt": "name1, name2 " * 500, "Negative prompt": "name3"}
+        paste_module.on_infotext_pasted(library, params)
+        return params
+
+    def pairs(count: int) -> str:
+        return ", ".join(f"name{i}: {entry.shorthash}" for i in range(count))
+
+    small, large = lines_run(paste, pairs(1_000)), lines_run(paste, pairs(100_000))
+    assert large <= 1.5 * small, (small, large)
+    assert len(infotext.parse_ti_hashes(f"TI hashes: x: {entry.shorthash}, " * 100_000)) == 1
+    assert len(infotext.parse_ti_hashes(", ".join(f"n{i}: h" for i in range(100_000)))) == infotext.MAX_PAIRS
+    assert infotext.parse_ti_hashes("x" * 129 + ": aa, y: " + "b" * 129 + ", z: 1") == [("z", "1")]
+    assert paste(pairs(3))["Prompt"].startswith("emb_one, emb_one ")  # renaming still works
