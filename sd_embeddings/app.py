@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .library import Library
 from .records import Family
-from .tab import guard, host_auth, shell
+from .tab import guard, host_auth, listen, shell
 from .tab import routes as http_routes
 
 logger = logging.getLogger(__name__)
@@ -203,25 +203,29 @@ def watch(library: Library, stop: threading.Event, every: float = WATCH_MS / 100
 def serve(folder: str, host: str = "127.0.0.1", port: int = 7861, family: Family | None = Family.SD1,
           model: str | None = None, sock: socket.socket | None = None,
           credentials: host_auth.Credentials | None = None, no_auth: bool = False) -> None:
-    """``sock``: already bound by the caller (the CLI binds first, so a busy port is one line, not a traceback).
-    A ``host`` other than loopback needs ``credentials`` or ``no_auth`` (else ``host_auth.PolicyError``)."""
+    """``sock``: already bound by the caller (the CLI binds first, so a busy port is one line, not a traceback);
+    without one, ``host`` is resolved and bound here. Whether the address bound is loopback decides the login
+    rule: another address needs ``credentials`` or ``no_auth`` (else ``host_auth.PolicyError``, nothing served)."""
     import uvicorn
 
-    if credentials is None and not no_auth and not host_auth.is_loopback(host):
-        raise host_auth.PolicyError(f"--host {host} needs --auth USER:PASS (or --no-auth)")
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    library = Library([folder], family=family)
-    library.refresh()
-    stop = threading.Event()
-    watch(library, stop)
-    logger.info("Serving %s on http://%s:%d", folder, host, port)
+    owned = sock is None
+    sock = sock if sock is not None else listen.bind(listen.resolve(host, port))
     try:
-        app = create_app(library, model, credentials, loopback_only=host_auth.is_loopback(host))
-        if sock is None:
-            uvicorn.run(app, host=host, port=port, log_level="warning")
-        else:
-            config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+        bound = listen.bound(sock)
+        if credentials is None and not no_auth and not bound.loopback:
+            raise host_auth.PolicyError(f"--host {bound.ip} needs --auth USER:PASS (or --no-auth)")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        library = Library([folder], family=family)
+        library.refresh()
+        stop = threading.Event()
+        watch(library, stop)
+        logger.info("Serving %s on %s", folder, bound.url)
+        try:
+            app = create_app(library, model, credentials, loopback_only=bound.loopback)
+            config = uvicorn.Config(app, host=bound.ip, port=bound.port, log_level="warning")
             uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            stop.set()
     finally:
-        stop.set()
+        if owned:
+            sock.close()

@@ -14,6 +14,8 @@ import socket
 import sys
 
 from ..records import Family
+from ..tab import listen
+from ..tab.listen import Address
 from .arguments import USAGE_ERROR, family_arg
 
 CANNOT_START = 1
@@ -45,38 +47,23 @@ def folder_problem(folder: str) -> str | None:
     return None
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` (uvicorn's options: reuse a port in TIME_WAIT, not one in use)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    sock.set_inheritable(True)
-    return sock
-
-
-def free_port_after(host: str, port: int, tries: int = 50) -> int | None:
-    for candidate in range(port + 1, min(port + 1 + tries, 65536)):
-        with contextlib.suppress(OSError), bind(host, candidate):
+def free_port_after(address: Address, tries: int = 50) -> int | None:
+    for candidate in range(address.port + 1, min(address.port + 1 + tries, 65536)):
+        with contextlib.suppress(OSError), listen.bind(address.with_port(candidate)):
             return candidate
     return None
 
 
-def bind_or_explain(host: str, port: int) -> socket.socket | None:
+def bind_or_explain(address: Address) -> socket.socket | None:
     try:
-        return bind(host, port)
+        return listen.bind(address)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            other = free_port_after(host, port)
+            other = free_port_after(address)
             hint = f"try --port {other}" if other else "stop the other server or pick another --port"
-            print(f"error: port {port} is in use on {host}; {hint}", file=sys.stderr)
+            print(f"error: port {address.port} is in use on {address.ip}; {hint}", file=sys.stderr)
         else:
-            print(f"error: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
+            print(f"error: cannot listen on {address.ip}:{address.port}: {e.strerror or e}", file=sys.stderr)
         return None
 
 
@@ -95,20 +82,20 @@ def run(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     from ..tab.host_auth import PolicyError, listen_policy
 
-    try:
-        credentials, warning = listen_policy(args.host, args.auth, args.no_auth)
+    try:  # resolved once: the address bound is the one the login rule is decided on
+        address = listen.resolve(args.host, args.port)
+        credentials, warning = listen_policy(address, args.auth, args.no_auth)
     except PolicyError as e:
         print(f"error: {e}", file=sys.stderr)
         return USAGE_ERROR
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    sock = bind_or_explain(args.host, args.port)
+    sock = bind_or_explain(address)
     if sock is None:
         return CANNOT_START
-    port = sock.getsockname()[1]  # --port 0: the one the system chose
-    print(f"Textual Inversion tab: http://{args.host}:{port}/  (folder: {args.folder}; Ctrl+C to stop)",
-          flush=True)
+    bound = listen.bound(sock)  # --port 0: the one the system chose
+    print(f"Textual Inversion tab: {bound.url}  (folder: {args.folder}; Ctrl+C to stop)", flush=True)
     with sock:
-        serve(args.folder, host=args.host, port=port, family=args.family, model=args.model, sock=sock,
+        serve(args.folder, host=bound.ip, port=bound.port, family=args.family, model=args.model, sock=sock,
               credentials=credentials, no_auth=args.no_auth)
     return 0

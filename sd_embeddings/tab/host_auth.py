@@ -1,6 +1,7 @@
 """Who may talk to the standalone host (``app.py``, ``serve``): the ``--host`` policy and HTTP Basic auth.
 
-- On a loopback address (``127.0.0.1``, ``::1``, ``localhost``) the host is open, as before.
+- On a loopback address (``127.0.0.1``, ``::1``, ``localhost``) the host is open, as before. Which address that
+  is comes from ``listen``: ``--host`` resolved once and bound exactly, loopback decided from the bound address.
 - On any other address it serves only with ``--auth USER:PASS`` (every request, the page and gradio's own routes
   included, needs those credentials: ``BasicAuthMiddleware``), or with an explicit ``--no-auth``, which prints one
   warning line. ``listen_policy`` decides; ``serve`` refuses to start otherwise.
@@ -15,7 +16,10 @@ import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .listen import Address
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -53,27 +57,34 @@ class Credentials:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether a ``Host`` header names this machine (``localhost``, ``127.0.0.1``, ``[::1]``). Only for the
+    header check: whether the host may serve without a login is decided from the address bound (``listen``)."""
     name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
+    return name in LOOPBACK_NAMES or is_loopback_ip(name)
+
+
+def is_loopback_ip(text: str) -> bool:
+    """127.0.0.0/8, ``::1`` or an IPv6-mapped 127.x address (Python 3.11 calls the mapped ones not loopback)."""
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
-def listen_policy(host: str, auth: str | None, no_auth: bool) -> tuple[Credentials | None, str | None]:
-    """(credentials to require, a warning line to print) for ``--host``/``--auth``/``--no-auth``; raises
-    ``PolicyError`` when a non-loopback address has neither."""
+def listen_policy(address: Address, auth: str | None, no_auth: bool) -> tuple[Credentials | None, str | None]:
+    """(credentials to require, a warning line to print) for ``--host``/``--auth``/``--no-auth`` on a resolved
+    ``address`` (``listen.resolve``); raises ``PolicyError`` when a non-loopback address has neither."""
     if auth and no_auth:
         raise PolicyError("give either --auth USER:PASS or --no-auth, not both")
     credentials = Credentials.parse(auth) if auth else None
-    if credentials or is_loopback(host):
+    if credentials or address.loopback:
         return credentials, None
     if no_auth:
-        return None, (f"warning: serving {host} without authentication (--no-auth): anyone who can reach this "
-                      "address can read and change your embeddings' metadata and previews")
-    raise PolicyError(f"--host {host} is reachable from other machines: pass --auth USER:PASS "
+        return None, (f"warning: serving {address.ip} without authentication (--no-auth): anyone who can reach "
+                      "this address can read and change your embeddings' metadata and previews")
+    raise PolicyError(f"--host {address.ip} is reachable from other machines: pass --auth USER:PASS "
                       "(or --no-auth to serve without a password)")
 
 

@@ -19,7 +19,7 @@ from sd_embeddings import app as host
 from sd_embeddings.__main__ import build_parser
 from sd_embeddings.cli import serve as cli_serve
 from sd_embeddings.library import Library
-from sd_embeddings.tab import guard, host_auth
+from sd_embeddings.tab import guard, host_auth, listen
 
 P = "/sd-embeddings/v1"
 
@@ -75,13 +75,25 @@ def test_on_loopback_a_foreign_host_name_is_refused(library: Library) -> None:
         assert response.status_code == 403 and "localhost" in response.text, name
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
-def test_loopback_stays_open(address: str) -> None:
+LOOPBACK_SPELLINGS = ["127.0.0.1", "::1", "localhost", "127.0.0.2", "LOCALHOST", "localhost.", "[::1]", " ::1 ",
+                      "0:0:0:0:0:0:0:1", "127.1", "2130706433", "0x7f.1", "::ffff:127.0.0.1", "127.0.0.1."]
+OTHER_SPELLINGS = ["0.0.0.0", "::", "192.168.1.5", "10.0.0.1", "[::]", "0", "0:0:0:0:0:0:0:0"]
+UNCLEAR_SPELLINGS = ["::1%nosuchif", "[::1", "no-such-host.invalid", "", "  ", "local host", "x" * 300]
+
+
+@pytest.mark.parametrize("spelling", LOOPBACK_SPELLINGS)
+def test_every_loopback_spelling_is_decided_from_the_address_bound(spelling: str) -> None:
+    address = listen.resolve(spelling, 0)
     assert host_auth.listen_policy(address, None, False) == (None, None)
+    with listen.bind(address) as sock:
+        bound = listen.bound(sock)
+        assert bound.loopback and bound.ip == address.ip  # what was decided on is what was bound
+        assert host_auth.is_loopback(bound.url.split("//")[1].rpartition(":")[0])  # its own URL passes the Host check
 
 
-@pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.168.1.5", "example.com", "10.0.0.1"])
-def test_any_other_address_needs_auth_or_no_auth(address: str) -> None:
+@pytest.mark.parametrize("spelling", OTHER_SPELLINGS)
+def test_any_other_address_needs_auth_or_no_auth(spelling: str) -> None:
+    address = listen.resolve(spelling, 0)
     with pytest.raises(host_auth.PolicyError, match="--auth USER:PASS"):
         host_auth.listen_policy(address, None, False)
     credentials, warning = host_auth.listen_policy(address, "ann:pw", False)
@@ -94,11 +106,43 @@ def test_any_other_address_needs_auth_or_no_auth(address: str) -> None:
         host_auth.listen_policy(address, "ann:pw", True)
 
 
+@pytest.mark.parametrize("spelling", UNCLEAR_SPELLINGS)
+def test_an_unclear_host_is_refused_with_one_line_naming_it(spelling: str, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture, tmp_path) -> None:
+    served: list[dict] = []
+    monkeypatch.setattr(host, "serve", lambda folder, **kwargs: served.append(kwargs))
+    assert cli_serve.run(build_parser().parse_args(["serve", str(tmp_path / "e"), "--host", spelling])) == 2
+    err = capsys.readouterr().err
+    assert served == [] and len(err.strip().splitlines()) == 1
+    assert repr(spelling[:20])[:-1] in err and "give an IP address such as 127.0.0.1" in err
+
+
+@pytest.mark.parametrize("spelling", LOOPBACK_SPELLINGS + [s for s in OTHER_SPELLINGS if s not in ("192.168.1.5",
+                                                                                           "10.0.0.1")])
+def test_the_command_line_serves_on_the_address_it_decided_on(spelling: str, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture, tmp_path) -> None:
+    served: list[dict] = []
+    monkeypatch.setattr(host, "serve", lambda folder, **kwargs: served.append(
+        {**kwargs, "bound": listen.bound(kwargs["sock"])}))
+    args = ["serve", str(tmp_path / "e"), "--host", spelling, "--port", "0", "--no-auth"]
+    assert cli_serve.run(build_parser().parse_args(args)) == 0
+    (call,) = served
+    loopback = spelling in LOOPBACK_SPELLINGS
+    assert call["bound"].loopback is loopback and call["host"] == call["bound"].ip
+    assert call["port"] == call["bound"].port > 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"Textual Inversion tab: {call['bound'].url} ")
+    assert ("warning:" in err) is not loopback  # --no-auth warns only where a login would be needed
+
+
 def test_serve_refuses_a_public_address_without_auth(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     started: list[dict] = []
     monkeypatch.setattr(host, "create_app", lambda *args, **kwargs: started.append(kwargs))
     with pytest.raises(host_auth.PolicyError):
-        host.serve(str(tmp_path / "e"), host="0.0.0.0")
+        host.serve(str(tmp_path / "e"), host="0.0.0.0", port=0)
+    # the socket decides, whatever ``host`` claims: a caller's socket on 0.0.0.0 named "127.0.0.1" is refused
+    with listen.bind(listen.resolve("0.0.0.0", 0)) as sock, pytest.raises(host_auth.PolicyError):
+        host.serve(str(tmp_path / "e"), host="127.0.0.1", port=sock.getsockname()[1], sock=sock)
     assert started == []
 
 

@@ -352,8 +352,9 @@ def test_host_binds_to_localhost_unless_told(monkeypatch: pytest.MonkeyPatch, tm
     assert served[-1]["host"] == "127.0.0.1"
     monkeypatch.undo()
 
-    calls: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append(kwargs))
+    calls: list[tuple] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets: calls.append(
+        (server.config.host, sockets[0].getsockname()[0])))
     monkeypatch.setattr(host, "create_app", lambda library, *args, **kwargs: object())
-    host.serve(str(tmp_path / "e"), host="::1")
-    assert calls[-1]["host"] == "::1"
+    host.serve(str(tmp_path / "e"), host="::1", port=0)
+    assert calls[-1] == ("::1", "::1")
