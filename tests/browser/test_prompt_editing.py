@@ -132,3 +132,29 @@ def test_the_duplicate_reason_leaves_the_placeholder_letter_uncovered(tab):
         " return {x: b.x, y: b.y, width: b.width, height: b.height}; }")
     for note in (".sdemb-reason", ".sdemb-clash", ".name"):
         assert not overlaps(loser.locator(note).bounding_box(), letter), note
+
+
+COUNT_REGEX_TEXT = """([value, keyword]) => {
+  // Characters handed to regular expressions (every test/replace/match goes through RegExp.prototype.exec; the
+  // sticky calls of split's own scan are left out): work counted, never timed.
+  const exec = RegExp.prototype.exec;
+  let read = 0;
+  RegExp.prototype.exec = function (text) {
+    if (!this.sticky) read += String(text).length;
+    return exec.call(this, text);
+  };
+  try { window.sdEmbeddings.removeFromPrompt(value, keyword, ", "); } finally { RegExp.prototype.exec = exec; }
+  return read;
+}"""
+
+
+def test_removing_a_keyword_reads_a_long_prompt_a_bounded_number_of_times(tab):
+    """Each occurrence removed looks at the end of what is kept, not at all of it (which made a 20 KB prompt with
+    long blank runs take two minutes): twice the prompt, about twice the characters read."""
+    def read(count: int) -> int:
+        prompt = ("x" + " " * 40 + "x sample-image, ") * count
+        return tab.page.evaluate(COUNT_REGEX_TEXT, [prompt, "sample-image"])
+
+    small, large = read(200), read(400)
+    assert large <= 2.2 * small, (small, large)
+    assert small <= 3 * len(("x" + " " * 40 + "x sample-image, ") * 200)
