@@ -50,6 +50,7 @@ from ..library.sidecars import PREVIEW_EXTENSIONS
 from ..records import Entry
 from . import cards, guard, preview_serving, preview_upload
 from .http_errors import GuardedRoute, SafeJSONResponse
+from .lookup import lookup
 from .names import has_surrogate, shown
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,7 @@ def safe_preview_path(library: Library, root_index: str, relpath: str) -> str | 
         return None
     folder, _, name = relpath.rpartition("/")
     # compared as shown in the page (U+FFFD for undecodable bytes); the path is built from the entry's own names
-    known = next((e for e in library.entries if e.root == root and shown(e.folder) == folder and e.sidecars.preview
-                  and shown(e.sidecars.preview) == name), None)
+    known = lookup(library).by_preview.get((root, folder, name))
     if known is None:
         return None
     path = os.path.join(root, *known.folder.split("/"), known.sidecars.preview) if known.folder \
@@ -94,9 +94,7 @@ def _hash_state(entry: Entry) -> str:
 
 
 def _entry_for(library: Library, card_id: str) -> Entry:
-    relpath = str(card_id).partition("/")[2]
-    found = [e for e in library.entries
-             if shown(e.relpath) == relpath and shown(cards.card_id(library, e)) == card_id]
+    found = lookup(library).by_card.get(str(card_id), [])
     if len(found) > 1:  # names that differ only in bytes that are not UTF-8
         raise HTTPException(status_code=409, detail="several files have this name as shown; rename one")
     if not found:

@@ -358,3 +358,27 @@ def test_host_binds_to_localhost_unless_told(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setattr(host, "create_app", lambda library, *args, **kwargs: object())
     host.serve(str(tmp_path / "e"), host="::1", port=0)
     assert calls[-1] == ("::1", "::1")
+
+
+def test_a_request_looks_its_entry_up_without_a_pass_over_the_library(tmp_path: Path) -> None:
+    """A page of N cards asks for N previews; each used to compare N names (the page cost N**2). After the first
+    request of a library version, finding a card or a preview costs the same in 40 entries as in 400 (counted)."""
+    from work_count import lines_run
+
+    from sd_embeddings.tab.routes import _entry_for, safe_preview_path
+
+    def work(count: int) -> tuple[int, int]:
+        root = tmp_path / f"lib{count}"
+        for i in range(count):
+            write_a1111_pt(root / f"e{i:04d}.pt", vectors(1, seed=i))
+            (root / f"e{i:04d}.preview.png").write_bytes(png((4, 4)))
+        library = Library([root], background_hashing=False)
+        library.refresh()
+        last = f"e{count - 1:04d}"
+        assert _entry_for(library, f"0/{last}.pt").keyword == last
+        assert safe_preview_path(library, "0", f"{last}.preview.png")
+        return (lines_run(_entry_for, library, f"0/{last}.pt"),
+                lines_run(safe_preview_path, library, "0", f"{last}.preview.png"))
+
+    small, large = work(40), work(400)
+    assert large[0] <= small[0] + 5 and large[1] <= small[1] + 5, (small, large)
