@@ -40,7 +40,7 @@ SHAPES = {
     "near misses": lambda n: "emb_onx styleabcdf " * (n // 2),
     "BREAK": lambda n: "a BREAK " * n,
     "blank run": lambda n: "a" + " " * 8 * n + "b",
-    "blank run, colon": lambda n: "a:" + " " * 8 * n,
+    "blank run colon": lambda n: "a:" + " " * 8 * n,
     "unclosed tags": lambda n: "<a:" * n,
     "edit digits": lambda n: "[a:b:" + "1" * 8 * n + "x]",
     "expanding unicode": lambda n: "\ufdfa\ufb03\u0130" * n,
