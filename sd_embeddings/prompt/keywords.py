@@ -1,7 +1,9 @@
 """Keyword lookup for the chunker: which token-id runs are embeddings, and which name files that stay plain text.
 
 ``KeywordIndex`` is the WebUI's ``ids_lookup`` (first id, longest match first) without its linear scan;
-``usable_entries``/``unusable_entries`` say which library entries feed each index for a model family.
+``usable_entries``/``unusable_entries`` say which library entries feed each index for a model family. Each entry is
+registered under its bare keyword (unless bare keywords are off) and under every ``embedding:<name>`` spelling
+(``explicit.names_for``), which always works.
 """
 
 from __future__ import annotations
@@ -12,20 +14,28 @@ from dataclasses import dataclass
 
 from ..library import Library
 from ..records import Entry, Family, Status
+from .explicit import PREFIX, names_for
 from .tokenizer import Tokenizer
+
+
+def keyword_spellings(entry: Entry, bare: bool = True, explicit: bool = True) -> list[str]:
+    """The texts whose token ids stand for ``entry``: its keyword (``bare``) and ``embedding:<name>`` forms."""
+    return ([entry.keyword] if bare else []) + ([PREFIX + name for name in names_for(entry)] if explicit else [])
 
 
 class KeywordIndex:
     """Keyword token ids by first id, then by length, longest first: the WebUI's ``ids_lookup``, without its
     linear scan (10,000 keywords sharing a first token cost one dict lookup per length, not 10,000 compares)."""
 
-    def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer) -> None:
+    def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer, bare: bool = True,
+                 explicit: bool = True) -> None:
         by_first: dict[int, dict[int, dict[tuple[int, ...], Entry]]] = {}
         for entry in entries:
-            ids = tuple(tokenizer.encode(entry.keyword))
-            if ids:
-                # first registered wins a tie (library order), as two names can tokenize alike ("a!" / "a !")
-                by_first.setdefault(ids[0], {}).setdefault(len(ids), {}).setdefault(ids, entry)
+            for text in keyword_spellings(entry, bare, explicit):
+                ids = tuple(tokenizer.encode(text))
+                if ids:
+                    # first registered wins a tie (library order), as two names can tokenize alike ("a!" / "a !")
+                    by_first.setdefault(ids[0], {}).setdefault(len(ids), {}).setdefault(ids, entry)
         self.buckets = {first: sorted(lengths.items(), reverse=True) for first, lengths in by_first.items()}
 
     def match(self, tokens: Sequence[int], position: int) -> tuple[Entry, int] | None:
@@ -46,6 +56,8 @@ class Indexes:
     usable: KeywordIndex
     unusable: KeywordIndex
     """Keywords that will stay plain text: incompatible winners and files that failed to load."""
+    plain: KeywordIndex | None = None
+    """With bare keywords off: the usable entries' bare keywords, which stay plain text (for a hint)."""
 
 
 _INDEX_CACHE: weakref.WeakKeyDictionary[Library, dict[tuple, tuple[int, Tokenizer, Indexes]]] = \
@@ -66,17 +78,20 @@ def unusable_entries(library: Library, family: Family | None = None) -> list[Ent
                  or (entry.file_status or entry.status).is_problem)]
 
 
-def indexes_for(library: Library, tokenizer: Tokenizer, family: Family | None = None) -> Indexes:
-    """Keyword indexes of a library for a model family, rebuilt only when the library's version changes."""
+def indexes_for(library: Library, tokenizer: Tokenizer, family: Family | None = None, bare: bool = True) -> Indexes:
+    """Keyword indexes of a library for a model family, rebuilt only when the library's version changes.
+    ``bare=False``: only ``embedding:name`` fires (the "bare keywords trigger embeddings" setting off)."""
     # The version is read before the entries: a refresh in between then tags the index as older than the
     # entries it holds, so it is rebuilt next time (read after, old entries would pass as current for good).
     version = library.version
     per_key = _INDEX_CACHE.setdefault(library, {})
-    key = (id(tokenizer), family)
+    key = (id(tokenizer), family, bare)
     cached = per_key.get(key)
     if cached is not None and cached[0] == version and cached[1] is tokenizer:
         return cached[2]
-    built = Indexes(KeywordIndex(usable_entries(library, family), tokenizer),
-                    KeywordIndex(unusable_entries(library, family), tokenizer))
+    usable = usable_entries(library, family)
+    built = Indexes(KeywordIndex(usable, tokenizer, bare),
+                    KeywordIndex(unusable_entries(library, family), tokenizer, bare),
+                    None if bare else KeywordIndex(usable, tokenizer, explicit=False))
     per_key[key] = (version, tokenizer, built)
     return built
