@@ -18,15 +18,17 @@ from ..prompt.keywords import KeywordIndex
 
 
 class _ExplicitIds:
-    """A ``Tokenizer``-shaped view (``encode``) for ``embedding:<name>`` texts, reusing the name's cached ids."""
+    """A ``Tokenizer``-shaped view (``encode``) for ``embedding:<name>`` texts, reusing the name's cached ids when
+    this tokenizer splits at the colon (checked once: CLIP's does; a tokenizer that does not gets whole texts)."""
 
     def __init__(self, ids_of: Callable[[str], list[int]]) -> None:
         self.ids_of = ids_of
         self.prefix = list(ids_of(PREFIX))
+        self.splits = list(ids_of(PREFIX + "probe")) == self.prefix + list(ids_of("probe"))
 
     def encode(self, text: str) -> list[int]:
         name = text[len(PREFIX):]
-        if text.startswith(PREFIX) and name[:1].isalnum():
+        if self.splits and text.startswith(PREFIX) and name[:1].isalnum():
             return self.prefix + list(self.ids_of(name))
         return list(self.ids_of(text))
 
