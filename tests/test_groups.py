@@ -41,7 +41,8 @@ def test_a_group_is_one_json_file_that_reads_back(library):
     saved = store.save_group(library, "My negatives", "the usual", "negative", NEGATIVES)
     path = os.path.join(library.folders[0], "My negatives.tigroup.json")
     assert saved.path == path and saved.problem == ""
-    data = json.loads(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
     assert data == {"sd-embeddings group": 1, "description": "the usual", "target": "negative",
                     "members": [{"keyword": "EasyNegative"}, {"keyword": "bad-hands-5"},
                                 {"keyword": "negative_hand-neg", "weight": 0.8}]}

@@ -7,6 +7,7 @@ written with ``group_store.save_group``."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sd_embeddings.records import Family
 pytestmark = pytest.mark.browser
 
 POS, NEG = "#txt2img_prompt textarea", "#txt2img_neg_prompt textarea"
+XSS = "<img src=x onerror=alert(1)>"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,9 +38,12 @@ def tab(tmp_path, static_tab):
     library.refresh()
     save_group(library, "Negatives", "the usual three", "auto",
                (Member("EasyNegative"), Member("bad-hands-5"), Member("negative_hand-neg", 0.8)))
-    save_group(library, "Mixed", "", "auto", (Member("style", 1.2, "positive"), Member("EasyNegative", None, "negative"),
+    save_group(library, "Mixed", "", "auto", (Member("style", 1.2, "positive"), Member("EasyNegative", None,
+                                                                                       "negative"),
                                                Member("missing-one"), Member("xl-detail", None, "positive")))
     (root / "Broken.tigroup.json").write_text('{"sd-embeddings group": 1, "members": "lots"}', encoding="utf-8")
+    (root / f"{XSS}.tigroup.json").write_text(json.dumps({"sd-embeddings group": 1, "description": XSS,
+                                                         "members": [{"keyword": "EasyNegative"}]}), encoding="utf-8")
     opened = static_tab(library)
     yield opened
     assert opened.errors == [] and opened.dialogs == []
@@ -103,7 +108,15 @@ def test_search_filters_groups_by_name_and_member(tab):
     page.fill(".sdemb-search", "hand-neg")
     assert page.locator(".sdemb-group .name").all_inner_texts() == ["Negatives"]
     page.fill(".sdemb-search", "")
-    assert page.locator(".sdemb-group .name").all_inner_texts() == ["Broken", "Mixed", "Negatives"]
+    assert page.locator(".sdemb-group .name").all_inner_texts() == [XSS, "Broken", "Mixed", "Negatives"]
+
+
+def test_a_hostile_group_name_is_shown_as_text_and_refused(tab):
+    """The fixture's teardown also checks that no alert() ran (no dialog) and no script error happened."""
+    page = tab.page
+    hostile = page.locator(".sdemb-group").first
+    assert hostile.locator(".name").inner_text() == XSS and hostile.locator("img").count() == 0
+    assert "cannot be used: a group name cannot hold" in hostile.locator(".sdemb-reason").inner_text()
 
 
 def test_a_common_word_keyword_has_a_badge(tab):
@@ -130,11 +143,23 @@ def test_with_bare_keywords_off_clicks_insert_and_remove_embedding_name(tab):
     assert page.input_value(POS) == ""
 
 
-def test_screenshot(tab):
-    """The README picture of groups. It goes to test-artifacts/; with SDEMB_SCREENSHOTS=docs also to docs/."""
-    page = tab.page
-    page.set_viewport_size({"width": 1100, "height": 560})
-    group(page, "Negatives").click()
+def test_screenshot(tmp_path, static_tab):
+    """The README picture of groups (its own tidy library). It goes to test-artifacts/; with
+    SDEMB_SCREENSHOTS=docs also to docs/screenshots/."""
+    root = tmp_path / "shots"
+    for i, name in enumerate(["EasyNegative", "negative/bad-hands-5", "negative_hand-neg", "style", "FastNegativeV2",
+                              "portrait/detailed-eyes"]):
+        write_safetensors(root / f"{name}.safetensors", {"emb_params": vectors(1 + i % 3, seed=i)})
+    library = Library([root], family=Family.SD1, background_hashing=False)
+    library.refresh()
+    save_group(library, "Everyday negatives", "", "auto",
+               (Member("EasyNegative"), Member("bad-hands-5"), Member("negative_hand-neg", 0.8)))
+    save_group(library, "Portrait", "", "auto", (Member("detailed-eyes", 1.1, "positive"), Member("FastNegativeV2"),
+                                                 Member("old-skin-fix", None, "positive")))
+    page = static_tab(library).page
+    page.set_viewport_size({"width": 1100, "height": 600})
+    page.fill(POS, "portrait of a woman, soft light")
+    group(page, "Everyday negatives").click()
     targets = [ROOT / "test-artifacts" / "groups.png"]
     if os.environ.get("SDEMB_SCREENSHOTS") == "docs":
         targets.append(ROOT / "docs" / "screenshots" / "groups.png")
