@@ -63,6 +63,8 @@ def test_a_hostile_group_file_costs_only_itself(library, kind):
     assert groups[kind].problem and "\n" not in groups[kind].problem and len(groups[kind].problem) <= 200
     assert groups[kind].members == ()
     assert library.get("good") is not None
+    if kind in ("huge", "commas", "deep"):  # refused by counting, before json.loads builds anything
+        assert " holds " in groups[kind].problem and "refused" in groups[kind].problem
 
 
 @pytest.mark.parametrize("name", ["evil\x1b[31m", "<img src=x onerror=alert(1)>", "caf\udce9", "a\u202eb"])
