@@ -126,3 +126,22 @@ def test_the_shipped_common_word_list_is_the_one_the_vocabulary_gives():
         assert common_words.is_common_word(word.upper())
     for keyword in ("EasyNegative", "bad-hands-5", "badhandv4", "ng_deep_negative_v1_75t", "unaestheticXL"):
         assert not common_words.is_common_word(keyword)
+
+
+@pytest.mark.parametrize("name", ["EasyNegative", "bad-hands-5", "v1.5-neg_", "x-", "it's", "a'", "café", "bad hands",
+                                  "ng_deep_negative_v1_75t", "1girl", "dots...", "UPPER", "émoji🙂x"])
+@pytest.mark.parametrize("folder", ["", "neg", "a b/c-", "ünï", "9"])
+def test_ids_built_from_parts_equal_the_whole_texts_ids(tmp_path, name, folder):
+    """``SpellingIds`` joins the parts' ids only where CLIP's pieces break anyway; the result is always exactly the
+    whole text's ids (checked on names with punctuation at the edges, apostrophes, digits, non-ASCII)."""
+    from sd_embeddings.prompt.keywords import SpellingIds, keyword_spellings
+    from sd_embeddings.prompt.tokenizer import bundled
+    from sd_embeddings.records import Entry, Status
+
+    relpath = f"{folder}/{name}.safetensors" if folder else f"{name}.safetensors"
+    entry = Entry(path=str(tmp_path / relpath), root=str(tmp_path), folder=folder, keyword=name,
+                  format="safetensors", size=1, mtime_ns=0, status=Status.LOADED)
+    spelled = SpellingIds(bundled())
+    assert spelled.splits
+    for parts in keyword_spellings(entry):
+        assert spelled.joined(parts) == tuple(bundled().encode("".join(parts))), parts

@@ -27,17 +27,26 @@ _REFERENCE = re.compile(r"(?<![\w-])embedding:\s*([^\s,()\[\]{}|<>:]+)", re.IGNO
 _EDGE_PUNCTUATION = ".!?;\"'`"
 
 
+def spelling_parts(entry: Entry) -> list[tuple[str, ...]]:
+    """``names_for`` as the parts each name is made of (keyword; stem, extension; folder, ``/``): a tokenizer can
+    then build a name's ids from ids it already has (``keywords.SpellingIds``)."""
+    folder, filename = entry.folder, entry.filename
+    stem, ext = os.path.splitext(filename)
+    where = (folder, "/") if folder else ()
+    candidates = [(entry.keyword,), (stem,), (stem, ext), (*where, stem), (*where, stem, ext)]
+    unique: dict[str, tuple[str, ...]] = {}
+    for parts in candidates:
+        parts = tuple(part for part in parts if part)
+        if parts:
+            unique.setdefault(keyword_key("".join(parts)), parts)
+    return list(unique.values())
+
+
 def names_for(entry: Entry) -> list[str]:
     """Every name ``embedding:<name>`` may use for ``entry``: its keyword, its file name and its path relative to
     the embeddings folder, each with and without the extension; no two equal ignoring case. (ComfyUI also finds
-    ``a/b/c.pt`` as ``b/c``; such middle tails are left out: each name costs a tokenization per rebuild.)"""
-    names = [entry.keyword, os.path.splitext(entry.filename)[0], entry.filename,
-             os.path.splitext(entry.relpath)[0], entry.relpath]
-    unique: dict[str, str] = {}
-    for name in names:
-        if name:
-            unique.setdefault(keyword_key(name), name)
-    return list(unique.values())
+    ``a/b/c.pt`` as ``b/c``; such middle tails are left out: each name costs index entries.)"""
+    return ["".join(parts) for parts in spelling_parts(entry)]
 
 
 def references(text: str) -> list[str]:
