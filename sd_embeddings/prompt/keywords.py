@@ -3,7 +3,7 @@
 ``KeywordIndex`` is the WebUI's ``ids_lookup`` (first id, longest match first) without its linear scan;
 ``usable_entries``/``unusable_entries`` say which library entries feed each index for a model family. Each entry is
 registered under its bare keyword (unless bare keywords are off) and under every ``embedding:<name>`` spelling
-(``explicit.names_for``), which always works.
+(``explicit.names_for``), which always works; ``SpellingIds`` tokenizes those from their parts.
 """
 
 from __future__ import annotations
@@ -14,13 +14,44 @@ from dataclasses import dataclass
 
 from ..library import Library
 from ..records import Entry, Family, Status
-from .explicit import PREFIX, names_for
+from .explicit import PREFIX, spelling_parts
 from .tokenizer import Tokenizer
 
 
-def keyword_spellings(entry: Entry, bare: bool = True, explicit: bool = True) -> list[str]:
-    """The texts whose token ids stand for ``entry``: its keyword (``bare``) and ``embedding:<name>`` forms."""
-    return ([entry.keyword] if bare else []) + ([PREFIX + name for name in names_for(entry)] if explicit else [])
+def keyword_spellings(entry: Entry, bare: bool = True, explicit: bool = True) -> list[tuple[str, ...]]:
+    """The texts (as parts) whose token ids stand for ``entry``: its keyword (``bare``) and ``embedding:<name>``."""
+    return ([(entry.keyword,)] if bare else []) + \
+        ([(PREFIX, *parts) for parts in spelling_parts(entry)] if explicit else [])
+
+
+def _kind(ch: str) -> str:
+    return "L" if ch.isalpha() else "N" if ch.isdigit() else "S" if ch.isspace() else "P"
+
+
+class SpellingIds:
+    """Token ids of texts made of parts, each part tokenized once. CLIP cuts text into pieces (letter runs, single
+    digits, punctuation runs) and encodes each piece alone, so where two parts meet at a piece edge (a letter or
+    digit beside punctuation, any digit, a space) the text's ids are the parts' ids one after the other: then
+    ``embedding:`` + a keyword costs no new tokenization. ASCII parts only, and only for a tokenizer that is seen
+    to behave so (a probe); anything else is tokenized whole."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.memo: dict[str, tuple[int, ...]] = {}
+        self.splits = self.ids(PREFIX + "a1.b") == self.ids(PREFIX) + self.ids("a") + self.ids("1") + self.ids(".b")
+
+    def ids(self, text: str) -> tuple[int, ...]:
+        found = self.memo.get(text)
+        if found is None:
+            found = self.memo[text] = tuple(self.tokenizer.encode(text))
+        return found
+
+    def joined(self, parts: tuple[str, ...]) -> tuple[int, ...]:
+        if len(parts) == 1 or not (self.splits and all(part.isascii() for part in parts) and all(
+                _kind(a[-1]) in ("N", "S") or _kind(b[0]) in ("N", "S") or _kind(a[-1]) != _kind(b[0])
+                for a, b in zip(parts, parts[1:])) and not any(part.endswith("'") for part in parts)):
+            return self.ids("".join(parts))
+        return tuple(token for part in parts for token in self.ids(part))
 
 
 class KeywordIndex:
@@ -30,9 +61,10 @@ class KeywordIndex:
     def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer, bare: bool = True,
                  explicit: bool = True) -> None:
         by_first: dict[int, dict[int, dict[tuple[int, ...], Entry]]] = {}
+        spelled = SpellingIds(tokenizer)
         for entry in entries:
-            for text in keyword_spellings(entry, bare, explicit):
-                ids = tuple(tokenizer.encode(text))
+            for parts in keyword_spellings(entry, bare, explicit):
+                ids = spelled.joined(parts)
                 if ids:
                     # first registered wins a tie (library order), as two names can tokenize alike ("a!" / "a !")
                     by_first.setdefault(ids[0], {}).setdefault(len(ids), {}).setdefault(ids, entry)
