@@ -16,7 +16,7 @@ import sys
 from ..records import Family
 from ..tab import listen
 from ..tab.listen import Address
-from .arguments import USAGE_ERROR, family_arg
+from .arguments import USAGE_ERROR, add_explicit_only, family_arg
 
 CANNOT_START = 1
 
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="require this user and password (HTTP Basic); needed with a --host other than loopback")
     parser.add_argument("--no-auth", action="store_true",
                         help="serve a non-loopback --host without a password (prints a warning)")
+    add_explicit_only(parser)
     parser.set_defaults(func=run)
 
 
@@ -97,5 +98,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"Textual Inversion tab: {bound.url}  (folder: {args.folder}; Ctrl+C to stop)", flush=True)
     with sock:
         serve(args.folder, host=bound.ip, port=bound.port, family=args.family, model=args.model, sock=sock,
-              credentials=credentials, no_auth=args.no_auth)
+              credentials=credentials, no_auth=args.no_auth, bare_keywords=not args.explicit_only)
     return 0

@@ -60,6 +60,8 @@ SHAPES = {
     "tags": lambda n: "<lora:x:1> " * n,
     "edit digits": lambda n: "[a:b:" + "1" * 8 * n + "x]",
     "escapes": lambda n: "\\(" * n,
+    "explicit names": lambda n: "embedding:emb_one embedding:nothere (embedding:styleabcdf:1.2) " * (n // 5),
+    "explicit blanks": lambda n: "embedding:" + " " * 8 * n + ",",
 }
 
 
