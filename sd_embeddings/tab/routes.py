@@ -246,11 +246,11 @@ def _add_metadata_routes(router: APIRouter, tab: _Tab) -> None:
         return {"card": tab.card(library, entry), "metadata": data}
 
 
-def _store_preview(tab: _Tab, library: Library, entry: Entry, data: bytes, shown: bool = False) -> dict:
-    """``shown``: replace the picture that shadows ``x.preview.png`` (a plain ``x.png``) instead of writing it."""
+def _store_preview(tab: _Tab, library: Library, entry: Entry, data: bytes, replace_shown: bool = False) -> dict:
+    """``replace_shown``: replace the picture that shadows ``x.preview.png`` (a plain ``x.png``) instead."""
     try:
-        target = preview_upload.preview_target(entry, shown)  # refuses a folder outside the root, a non-file
-        name = os.path.basename(target) if shown else None
+        target = preview_upload.preview_target(entry, replace_shown)  # refuses a folder outside the root, a non-file
+        name = os.path.basename(target) if replace_shown else None
         target = library.save_preview(entry, preview_upload.reencode(data), name)
     except preview_upload.PreviewError as e:
         raise HTTPException(status_code=400, detail=str(e)) from e
