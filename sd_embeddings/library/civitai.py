@@ -195,13 +195,14 @@ def _read_json(path: str) -> object:
 
 def _parse(path: str, filename: str) -> CivitaiFile:
     try:
-        return extract(_read_json(path), filename)
+        found = extract(_read_json(path), filename)
     except CorruptFileError as e:
-        problem = e.reason
+        found = CivitaiFile(problem=e.reason)
     except (OSError, ValueError, RecursionError, MemoryError) as e:  # UnicodeError is a ValueError
-        problem = f"unreadable ({type(e).__name__}: {label(str(e), 100)})"
-    logger.warning("Ignoring Civitai sidecar %s: %s", path, problem)
-    return CivitaiFile(problem=problem)
+        found = CivitaiFile(problem=f"unreadable ({type(e).__name__}: {label(str(e), 100)})")
+    if found.problem:
+        logger.warning("Ignoring Civitai sidecar %s: %s", path, found.problem)
+    return found
 
 
 @dataclass
