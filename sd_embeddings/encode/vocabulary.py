@@ -39,7 +39,7 @@ class ModelVocabulary:
         if not self.model:
             return "none", NO_MODEL
         if loading.loaded(self.model) is not None:
-            return "ready", f"the text encoders of {self.model}"
+            return "ready", f"the text encoders of {os.path.basename(self.model)}"
         return "loadable", f"loads the text encoders of {self.model} first (the first Encode does too)"
 
     def table(self) -> TokenTable:
@@ -51,5 +51,5 @@ class ModelVocabulary:
             raise VocabularyError(f"cannot load the text encoders of {self.model}: {e}") from e
         with self._lock:
             if self._table is None or self._table[0] is not encoders:
-                self._table = (encoders, token_table(encoders, f"the text encoders of {self.model}"))
+                self._table = (encoders, token_table(encoders, f"the text encoders of {os.path.basename(self.model)}"))
             return self._table[1]

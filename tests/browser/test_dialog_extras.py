@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -183,10 +184,17 @@ def test_use_the_selected_gallery_image(tab):
 
 def test_nearest_tokens_from_a_local_model(tmp_path, host_factory, open_page):
     """``serve --model``: a real single-file checkpoint whose token rows for "cat" and "dog" are this embedding's
-    two vectors, so those are the nearest tokens (cosine 1.00); the first lookup loads the text encoder."""
+    two vectors, so those are the nearest tokens (cosine 1.00); the first lookup loads the text encoder. With a
+    Civitai sidecar and a float16 copy under another name, this is the README's dialog picture (written to
+    docs/screenshots/ with SDEMB_SCREENSHOTS=docs)."""
     cat, dog = vectors(1, seed=21)[0], vectors(1, seed=22)[0]
     folder = tmp_path / "embeddings"
-    write_a1111_pt(folder / "petmix.pt", torch.stack([cat, dog]))
+    write_a1111_pt(folder / "petmix.pt", torch.stack([cat, dog, cat * 0.6 + dog * 0.4]))
+    write_safetensors(folder / "old" / "petmix_v1.safetensors",
+                      {"emb_params": torch.stack([cat, dog, cat * 0.6 + dog * 0.4]).half()})
+    (folder / "petmix.civitai.info").write_text(json.dumps({
+        "name": "v2.0", "baseModel": "SD 1.5", "trainedWords": ["petmix"], "model": {"name": "Pet mix"},
+        "description": "<p>Cats and dogs in one embedding.</p>", "images": [{"url": "https://x/1.jpeg"}] * 4}))
     checkpoint = crafted_sd1_checkpoint(tmp_path / "tiny-sd1.safetensors", {"cat": cat, "dog": dog})
     host = host_factory(folder, extra=("--model", str(checkpoint)))
     page, watch = open_page(host)
@@ -194,12 +202,22 @@ def test_nearest_tokens_from_a_local_model(tmp_path, host_factory, open_page):
     dialog.locator(".sdemb-find-tokens").click()
     rows = dialog.locator(".sdemb-tokens tr")
     rows.first.wait_for(timeout=120_000)
-    assert rows.count() == 2
+    assert rows.count() == 3
     assert rows.nth(0).locator("code").first.inner_text() == "cat"
     assert rows.nth(1).locator("code").first.inner_text() == "dog"
     assert rows.nth(0).locator("small").first.inner_text() == "1.00"
-    page.screenshot(path=str(_artifact("dialog-tokens.png")), full_page=True)
+    assert "old/petmix_v1.safetensors" in dialog.locator(".sdemb-twins").inner_text()
+    for out in _screenshot_dirs():
+        page.screenshot(path=str(out / "dialog.png"), clip=dialog.bounding_box())
     assert watch.errors == []
+
+
+def _screenshot_dirs() -> list[Path]:
+    dirs = [ROOT / "test-artifacts"] + ([ROOT / "docs" / "screenshots"]
+                                        if os.environ.get("SDEMB_SCREENSHOTS") == "docs" else [])
+    for folder in dirs:
+        folder.mkdir(parents=True, exist_ok=True)
+    return dirs
 
 
 def _green_preview(name: str) -> str:
