@@ -26,6 +26,12 @@
   }
   lib.load = load;
   lib.show = show;
+  // Inside the WebUI the theme's colours and fonts are defined for the gradio container only (at the document's
+  // body its variables resolve to nothing, and the dialog was transparent): the dialog goes inside it.
+  function dialogParent() {
+    const app = lib.app();
+    return (app !== document && app.querySelector(".gradio-container")) || document.body;
+  }
 
   // ---- metadata dialog ---------------------------------------------------------------------------------
   NS.editMetadata = async (state, id) => {
@@ -66,7 +72,7 @@
       card.search = (card.keyword + " " + card.relpath + " " + card.description).toLowerCase();
       lib.render(state, true);
     });
-    document.body.appendChild(dialog);
+    dialogParent().appendChild(dialog);
     dialog.showModal();
     if (NS.dialogExtras) NS.dialogExtras(state, id, info, dialog); // sd_embeddings_3_inspector.js
   };

@@ -5,6 +5,7 @@ result gallery and writes it, re-encoded, as the card's ``x.preview.png``. Opt-i
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -37,3 +38,6 @@ def test_dialog_inspects_and_takes_the_generated_image(page, webui):  # noqa: F8
     with Image.open(webui.embeddings / "negative" / "negemb.preview.png") as written:
         assert written.format == "PNG" and written.size == (64, 64)
     assert card.locator("img.preview").count() == 1
+    artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    page.screenshot(path=str(artifacts / "webui-dialog.png"), full_page=True)
