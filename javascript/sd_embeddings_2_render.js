@@ -72,6 +72,8 @@
     if (c.target === "negative") badges += '<span class="sdemb-badge sdemb-neg">neg</span>';
     if (c.weight !== null) badges += '<span class="sdemb-badge">&times;' + esc(c.weight) + "</span>";
     if (c.base_model) badges += '<span class="sdemb-badge sdemb-base" title="Base model (Civitai)">' + esc(c.base_model) + "</span>";
+    if (c.common_word) badges += '<span class="sdemb-badge sdemb-common" title="' + esc("'" + c.keyword +
+      "' is a common English word: typing it anywhere in a prompt uses this embedding") + '">word</span>';
     let notes = c.reason ? '<span class="sdemb-reason">' + esc(c.reason) + "</span>" : "";
     if (c.collides_with.length) notes += '<span class="sdemb-clash">same keyword: ' + esc(c.collides_with.join(", ")) + "</span>";
     if (c.same_vectors && c.same_vectors.length) notes += '<span class="sdemb-twin">same vectors: ' + esc(c.same_vectors.join(", ")) + "</span>";
@@ -102,6 +104,7 @@
     else if (!state.view.length) box.insertAdjacentHTML("beforeend", '<div class="sdemb-empty">No embeddings match.</div>');
     box.appendChild(state.sentinel);
     renderMore(state, want);
+    if (lib.afterRender) lib.afterRender(state); // groups (part 3b) go in front of the cards
     if (keep) {
       box.scrollTop = scroll[0];
       window.scrollTo(window.scrollX, scroll[1]);
@@ -176,5 +179,5 @@
       rows.map((r) => '<li class="' + (r.quiet ? "sdemb-quiet" : "") + '"><code>' + esc(r.relpath) + "</code> <b>" +
         esc(r.status) + "</b>: " + esc(r.reason) + "</li>").join("") + "</ul></details>";
   }
-  Object.assign(lib, { decode, render, renderMore, renderTree, renderSide });
+  Object.assign(lib, { decode, render, renderMore, renderTree, renderSide, hiddenShown });
 })();

@@ -32,6 +32,7 @@
     const app = lib.app();
     return (app !== document && app.querySelector(".gradio-container")) || document.body;
   }
+  lib.dialogParent = dialogParent;
 
   // ---- metadata dialog ---------------------------------------------------------------------------------
   NS.editMetadata = async (state, id) => {

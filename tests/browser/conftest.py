@@ -132,7 +132,8 @@ def open_page(browser, tmp_path: Path):
 
 @pytest.fixture
 def host_factory(tmp_path: Path):
-    """``host_factory(folder) -> Host``: the standalone host over ``folder``, stopped after the test."""
+    """``host_factory(folder, family, extra) -> Host``: the standalone host over ``folder`` (``extra``: more
+    ``serve`` options), stopped after the test."""
     hosts: list[Host] = []
 
     def factory(folder: Path, family: str = "sd1", extra: tuple[str, ...] = ()) -> Host:
