@@ -8,6 +8,7 @@ encoders share its vocabulary.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -16,6 +17,7 @@ from ..prompt import tokenizer
 from . import loading
 from .text_encoders import TextEncoders
 
+logger = logging.getLogger(__name__)
 NO_MODEL = "start the host with --model PATH (a local checkpoint or diffusers folder) to see nearest tokens"
 
 
@@ -47,8 +49,10 @@ class ModelVocabulary:
             raise VocabularyError(NO_MODEL)
         try:
             encoders = loading.encoders_for(None, self.model)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:  # a missing, partial or foreign model file
-            raise VocabularyError(f"cannot load the text encoders of {self.model}: {e}") from e
+        except Exception as e:  # a missing, partial or foreign model file: one line for the dialog, the rest logged
+            logger.warning("Cannot load the text encoders of %s for the inspector", self.model, exc_info=True)
+            raise VocabularyError(f"cannot load the text encoders of {os.path.basename(self.model)} "
+                                  f"({type(e).__name__})") from e
         with self._lock:
             if self._table is None or self._table[0] is not encoders:
                 self._table = (encoders, token_table(encoders, f"the text encoders of {os.path.basename(self.model)}"))

@@ -10,17 +10,21 @@
   picture extension, whose bytes sniff as a picture (``preview_serving``: sniffed type, ``nosniff``, sandboxing
   CSP). ``..``, absolute paths, backslashes, NUL, encoded traversal, links leading out, SVG/HTML behind a picture
   name, FIFOs and devices get 404 with a one-line reason.
-- ``GET  /metadata?id=<card id>`` -> ``{"card", "metadata", "description", "file": {...}}``.
+- ``GET  /metadata?id=<card id>`` -> ``{"card", "metadata", "description", "file": {...}, "preview": {...},
+  "civitai": {...}}`` (``details.preview_info`` and ``details.civitai_info``: where the preview comes from, and the
+  Civitai sidecars).
 - ``POST /metadata``  body ``{"id", "target", "weight", "description", "notes"}`` -> writes only the ``x.json``
   beside that known entry (through ``Library.save_user_metadata``), returns the updated card. Bodies over
   ``BODY_LIMIT`` get 413 (read no further, whatever ``Content-Length`` says), non-JSON or too deeply nested 400.
 - ``POST /preview?id=<card id>`` body: the picture's bytes, ``Content-Type: image/...`` (else 415) -> re-encoded
   by ``preview_upload.reencode`` into ``x.preview.png`` beside that known entry (written atomically), then a
   rescan; returns ``{"card", "preview", "shadowed_by"}`` (``shadowed_by``: a picture that takes precedence, e.g.
-  ``x.png``). Over ``preview_upload.MAX_BYTES`` 413, not a readable picture or too many pixels 400, while
+  ``x.png``). With ``&replace=shown`` that shadowing ``x.png`` is replaced instead (400 when there is none).
+  Over ``preview_upload.MAX_BYTES`` 413, not a readable picture or too many pixels 400, while
   another upload is being decoded 429.
 
-Groups (``GET /groups``, ``POST /groups``, ``POST /groups/delete``) are in ``group_routes``.
+Groups (``GET /groups``, ``POST /groups``, ``POST /groups/delete``) are in ``group_routes``; the inspector
+(``GET /inspect``, ``POST /inspect/nearest``) in ``inspector``.
 
 The POST routes are refused (403, nothing read or written) unless ``guard.check_write`` accepts them: a
 JSON (upload: ``image/...``) ``Content-Type``, this host's ``Origin``/``Referer`` and the page token header.
