@@ -238,8 +238,6 @@ def after_batch(p: Any) -> None:
 
 
 def register() -> None:
-    from modules import script_callbacks
-
     console.setup_logging()
     chosen, line = hosts.choose(make() for make in HOSTS)
     if chosen is None:
@@ -248,18 +246,27 @@ def register() -> None:
     console.say(line)
     state.host = chosen
     install()
-    script_callbacks.on_ui_settings(lambda: settings.add_settings({
-        settings.key("extra_folders"): apply_folder_settings,
-        settings.key("collision_order"): apply_folder_settings,
-        settings.OWN_FOLDER: apply_folder_settings,
-        settings.key("watch"): apply_watch_setting,
-    }), name=settings.key("settings"))
-    script_callbacks.on_before_ui(_before_ui, name=settings.key("page"))
-    script_callbacks.on_app_started(_app_started, name=settings.key("api"))
-    script_callbacks.on_infotext_pasted(_pasted, name=settings.key("paste"))
-    script_callbacks.on_model_loaded(lambda _model: database().load_textual_inversion_embeddings(),
-                                     name=settings.key("model"))
-    script_callbacks.on_script_unloaded(uninstall, name=settings.key("unload"))
+    try:
+        _register_callbacks()
+    except Exception:  # never leave the WebUI half-patched: back to its own database and functions
+        uninstall()
+        state.host = None
+        raise
+
+
+def _register_callbacks() -> None:
+    from modules import script_callbacks as on
+
+    folder_settings = {settings.key("extra_folders"): apply_folder_settings,
+                       settings.key("collision_order"): apply_folder_settings,
+                       settings.OWN_FOLDER: apply_folder_settings, settings.key("watch"): apply_watch_setting}
+    for register_callback, callback, label in (
+            (on.on_ui_settings, lambda: settings.add_settings(folder_settings), "settings"),
+            (on.on_before_ui, _before_ui, "page"), (on.on_app_started, _app_started, "api"),
+            (on.on_infotext_pasted, _pasted, "paste"),
+            (on.on_model_loaded, lambda _model: database().load_textual_inversion_embeddings(), "model"),
+            (on.on_script_unloaded, uninstall, "unload")):
+        hosts.on(register_callback, callback, settings.key(label))
 
 
 def _before_ui() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from factories import vectors, write_safetensors
+from forks import current
 
 pytestmark = pytest.mark.webui
 
@@ -26,6 +27,12 @@ def test_api_lists_embeddings_with_families(webui):
     assert "evil" not in loaded and "evil" not in skipped
     assert "Textual inversion: 3 loaded, 1 incompatible (SDXL), 1 unsafe" in webui.log.read_text(errors="replace")
     assert webui.post("/sdapi/v1/refresh-embeddings") is None
+
+
+def test_one_start_line_names_the_adapter(webui):
+    lines = [line for line in webui.log.read_text(errors="replace").splitlines()
+             if "Textual inversion (sd-embeddings): " in line and " adapter" in line]
+    assert len(lines) == 1 and f"using the {current().adapter} adapter (" in lines[0], lines
 
 
 def ti_hashes(infotext: str) -> str:
