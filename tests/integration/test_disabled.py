@@ -56,6 +56,9 @@ def stock_webui(tmp_path_factory, launch_webui):
     (probe / "scripts" / "sd_embeddings_probe.py").write_text(PROBE.format(patched=current().patched))
 
     def ready(server) -> bool:
+        if not server.get("/sdapi/v1/embeddings")["loaded"]:
+            # reForge's own database loads at the first generation or a refresh, not when the model loads
+            server.post("/sdapi/v1/refresh-embeddings")
         return bool(server.get("/sdapi/v1/embeddings")["loaded"].get("negemb")) and \
             bool(server.get("/sd-embeddings-probe/state"))
 

@@ -30,7 +30,11 @@ def tagcomplete() -> Path:
     return Path(folder).resolve()
 
 
-def emb_txt_after_model_load(launch_webui, tagcomplete: Path, port_offset: int, settings: dict) -> list[str]:
+def emb_txt_after_model_load(launch_webui, tagcomplete: Path, port_offset: int, settings: dict, *,
+                             refresh_when_empty: bool = False) -> list[str]:
+    """Tag autocomplete's list once the model has loaded; with ``refresh_when_empty``, an empty list is refreshed
+    as a user would (the WebUI's refresh, then tag autocomplete's own): reForge's own database stays empty until
+    the first generation or a refresh, so that is the earliest stock list there is to compare with."""
     emb_txt = tagcomplete / "tags" / "temp" / "emb.txt"
     started = time.time()
 
@@ -38,13 +42,20 @@ def emb_txt_after_model_load(launch_webui, tagcomplete: Path, port_offset: int, 
         return emb_txt.exists() and emb_txt.stat().st_mtime > started and \
             "Model loaded in" in server.log.read_text(errors="replace")
 
-    with launch_webui(ready, port_offset=port_offset, settings=settings, extensions={"tagcomplete": tagcomplete}):
+    with launch_webui(ready, port_offset=port_offset, settings=settings,
+                      extensions={"tagcomplete": tagcomplete}) as server:
         time.sleep(2)  # the callback writes the file in one go; let it finish
+        lines = emb_txt.read_text(encoding="utf-8").splitlines()
+        if lines or not refresh_when_empty:
+            return lines
+        server.post("/sdapi/v1/refresh-embeddings")
+        server.post("/tacapi/v1/refresh-embeddings")  # writes the file before it answers
         return emb_txt.read_text(encoding="utf-8").splitlines()
 
 
 def test_tag_autocomplete_lists_what_it_lists_on_the_stock_webui(launch_webui, tagcomplete):
-    stock = emb_txt_after_model_load(launch_webui, tagcomplete, 2, {"disabled_extensions": ["sd-embeddings"]})
+    stock = emb_txt_after_model_load(launch_webui, tagcomplete, 2, {"disabled_extensions": ["sd-embeddings"]},
+                                     refresh_when_empty=True)
     write_safetensors(OWN_FILE, {"emb_params": vectors(1, seed=11)})
     try:
         ours = emb_txt_after_model_load(launch_webui, tagcomplete, 3, {})
