@@ -11,6 +11,7 @@ WebUIs run one after the other on ``WEBUI_PORT + 2`` and ``+ 3``.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -38,9 +39,9 @@ def emb_txt_after_model_load(launch_webui, tagcomplete: Path, port_offset: int, 
     emb_txt = tagcomplete / "tags" / "temp" / "emb.txt"
     started = time.time()
 
-    def ready(server) -> bool:
+    def ready(server) -> bool:  # A1111: "Model loaded in 23.4s"; reForge names the model before "loaded in"
         return emb_txt.exists() and emb_txt.stat().st_mtime > started and \
-            "Model loaded in" in server.log.read_text(errors="replace")
+            re.search(r"^Model .*loaded in ", server.log.read_text(errors="replace"), re.M) is not None
 
     with launch_webui(ready, port_offset=port_offset, settings=settings,
                       extensions={"tagcomplete": tagcomplete}) as server:
