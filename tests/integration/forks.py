@@ -1,15 +1,16 @@
 """What the live suite needs to know about each WebUI it can run against (``WEBUI_KIND``, default ``a1111``).
 
 One ``Fork`` per kind: how to launch it offline on a CPU, what its stock state looks like with this extension
-disabled (the database class, the functions the extension would wrap), and which checks do not apply there, each
-with the reason the test prints when it skips. Facts are read from each fork's source (see the comments); a check
-is skipped only for a stated reason, never because it failed.
+disabled (the database class, the functions the extension would wrap), and the adapter its start line names. Facts
+are read from each fork's source (see the comments). A check that does not apply somewhere is skipped by its test
+with the reason (``test_params_txt_has_ti_hashes_once`` on A1111 1.7-1.8), never because it failed.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 
 import pytest
 
@@ -40,8 +41,6 @@ class Fork:
     patched: tuple[str, ...]
     adapter: str
     """The adapter name the start line must name (``using the <adapter> adapter``)."""
-    not_applicable: dict[str, str] = field(default_factory=dict)
-    """Check name -> why it does not apply to this fork (the test is skipped with that reason)."""
 
 
 FORKS = {
@@ -63,8 +62,8 @@ def current() -> Fork:
     return FORKS[kind]
 
 
-def skip_unless_applies(check: str) -> None:
-    """Skip the calling test, with the fork's stated reason, when ``check`` does not apply to this fork."""
-    reason = current().not_applicable.get(check)
-    if reason:
-        pytest.skip(f"{current().kind}: {reason}")
+def a1111_version(infotext: str) -> tuple[int, int] | None:
+    """``(1, 9)`` from an A1111 infotext's ``Version: v1.9.4``; ``None`` for forks (``Version: classic``, reForge's
+    ``f1.0.0v2-v1.10.1RC-…``) and when it is missing."""
+    match = re.search(r"Version: v(\d+)\.(\d+)", infotext)
+    return (int(match[1]), int(match[2])) if match else None
