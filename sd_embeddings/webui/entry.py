@@ -9,9 +9,8 @@ Called by ``scripts/sd_embeddings_ti.py`` each time the WebUI (re)loads scripts.
 3. wraps, through ``modules.patches``, the functions the host names: ``tokenize_line`` (comma-backtrack fix, and
    the per-generation record of what was encoded), ``cached_params`` (embedding state in the cache key) and every
    ``setup_conds`` (de-duplicated ``TI hashes`` before the WebUI merges them and writes ``params.txt``);
-4. registers callbacks: settings, the tab (``on_before_ui``), API routes, paste, model loaded, and
-   ``on_script_unloaded``, which restores the WebUI's database and undoes the patches (so Reload UI with the
-   extension disabled gives the WebUI's own behaviour, and enabled again never patches twice).
+4. registers callbacks: settings, the tab, API routes, paste, model loaded, and ``on_script_unloaded``, which
+   undoes 2 and 3 (Reload UI with the extension disabled gives the WebUI's own behaviour; never patches twice).
 
 Nothing runs at import time; the first scan happens when the WebUI first asks (model load, tab, API).
 """
@@ -97,6 +96,7 @@ def database() -> LibraryDatabase:
         library = Library([], hash_cache=cache, background_hashing=webui.hashing())
         watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
         db = LibraryDatabase(library, watcher, webui)
+        db.bare_keywords = settings.bare_keywords()
         db.webui_dirs = webui.webui_embedding_dirs()
         for path in folders(db.webui_dirs):
             db.add_embedding_dir(path)
@@ -118,6 +118,10 @@ def apply_folder_settings() -> None:
         for path in wanted:
             db.add_embedding_dir(path)
         db.load_textual_inversion_embeddings(force_reload=True)
+
+
+def apply_bare_keywords_setting() -> None:
+    database().set_bare_keywords(settings.bare_keywords())
 
 
 def apply_watch_setting() -> None:
@@ -160,9 +164,7 @@ def _hooks() -> hosts.Hooks:
 
 def _cache_version() -> Any:
     db = state.db
-    if db is None or not settings.option(settings.key("fix_cond_cache")):
-        return None
-    return db.version
+    return db.version if db is not None and settings.option(settings.key("fix_cond_cache")) else None
 
 
 def install() -> None:
@@ -207,9 +209,8 @@ def before_batch(p: Any) -> None:
 
 def generation_ti_hashes(p: Any) -> str:
     """The de-duplicated ``TI hashes`` of the current batch; "" when none or the WebUI's setting is off."""
-    if not settings.webui_option("textual_inversion_add_hashes_to_infotext", True):
-        return ""
-    return generation.ti_hashes(usage_of(p).embeddings())
+    wanted = settings.webui_option("textual_inversion_add_hashes_to_infotext", True)
+    return generation.ti_hashes(usage_of(p).embeddings()) if wanted else ""
 
 
 def after_setup_conds(p: Any) -> None:
@@ -231,7 +232,7 @@ def after_batch(p: Any) -> None:
     if settings.option(settings.key("diagnostics")):
         db = database()
         lines = prompt_warnings.generation_warnings(db.library, db.model_family, usage_of(p).lines.values(),
-                                                    db.keyword_ids)
+                                                    db.keyword_ids, bare_keywords=db.bare_keywords)
         for line in lines:
             p.comment(line)
     state.recorder.end()
@@ -257,11 +258,11 @@ def register() -> None:
 def _register_callbacks() -> None:
     from modules import script_callbacks as on
 
-    folder_settings = {settings.key("extra_folders"): apply_folder_settings,
-                       settings.key("collision_order"): apply_folder_settings,
-                       settings.OWN_FOLDER: apply_folder_settings, settings.key("watch"): apply_watch_setting}
+    applied = {settings.key("extra_folders"): apply_folder_settings, settings.OWN_FOLDER: apply_folder_settings,
+               settings.key("collision_order"): apply_folder_settings, settings.key("watch"): apply_watch_setting,
+               settings.key("bare_keywords"): apply_bare_keywords_setting}
     for register_callback, callback, label in (
-            (on.on_ui_settings, lambda: settings.add_settings(folder_settings), "settings"),
+            (on.on_ui_settings, lambda: settings.add_settings(applied), "settings"),
             (on.on_before_ui, _before_ui, "page"), (on.on_app_started, _app_started, "api"),
             (on.on_infotext_pasted, _pasted, "paste"),
             (on.on_model_loaded, lambda _model: database().load_textual_inversion_embeddings(), "model"),
