@@ -196,9 +196,8 @@ def uninstall() -> None:
 def before_generation(p: Any) -> None:
     """``Script.process``: the WebUI reloads only when its own folder exists; we reload either way."""
     state.recorder.end()  # a generation that died mid-way must not claim this thread's next lines
-    db = database()
     if not getattr(p, "do_not_reload_embeddings", False) and not os.path.exists(host().embeddings_dir()):
-        db.load_textual_inversion_embeddings()
+        database().load_textual_inversion_embeddings()
 
 
 def before_batch(p: Any) -> None:
@@ -277,8 +276,7 @@ def _before_ui() -> None:
 
 
 def _app_started(_demo: Any, app: Any) -> None:
-    """Mount our routes, each behind the WebUI's own auth of its kind (``api.api_dependencies`` for the API,
-    ``api.page_dependencies``, gradio's login, for the tab's page routes)."""
+    """Mount our routes, each behind the WebUI's own auth of its kind (API: ``api_dependencies``; tab: login)."""
     from . import api
 
     api_auth, page_auth = api.api_dependencies(app), api.page_dependencies(app)
