@@ -1,13 +1,16 @@
 """What the extension prints in the WebUI's console: one summary line, and one line per broken file.
 
-The WebUI leaves logging unconfigured unless ``--loglevel``/``SD_WEBUI_LOG_LEVEL`` is given, so the adapter
-attaches one plain handler to the ``sd_embeddings`` logger in that case: warnings from the core (one line per bad
-file, no traceback) and the summary below reach the console; library chatter at INFO does not.
+The WebUI configures logging only when ``--loglevel``/``SD_WEBUI_LOG_LEVEL`` is given, so without them the adapter
+attaches one plain handler to the ``sd_embeddings`` logger: warnings from the core (one line per bad file, no
+traceback) and the summary below reach the console; library chatter at INFO does not. A root handler alone is no
+such choice: in reForge an early ``logging.warning()`` call installs Python's default one at WARNING, which hid the
+start line and the summary.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections import Counter
 
@@ -18,10 +21,21 @@ logger = logging.getLogger(__name__)
 _HANDLER_NAME = "sd-embeddings-console"
 
 
+def user_log_level() -> str | None:
+    """The log level the user gave the WebUI (``--loglevel``, else ``SD_WEBUI_LOG_LEVEL``), if any."""
+    try:
+        from modules import shared
+
+        level = getattr(shared.cmd_opts, "loglevel", None)
+    except ImportError:  # outside the WebUI
+        level = None
+    return level or os.environ.get("SD_WEBUI_LOG_LEVEL") or None
+
+
 def setup_logging() -> None:
-    """Attach our console handler once (idempotent across Reload UI); nothing if the WebUI configured logging."""
+    """Attach our console handler once (idempotent across Reload UI); nothing if the user chose a log level."""
     package = logging.getLogger("sd_embeddings")
-    if logging.root.handlers or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
+    if user_log_level() or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)

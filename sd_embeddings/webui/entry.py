@@ -9,9 +9,8 @@ Called by ``scripts/sd_embeddings_ti.py`` each time the WebUI (re)loads scripts.
 3. wraps, through ``modules.patches``, the functions the host names: ``tokenize_line`` (comma-backtrack fix, and
    the per-generation record of what was encoded), ``cached_params`` (embedding state in the cache key) and every
    ``setup_conds`` (de-duplicated ``TI hashes`` before the WebUI merges them and writes ``params.txt``);
-4. registers callbacks: settings, the tab (``on_before_ui``), API routes, paste, model loaded, and
-   ``on_script_unloaded``, which restores the WebUI's database and undoes the patches (so Reload UI with the
-   extension disabled gives the WebUI's own behaviour, and enabled again never patches twice).
+4. registers callbacks: settings, the tab, API routes, paste, model loaded, and ``on_script_unloaded``, which
+   undoes 2 and 3 (Reload UI with the extension disabled gives the WebUI's own behaviour; never patches twice).
 
 Nothing runs at import time; the first scan happens when the WebUI first asks (model load, tab, API).
 """
@@ -165,9 +164,7 @@ def _hooks() -> hosts.Hooks:
 
 def _cache_version() -> Any:
     db = state.db
-    if db is None or not settings.option(settings.key("fix_cond_cache")):
-        return None
-    return db.version
+    return db.version if db is not None and settings.option(settings.key("fix_cond_cache")) else None
 
 
 def install() -> None:
@@ -199,9 +196,8 @@ def uninstall() -> None:
 def before_generation(p: Any) -> None:
     """``Script.process``: the WebUI reloads only when its own folder exists; we reload either way."""
     state.recorder.end()  # a generation that died mid-way must not claim this thread's next lines
-    db = database()
     if not getattr(p, "do_not_reload_embeddings", False) and not os.path.exists(host().embeddings_dir()):
-        db.load_textual_inversion_embeddings()
+        database().load_textual_inversion_embeddings()
 
 
 def before_batch(p: Any) -> None:
@@ -212,9 +208,8 @@ def before_batch(p: Any) -> None:
 
 def generation_ti_hashes(p: Any) -> str:
     """The de-duplicated ``TI hashes`` of the current batch; "" when none or the WebUI's setting is off."""
-    if not settings.webui_option("textual_inversion_add_hashes_to_infotext", True):
-        return ""
-    return generation.ti_hashes(usage_of(p).embeddings())
+    wanted = settings.webui_option("textual_inversion_add_hashes_to_infotext", True)
+    return generation.ti_hashes(usage_of(p).embeddings()) if wanted else ""
 
 
 def after_setup_conds(p: Any) -> None:
@@ -243,8 +238,6 @@ def after_batch(p: Any) -> None:
 
 
 def register() -> None:
-    from modules import script_callbacks
-
     console.setup_logging()
     chosen, line = hosts.choose(make() for make in HOSTS)
     if chosen is None:
@@ -253,19 +246,27 @@ def register() -> None:
     console.say(line)
     state.host = chosen
     install()
-    script_callbacks.on_ui_settings(lambda: settings.add_settings({
-        settings.key("extra_folders"): apply_folder_settings,
-        settings.key("collision_order"): apply_folder_settings,
-        settings.OWN_FOLDER: apply_folder_settings,
-        settings.key("watch"): apply_watch_setting,
-        settings.key("bare_keywords"): apply_bare_keywords_setting,
-    }), name=settings.key("settings"))
-    script_callbacks.on_before_ui(_before_ui, name=settings.key("page"))
-    script_callbacks.on_app_started(_app_started, name=settings.key("api"))
-    script_callbacks.on_infotext_pasted(_pasted, name=settings.key("paste"))
-    script_callbacks.on_model_loaded(lambda _model: database().load_textual_inversion_embeddings(),
-                                     name=settings.key("model"))
-    script_callbacks.on_script_unloaded(uninstall, name=settings.key("unload"))
+    try:
+        _register_callbacks()
+    except Exception:  # never leave the WebUI half-patched: back to its own database and functions
+        uninstall()
+        state.host = None
+        raise
+
+
+def _register_callbacks() -> None:
+    from modules import script_callbacks as on
+
+    applied = {settings.key("extra_folders"): apply_folder_settings, settings.OWN_FOLDER: apply_folder_settings,
+               settings.key("collision_order"): apply_folder_settings, settings.key("watch"): apply_watch_setting,
+               settings.key("bare_keywords"): apply_bare_keywords_setting}
+    for register_callback, callback, label in (
+            (on.on_ui_settings, lambda: settings.add_settings(applied), "settings"),
+            (on.on_before_ui, _before_ui, "page"), (on.on_app_started, _app_started, "api"),
+            (on.on_infotext_pasted, _pasted, "paste"),
+            (on.on_model_loaded, lambda _model: database().load_textual_inversion_embeddings(), "model"),
+            (on.on_script_unloaded, uninstall, "unload")):
+        hosts.on(register_callback, callback, settings.key(label))
 
 
 def _before_ui() -> None:
@@ -275,8 +276,7 @@ def _before_ui() -> None:
 
 
 def _app_started(_demo: Any, app: Any) -> None:
-    """Mount our routes, each behind the WebUI's own auth of its kind (``api.api_dependencies`` for the API,
-    ``api.page_dependencies``, gradio's login, for the tab's page routes)."""
+    """Mount our routes, each behind the WebUI's own auth of its kind (API: ``api_dependencies``; tab: login)."""
     from . import api
 
     api_auth, page_auth = api.api_dependencies(app), api.page_dependencies(app)

@@ -7,11 +7,13 @@ functions to wrap. ``a1111.A1111Host`` (AUTOMATIC1111 1.7-1.10 and the forks tha
 the fork adapters add others. ``choose`` picks the first that fits and says so in one line.
 
 What every WebUI of the family shares is used directly, not through a host: ``modules.shared.opts`` (settings),
-``modules.script_callbacks``, ``modules.patches`` and the extra-networks page machinery.
+``modules.script_callbacks`` (through ``on``, which papers over its one signature change), ``modules.patches`` and
+the extra-networks page machinery.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -92,3 +94,12 @@ def choose(hosts: Iterable[Host]) -> tuple[Host | None, str]:
         looked.append(f"{host.name}: {probe.detail}")
     return None, (f"{LOG_PREFIX}no adapter fits this WebUI (looked for {'; '.join(looked)}); the extension stays "
                   "inactive and the WebUI's own handling is used.")
+
+
+def on(register_callback: Callable, callback: Callable, name: str) -> None:
+    """Register a ``script_callbacks`` callback; ``name=`` (its label in the WebUI's timings) exists from A1111 1.9,
+    1.7-1.8 and Forge Classic take the callback alone."""
+    if "name" in inspect.signature(register_callback).parameters:
+        register_callback(callback, name=name)
+    else:
+        register_callback(callback)

@@ -59,7 +59,9 @@ def _list_items(page: Any) -> Iterator[dict]:
 def _create_html(page: Any, tabname: str) -> str:
     from ..tab import guard, shell
 
-    page.lister.reset()
+    lister = getattr(page, "lister", None)  # the file-listing cache, from A1111 1.8 (1.7.0 has none)
+    if lister is not None:
+        lister.reset()
     page.items = {item["name"]: item for item in page.list_items()}
     for item in page.items.values():
         page.read_user_metadata(item)

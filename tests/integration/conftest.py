@@ -1,11 +1,14 @@
-"""Opt-in: start a real AUTOMATIC1111 WebUI with this extension installed. Skipped unless ``WEBUI_DIR`` is set.
+"""Opt-in: start a real WebUI (AUTOMATIC1111 or a fork) with this extension installed. Skipped unless ``WEBUI_DIR``
+is set.
 
 Environment:
   WEBUI_DIR      the WebUI checkout (required); the repo is symlinked into ``$WEBUI_DIR/extensions/sd-embeddings``
                  if nothing is there yet (and the link is removed afterwards; a dangling link a killed run left
                  behind is replaced)
   WEBUI_PYTHON   its Python (default ``$WEBUI_DIR/venv/bin/python``)
-  WEBUI_ARGS     extra launch.py arguments (default: CPU, no half precision, skip environment preparation)
+  WEBUI_KIND     a1111 (default; 1.7-1.10), classic (Forge Classic), reforge, forge or neo: launch arguments and
+                 the stock state the tests expect (``forks.py``)
+  WEBUI_ARGS     extra launch.py arguments (default: the kind's, CPU, skip environment preparation)
   WEBUI_PORT     port (default 7861, so a WebUI you are using on 7860 is left alone)
 
 The WebUI gets a fresh ``--embeddings-dir`` in a temporary folder, so your own embeddings are not touched.
@@ -30,10 +33,9 @@ from pathlib import Path
 import pytest
 import torch
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
+from forks import current
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_ARGS = "--skip-prepare-environment --skip-torch-cuda-test --skip-version-check --no-half --use-cpu all " \
-               "--no-download-sd-model --do-not-download-clip"
 # The WebUI prints this after its app_started callbacks, where the extension mounts its routes; its own API
 # (``/sdapi/v1/embeddings`` included) answers before them, so without this a test could meet a 404
 STARTED = "Startup time:"
@@ -117,7 +119,7 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
     ui_config.write_text(json.dumps(UI_DEFAULTS))
     args = [python, "launch.py", "--api", "--port", str(port), "--embeddings-dir", str(embeddings),
             "--ui-config-file", str(ui_config),
-            *shlex.split(os.environ.get("WEBUI_ARGS", DEFAULT_ARGS)), *(extra_args or [])]
+            *shlex.split(os.environ.get("WEBUI_ARGS", current().args)), *(extra_args or [])]
     if settings is not None:
         settings_file = log.parent / "config.json"
         settings_file.write_text(json.dumps(settings))

@@ -11,25 +11,34 @@ from __future__ import annotations
 import urllib.error
 
 import pytest
+from forks import current
 
 pytestmark = pytest.mark.webui
 
 STOCK_FIELDS = {"step", "sd_checkpoint", "sd_checkpoint_name", "shape", "vectors"}
+# Written into the probe extension with the fork's list of functions; it reports those this WebUI defines in the
+# class itself (never inherited), those of them that are wrapped, and the database class if the fork has one
 PROBE = '''
+import importlib
+
 from modules import script_callbacks
+
+PATCHED = {patched!r}
+
+
+def _own(target):
+    module, _, path = target.partition(":")
+    owner_name, _, name = path.partition(".")
+    return vars(getattr(importlib.import_module(module), owner_name, object)).get(name)
 
 
 def _state():
-    from modules import processing, sd_hijack, sd_hijack_clip
+    from modules import sd_hijack
 
-    db = sd_hijack.model_hijack.embedding_db
-    patched = [(sd_hijack_clip.TextConditionalModel, "tokenize_line"),
-               (processing.StableDiffusionProcessing, "cached_params"),
-               (processing.StableDiffusionProcessing, "setup_conds"),
-               (processing.StableDiffusionProcessingTxt2Img, "setup_conds")]
-    return {"db": type(db).__module__ + "." + type(db).__qualname__,
-            "wrapped": [owner.__name__ + "." + name for owner, name in patched
-                        if hasattr(getattr(owner, name), "__wrapped__")]}
+    db = getattr(sd_hijack.model_hijack, "embedding_db", None)
+    return {{"db": None if db is None else type(db).__module__ + "." + type(db).__qualname__,
+            "present": [target for target in PATCHED if _own(target) is not None],
+            "wrapped": [target for target in PATCHED if hasattr(_own(target), "__wrapped__")]}}
 
 
 def _routes(_demo, app):
@@ -44,9 +53,12 @@ script_callbacks.on_app_started(_routes)
 def stock_webui(tmp_path_factory, launch_webui):
     probe = tmp_path_factory.mktemp("probe-extension")
     (probe / "scripts").mkdir()
-    (probe / "scripts" / "sd_embeddings_probe.py").write_text(PROBE)
+    (probe / "scripts" / "sd_embeddings_probe.py").write_text(PROBE.format(patched=current().patched))
 
     def ready(server) -> bool:
+        if not server.get("/sdapi/v1/embeddings")["loaded"]:
+            # reForge's own database loads at the first generation or a refresh, not when the model loads
+            server.post("/sdapi/v1/refresh-embeddings")
         return bool(server.get("/sdapi/v1/embeddings")["loaded"].get("negemb")) and \
             bool(server.get("/sd-embeddings-probe/state"))
 
@@ -57,7 +69,9 @@ def stock_webui(tmp_path_factory, launch_webui):
 
 def test_disabled_extension_leaves_the_webui_database_and_functions(stock_webui):
     state = stock_webui.get("/sd-embeddings-probe/state")
-    assert state == {"db": "modules.textual_inversion.textual_inversion.EmbeddingDatabase", "wrapped": []}
+    assert state["db"] == current().stock_db and state["wrapped"] == []
+    # it looked at real functions: one of the two tokenize_line owners, cached_params, the setup_conds pair
+    assert len(state["present"]) == max(len(current().patched) - 1, 0), state
     log = stock_webui.log.read_text(errors="replace")
     assert "Textual inversion: " not in log  # our startup line (the WebUI's own reads "...embeddings loaded(N)")
 

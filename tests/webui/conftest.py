@@ -8,6 +8,11 @@ including the comma-backtrack behaviour the adapter fixes; ``processing``'s ``se
 ``tokenize_line`` -> ``tokenize``, each call's texts kept in ``calls``), which writes ``TI hashes`` into
 ``model_hijack.extra_generation_params`` with the WebUI's repetition (a1111.md §5.1). The real WebUI must not be
 importable here.
+
+Two layouts, and every test using ``webui`` runs on both (``layout``): ``1.10`` (A1111 1.10: ``tokenize_line`` on
+``sd_hijack_clip.TextConditionalModel``, callbacks take ``name=``) and ``1.7-1.9`` (A1111 1.7-1.8 and Forge Classic
+1f95d71 as read from their source: no ``TextConditionalModel``, ``tokenize_line`` defined on
+``FrozenCLIPEmbedderWithCustomWordsBase``, ``script_callbacks.on_*(callback)`` without ``name``; 1.9 has the name).
 """
 
 from __future__ import annotations
@@ -132,6 +137,15 @@ class FakeCond(FakeCondModel, TextConditionalModel):
     pass
 
 
+# 1.7-1.9 / Forge Classic: the same prompt-path methods, defined on the older base class
+FrozenCLIPEmbedderWithCustomWordsBase = type("FrozenCLIPEmbedderWithCustomWordsBase", (), {
+    k: v for k, v in vars(TextConditionalModel).items() if k not in ("__dict__", "__weakref__", "__qualname__")})
+OldFakeCond = type("FakeCond", (FakeCondModel, FrozenCLIPEmbedderWithCustomWordsBase), {})
+LAYOUTS = {"1.10": ("TextConditionalModel", TextConditionalModel, FakeCond, True),
+           "1.7-1.9": ("FrozenCLIPEmbedderWithCustomWordsBase", FrozenCLIPEmbedderWithCustomWordsBase, OldFakeCond,
+                       False)}
+
+
 class Embedding:
     """The attributes the WebUI's ``Embedding.__init__`` sets, ``set_hash`` and ``checksum`` (a1111.md §1.1)."""
 
@@ -195,11 +209,19 @@ class ExtraNetworksPage:
         self.items = {}
 
 
-def _recorder(into: list):
+def _recorder(into: list, named: bool):
     def on(callback, *, name=None):
         into.append(callback)
 
-    return on
+    def on_unnamed(callback):
+        into.append(callback)
+
+    return on if named else on_unnamed
+
+
+@pytest.fixture(params=list(LAYOUTS))
+def layout(request) -> str:
+    return request.param
 
 
 def _module(name: str, **attrs: object) -> types.ModuleType:
@@ -209,8 +231,9 @@ def _module(name: str, **attrs: object) -> types.ModuleType:
 
 
 @pytest.fixture
-def webui(tmp_path, monkeypatch):
-    """Install the fake ``modules`` package; returns a namespace with the pieces tests poke at."""
+def webui(tmp_path, monkeypatch, layout):
+    """Install the fake ``modules`` package in ``layout``; returns a namespace with the pieces tests poke at."""
+    owner_name, line_owner, cond_class, named = LAYOUTS[layout]
     assert "modules" not in sys.modules or getattr(sys.modules["modules"], "__fake__", False), \
         "the real WebUI is importable; these tests must run against the fake"
     originals: dict = defaultdict(dict)
@@ -232,7 +255,8 @@ def webui(tmp_path, monkeypatch):
         "modules.shared": _module("modules.shared", opts=types.SimpleNamespace(
             data={}, textual_inversion_print_at_load=False, textual_inversion_add_hashes_to_infotext=True,
             samples_format="png"), cmd_opts=types.SimpleNamespace(embeddings_dir=str(tmp_path / "embeddings"),
-                                                                  no_hashing=False), sd_model=None),
+                                                                  no_hashing=False, loglevel="INFO"),
+            sd_model=None),  # ``--loglevel`` given: the WebUI owns logging (pytest's caplog stands in for it)
         "modules.devices": _module("modules.devices", device=torch.device("cpu")),
         "modules.sd_models": _module("modules.sd_models", model_data=types.SimpleNamespace(sd_model=None)),
         "modules.paths": _module("modules.paths", data_path=str(tmp_path / "data")),
@@ -240,7 +264,7 @@ def webui(tmp_path, monkeypatch):
         "modules.textual_inversion.textual_inversion": _module(
             "modules.textual_inversion.textual_inversion", Embedding=Embedding),
         "modules.sd_hijack": _module("modules.sd_hijack", model_hijack=hijack),
-        "modules.sd_hijack_clip": _module("modules.sd_hijack_clip", TextConditionalModel=TextConditionalModel,
+        "modules.sd_hijack_clip": _module("modules.sd_hijack_clip", **{owner_name: line_owner},
                                           PromptChunkFix=PromptChunkFix),
         "modules.processing": _module("modules.processing", StableDiffusionProcessing=StableDiffusionProcessing,
                                       StableDiffusionProcessingTxt2Img=StableDiffusionProcessingTxt2Img,
@@ -248,7 +272,7 @@ def webui(tmp_path, monkeypatch):
         "modules.patches": _module("modules.patches", patch=patch, undo=undo,
                                    original=lambda key, obj, name: originals[key].get((obj, name))),
         "modules.script_callbacks": _module("modules.script_callbacks", **{
-            f"on_{kind}": _recorder(callbacks[kind]) for kind in (
+            f"on_{kind}": _recorder(callbacks[kind], named) for kind in (
                 "ui_settings", "before_ui", "app_started", "infotext_pasted", "model_loaded", "script_unloaded")}),
         "modules.ui_extra_networks": _module(
             "modules.ui_extra_networks", extra_pages=pages, ExtraNetworksPage=ExtraNetworksPage,
@@ -265,7 +289,7 @@ def webui(tmp_path, monkeypatch):
             setattr(fake[parent], child, module)
 
     def load_model(width: int = 768) -> object:
-        model = types.SimpleNamespace(cond_stage_model=FakeCond(width, hijack))
+        model = types.SimpleNamespace(cond_stage_model=cond_class(width, hijack))
         fake["modules.sd_models"].model_data.sd_model = model
         fake["modules.shared"].sd_model = model
         return model
@@ -282,4 +306,5 @@ def webui(tmp_path, monkeypatch):
 
     (tmp_path / "embeddings").mkdir()
     yield types.SimpleNamespace(modules=fake, hijack=hijack, callbacks=callbacks, pages=pages, load_model=load_model,
-                                make_db=make_db, folder=tmp_path / "embeddings", opts=fake["modules.shared"].opts)
+                                make_db=make_db, folder=tmp_path / "embeddings", opts=fake["modules.shared"].opts,
+                                layout=layout, line_owner=line_owner)

@@ -1,6 +1,5 @@
 """The adapter seam: which host is chosen by probing classes (not versions), and the one start line. Fakes (conftest):
-``modules.sd_hijack_clip`` in the 1.10 layout (``TextConditionalModel``) and, rebuilt here, in the 1.7-1.9 / Forge
-Classic layout (only ``FrozenCLIPEmbedderWithCustomWordsBase``, which defines ``tokenize_line`` itself)."""
+``modules`` in the 1.10 layout and in the 1.7-1.9 / Forge Classic layout (``layout``)."""
 
 from __future__ import annotations
 
@@ -23,33 +22,38 @@ def fresh(webui):
     entry.state.db = entry.state.host = None
 
 
-def test_the_1_10_layout_is_named_in_one_start_line(fresh, caplog):
+def test_the_class_that_defines_tokenize_line_is_named_in_one_start_line_and_patched(fresh, caplog):
+    """1.10: ``TextConditionalModel``; 1.7-1.9 and Forge Classic: only ``FrozenCLIPEmbedderWithCustomWordsBase``,
+    which defines ``tokenize_line`` itself, and callbacks without ``name=``. The adapter works on both and says
+    which it found; unload takes the wrapper off again."""
     with caplog.at_level("INFO", logger="sd_embeddings"):
         entry.register()
     lines = [r.getMessage() for r in caplog.records if "adapter" in r.getMessage()]
-    assert lines == ["Textual inversion (sd-embeddings): using the a1111 adapter (TextConditionalModel.tokenize_line)"]
-    clip = fresh.modules["modules.sd_hijack_clip"].TextConditionalModel
-    assert hasattr(clip.tokenize_line, "__wrapped__")
+    owner = fresh.line_owner
+    assert lines == [f"Textual inversion (sd-embeddings): using the a1111 adapter ({owner.__name__}.tokenize_line)"]
+    assert hasattr(owner.tokenize_line, "__wrapped__")
+    assert {"before_ui", "app_started", "script_unloaded"} <= set(fresh.callbacks)
+    for callback in fresh.callbacks["script_unloaded"]:
+        callback()
+    assert not hasattr(owner.tokenize_line, "__wrapped__")
 
 
-def test_the_older_layout_without_text_conditional_model_is_patched_where_tokenize_line_lives(fresh, monkeypatch,
-                                                                                             caplog):
-    """A1111 before 1.10 and Forge Classic: ``tokenize_line`` is defined on ``FrozenCLIPEmbedderWithCustomWordsBase``
-    and there is no ``TextConditionalModel``; the adapter must work there, not switch itself off."""
-    old_base = type("FrozenCLIPEmbedderWithCustomWordsBase", (),
-                    {"tokenize_line": vars(fresh.modules["modules.sd_hijack_clip"].TextConditionalModel)[
-                        "tokenize_line"]})
-    fixes = fresh.modules["modules.sd_hijack_clip"].PromptChunkFix
-    module = types.ModuleType("modules.sd_hijack_clip")
-    module.FrozenCLIPEmbedderWithCustomWordsBase, module.PromptChunkFix = old_base, fixes
-    monkeypatch.setitem(sys.modules, "modules.sd_hijack_clip", module)
-    monkeypatch.setattr(sys.modules["modules"], "sd_hijack_clip", module)
-    with caplog.at_level("INFO", logger="sd_embeddings"):
+def test_a_failure_while_registering_leaves_the_webui_stock(fresh, monkeypatch):
+    """A callback registration that raises (a WebUI whose ``script_callbacks`` changed) must not leave the database
+    swapped and the functions wrapped with nothing to undo them."""
+    original = fresh.hijack.embedding_db
+
+    def broken(callback, **kwargs):
+        raise TypeError("on_app_started() changed")
+
+    monkeypatch.setattr(fresh.modules["modules.script_callbacks"], "on_app_started", broken)
+    with pytest.raises(TypeError):
         entry.register()
-    assert "using the a1111 adapter (FrozenCLIPEmbedderWithCustomWordsBase.tokenize_line)" in caplog.text
-    assert hasattr(old_base.tokenize_line, "__wrapped__")
-    entry.uninstall()
-    assert not hasattr(old_base.tokenize_line, "__wrapped__")
+    assert fresh.hijack.embedding_db is original and entry.state.host is None
+    assert not hasattr(fresh.line_owner.tokenize_line, "__wrapped__")
+    processing = fresh.modules["modules.processing"]
+    assert not hasattr(processing.StableDiffusionProcessing.cached_params, "__wrapped__")
+    assert not hasattr(processing.StableDiffusionProcessingTxt2Img.setup_conds, "__wrapped__")
 
 
 def test_an_unknown_layout_says_what_was_looked_for(fresh, monkeypatch, caplog):

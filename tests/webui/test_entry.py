@@ -27,9 +27,9 @@ def registered(webui):
 
 
 def test_register_swaps_db_and_patches_once_and_unload_restores(registered):
-    """Fakes: sd_hijack.model_hijack, sd_hijack_clip.TextConditionalModel, processing.StableDiffusionProcessing."""
+    """Fakes: sd_hijack.model_hijack, sd_hijack_clip's tokenize_line class, processing.StableDiffusionProcessing."""
     webui = registered.webui
-    clip = webui.modules["modules.sd_hijack_clip"].TextConditionalModel
+    clip = webui.line_owner
     processing = webui.modules["modules.processing"].StableDiffusionProcessing
     db = webui.hijack.embedding_db
     assert db is entry.state.db and db.library.folders == [str(webui.folder)]  # not the extension's own folder

@@ -16,7 +16,7 @@ def long_prompt_ending_with(keyword: str) -> str:
 
 
 def test_comma_backtrack_keeps_embedding_vectors(webui):
-    """Fakes: TextConditionalModel.tokenize_line following the WebUI (leaves the fix behind), PromptChunkFix."""
+    """Fakes: tokenize_line following the WebUI (leaves the fix behind), PromptChunkFix."""
     write_a1111_pt(webui.folder / "myemb.pt", vectors(3))
     model = webui.load_model(768)
     db = webui.make_db()

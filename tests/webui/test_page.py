@@ -26,7 +26,8 @@ def test_webui_settings_map_onto_the_tab(webui, field: str, order: str, hidden: 
     assert settings.tab_options() == expected
 
 
-def test_page_renders_with_the_webui_settings(webui) -> None:
+@pytest.mark.parametrize("has_lister", [True, False], ids=["1.8+", "1.7.0 (no lister)"])
+def test_page_renders_with_the_webui_settings(webui, has_lister: bool) -> None:
     from sd_embeddings.webui import page
 
     base = webui.modules["modules.ui_extra_networks"].ExtraNetworksPage
@@ -35,7 +36,8 @@ def test_page_renders_with_the_webui_settings(webui) -> None:
     webui.opts.extra_networks_hidden_models = "Always"
     db = webui.make_db()
     ours = page.page_class(base)(lambda: db)
-    ours.lister = type("Lister", (), {"reset": lambda self: None})()
+    if has_lister:
+        ours.lister = type("Lister", (), {"reset": lambda self: None})()
     ours.read_user_metadata = lambda item: None
     ours.search_terms_from_path = lambda path: path
     ours.find_preview = ours.find_description = lambda path: None

@@ -1,0 +1,69 @@
+"""What the live suite needs to know about each WebUI it can run against (``WEBUI_KIND``, default ``a1111``).
+
+One ``Fork`` per kind: how to launch it offline on a CPU, what its stock state looks like with this extension
+disabled (the database class, the functions the extension would wrap), and the adapter its start line names. Facts
+are read from each fork's source (see the comments). A check that does not apply somewhere is skipped by its test
+with the reason (``test_params_txt_has_ti_hashes_once`` on A1111 1.7-1.8), never because it failed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import pytest
+
+A1111_ARGS = "--skip-prepare-environment --skip-torch-cuda-test --skip-version-check --no-half --use-cpu all " \
+             "--no-download-sd-model --do-not-download-clip"
+# Forge-derived forks: ``--always-cpu`` (fp32 on CPU); they ask for Python 3.10 and the harness runs 3.11
+FORGE_ARGS = "--skip-prepare-environment --skip-python-version-check --skip-torch-cuda-test --skip-version-check " \
+             "--always-cpu --no-download-sd-model"
+A1111_STOCK_DB = "modules.textual_inversion.textual_inversion.EmbeddingDatabase"
+# ``module:Class.attribute`` the extension may wrap on the A1111 prompt path; the probe reports those the running
+# WebUI has and that are wrapped in the class itself (``tokenize_line`` is on ``TextConditionalModel`` from A1111
+# 1.10, on ``FrozenCLIPEmbedderWithCustomWordsBase`` before it and in Forge Classic / reForge)
+A1111_PATCHED = ("modules.sd_hijack_clip:TextConditionalModel.tokenize_line",
+                 "modules.sd_hijack_clip:FrozenCLIPEmbedderWithCustomWordsBase.tokenize_line",
+                 "modules.processing:StableDiffusionProcessing.cached_params",
+                 "modules.processing:StableDiffusionProcessing.setup_conds",
+                 "modules.processing:StableDiffusionProcessingTxt2Img.setup_conds")
+
+
+@dataclass(frozen=True)
+class Fork:
+    kind: str
+    args: str
+    """Default launch.py arguments (``WEBUI_ARGS`` overrides them)."""
+    stock_db: str | None
+    """Qualified class name of ``modules.sd_hijack.model_hijack.embedding_db`` when the extension is disabled
+    (``None``: the fork has no such attribute)."""
+    patched: tuple[str, ...]
+    adapter: str
+    """The adapter name the start line must name (``using the <adapter> adapter``)."""
+
+
+FORKS = {
+    "a1111": Fork("a1111", A1111_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
+    # Haoming02/sd-webui-forge-classic, ``classic`` branch: A1111's prompt path kept (sd_hijack_clip, embedding_db)
+    "classic": Fork("classic", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
+    # Panchovix/stable-diffusion-webui-reForge ``main``: same, ``forge_clip`` subclasses keep ``tokenize_line``
+    "reforge": Fork("reforge", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
+    # lllyasviel Forge main / Forge Neo: the Forge2 backend; the facts below are for the forge2 adapter to fill in
+    "forge": Fork("forge", FORGE_ARGS, None, (), "forge2"),
+    "neo": Fork("neo", FORGE_ARGS, None, (), "forge2"),
+}
+
+
+def current() -> Fork:
+    kind = os.environ.get("WEBUI_KIND", "a1111")
+    if kind not in FORKS:
+        raise pytest.UsageError(f"WEBUI_KIND={kind!r}: expected one of {', '.join(FORKS)}")
+    return FORKS[kind]
+
+
+def a1111_version(infotext: str) -> tuple[int, int] | None:
+    """``(1, 9)`` from an A1111 infotext's ``Version: v1.9.4``; ``None`` for forks (``Version: classic``, reForge's
+    ``f1.0.0v2-v1.10.1RC-…``) and when it is missing."""
+    match = re.search(r"Version: v(\d+)\.(\d+)", infotext)
+    return (int(match[1]), int(match[2])) if match else None

@@ -1,0 +1,55 @@
+"""The console lines (the adapter chosen, the summary, one line per bad file) reach the WebUI's console.
+
+Fakes (conftest): ``modules.shared.cmd_opts`` with and without ``--loglevel``. The root handler here is the one
+Python's ``logging.warning()`` installs when nothing is configured (reForge calls it before extensions load),
+at WARNING: it hid our INFO lines, and must not make us think the user configured logging.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+
+import pytest
+
+from sd_embeddings.webui import console
+
+
+@pytest.fixture
+def package_logger():
+    """The ``sd_embeddings`` logger restored afterwards (handlers, level, propagation)."""
+    package = logging.getLogger("sd_embeddings")
+    own = logging.getLogger(console.__name__)
+    saved = (list(package.handlers), package.level, package.propagate, own.level)
+    yield package
+    package.handlers[:] = saved[0]
+    package.level, package.propagate = saved[1], saved[2]
+    own.setLevel(saved[3])
+
+
+def test_the_start_line_is_printed_beside_a_default_root_handler(webui, package_logger, monkeypatch):
+    webui.modules["modules.shared"].cmd_opts.loglevel = None
+    monkeypatch.delenv("SD_WEBUI_LOG_LEVEL", raising=False)
+    root_stream, our_stream = io.StringIO(), io.StringIO()
+    default_root = logging.StreamHandler(root_stream)  # what logging.basicConfig() / logging.warning() leave
+    monkeypatch.setattr(logging.root, "handlers", [*logging.root.handlers, default_root])
+    monkeypatch.setattr(sys, "stderr", our_stream)
+    console.setup_logging()
+    console.setup_logging()  # Reload UI: still one handler
+    console.say("Textual inversion (sd-embeddings): using the a1111 adapter (X.tokenize_line)")
+    logging.getLogger("sd_embeddings.library.reading").warning("Embedding bad.pt: refused")
+    assert our_stream.getvalue().splitlines() == [
+        "Textual inversion (sd-embeddings): using the a1111 adapter (X.tokenize_line)", "Embedding bad.pt: refused"]
+    assert root_stream.getvalue() == ""  # printed once, not again by the root handler
+
+
+def test_a_log_level_the_user_chose_is_left_to_the_webui(webui, package_logger, monkeypatch):
+    webui.modules["modules.shared"].cmd_opts.loglevel = None
+    monkeypatch.setenv("SD_WEBUI_LOG_LEVEL", "DEBUG")
+    console.setup_logging()
+    assert not [h for h in package_logger.handlers if h.get_name() == "sd-embeddings-console"]
+    monkeypatch.delenv("SD_WEBUI_LOG_LEVEL")
+    webui.modules["modules.shared"].cmd_opts.loglevel = "INFO"
+    console.setup_logging()
+    assert not [h for h in package_logger.handlers if h.get_name() == "sd-embeddings-console"]
