@@ -24,6 +24,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 
+from ..library.containment import OutsideError, Root
 from ..records import Entry
 
 logger = logging.getLogger(__name__)
@@ -85,10 +86,12 @@ def reencode(data: bytes) -> bytes:
 
 
 def preview_target(entry: Entry) -> str:
-    folder = os.path.dirname(entry.path)
-    real_root, real_folder = os.path.realpath(entry.root), os.path.realpath(folder)
-    if os.path.commonpath([real_root, real_folder]) != real_root:
-        raise PreviewError("the embedding's folder is outside the embeddings folder")
+    try:
+        Root.known(entry.root).check_folder(os.path.dirname(entry.path))
+    except OutsideError as e:
+        raise PreviewError("the embedding's folder is outside the embeddings folder") from e
+    except OSError as e:
+        raise PreviewError(f"the embedding's folder cannot be opened ({e.strerror or 'error'})") from e
     target = os.path.splitext(entry.path)[0] + ".preview.png"
     if os.path.lexists(target) and not (os.path.islink(target) or os.path.isfile(target)):
         raise PreviewError(f"{os.path.basename(target)} exists and is not a file")
