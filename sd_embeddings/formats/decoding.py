@@ -40,6 +40,9 @@ IMAGE_EXTENSIONS = (".png", ".webp", ".jxl", ".avif")
 EMBEDDING_EXTENSIONS = PICKLE_EXTENSIONS + SAFETENSORS_EXTENSIONS + IMAGE_EXTENSIONS
 MAX_VECTORS = 1000
 """More rows than this is a token table or a model part, not an embedding (75 fill a whole prompt chunk)."""
+MAX_WIDTH = 4096
+"""More values per vector than this is no text encoder's (CLIP-L 768, OpenCLIP-H 1024, bigG 1280, T5-XXL 4096):
+refused from the shape, before any value is read, so a load's memory stays bounded by rows x width."""
 MAX_EMBEDDING_BYTES = 64 * 1024 * 1024
 """Files above this are not decoded: the largest real embeddings are well under 1 MB."""
 
@@ -100,7 +103,7 @@ def read_open(handle: BinaryIO, path: str, limit: int = MAX_EMBEDDING_BYTES) -> 
     if size > limit:
         raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
                                         "(checkpoints and LoRAs belong in their own folders)")
-    return handle.read(limit + 1)
+    return handle.read(size + 1)  # a read of n bytes allocates n first: ask for the size measured, not the cap
 
 
 def decode(raw: bytes, path: str | Path) -> EmbeddingData:
@@ -175,6 +178,9 @@ def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
     if rows > MAX_VECTORS:
         raise NotAnEmbeddingError(path, f"{what} has {rows:,} vectors; that is a token table or model part, "
                                         f"not an embedding (at most {MAX_VECTORS})")
+    if width > MAX_WIDTH:
+        raise NotAnEmbeddingError(path, f"{what} has vectors of {width:,} values; no text encoder's are wider "
+                                        f"than {MAX_WIDTH:,}, so it is not an embedding")
     return rows, width
 
 
@@ -254,7 +260,7 @@ def _scan_open(handle: BinaryIO, path: str) -> Header:
     if size > MAX_EMBEDDING_BYTES:
         raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
                                         "(checkpoints and LoRAs belong in their own folders)")
-    raw = head if len(head) >= size else head + handle.read(MAX_EMBEDDING_BYTES + 1 - len(head))
+    raw = head if len(head) >= size else head + handle.read(size + 1 - len(head))
     if kind == "pickle":  # the same parse as ``decode``, stopping before tensor values are copied
         opened = pickles.open_pickle(raw, path)
         with classified(path, "PyTorch file"):
