@@ -79,9 +79,15 @@ class Root:
 
     @classmethod
     def of(cls, path: str | os.PathLike) -> Root:
-        """The folder's real path, resolved now (each scan does this, and ``known`` then returns it)."""
+        """The folder's real path, resolved now."""
         path = os.path.abspath(os.fspath(path))
-        root = _KNOWN[path] = cls(path, os.path.realpath(path))
+        return cls(path, os.path.realpath(path))
+
+    @classmethod
+    def scanned(cls, path: str | os.PathLike) -> Root:
+        """``of``, remembered for ``known``: each scan resolves its embeddings folders this way."""
+        root = cls.of(path)
+        _KNOWN[root.path] = root
         return root
 
     @classmethod

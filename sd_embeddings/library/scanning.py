@@ -91,7 +91,7 @@ def walk_folders(roots: Sequence[str]) -> Walk:
     walk = Walk(folders_left=MAX_FOLDERS, names_left=MAX_NAMES)
     seen: set[tuple[int, int]] = set()
     for root in roots:
-        place = Root.of(root)
+        place = Root.scanned(root)
         if in_system_folder(place.real):
             walk.skipped.append(Skipped(root, root, "", SYSTEM_REASON))
             continue

@@ -58,7 +58,7 @@ def read_bytes(path: str, limit: int, root: Root | None = None) -> bytes | None:
     the file sits in); None when it is missing, not a plain file (a FIFO named x.txt would block the page for
     ever), leads outside the embeddings folder or cannot be read (with one log line saying why)."""
     try:
-        return (root or Root.known(os.path.dirname(path))).read(path, limit)
+        return (root or Root.of(os.path.dirname(path))).read(path, limit)
     except FileNotFoundError:
         return None
     except OSError as e:

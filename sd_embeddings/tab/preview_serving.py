@@ -60,7 +60,7 @@ def open_preview(path: str, within: Root | None = None) -> OpenPreview:
     folder it sits in) and sniff its first bytes from that descriptor."""
     name = os.path.basename(path)
     try:
-        fd = (within or Root.known(os.path.dirname(path))).open(path)
+        fd = (within or Root.of(os.path.dirname(path))).open(path)
     except OutsideError as e:
         raise NotServable(f"{name}: {e.reason}") from e
     except OSError as e:
