@@ -41,6 +41,7 @@ import urllib.parse
 from dataclasses import asdict, dataclass, field
 
 from ..library import Library
+from ..library.common_words import is_common_word
 from ..records import Entry, Status
 from .names import shown
 
@@ -117,6 +118,8 @@ class CardModel:
     weight: float | None
     collides_with: list[str] = field(default_factory=list)
     hidden: bool = False
+    common_word: bool = False
+    """The keyword is a common English word (``library.common_words``): the card gets a warning badge."""
 
     @property
     def usable(self) -> bool:
@@ -173,7 +176,7 @@ def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negat
         description=description[:DESCRIPTION_LIMIT], shorthash=entry.shorthash or "",
         preview=preview_url(library, entry, api), target=target, target_source=source,
         weight=prompt_weight(metadata), collides_with=[shown(_shown_path(library, p)) for p in entry.collides_with],
-        hidden=is_hidden(entry.relpath))
+        hidden=is_hidden(entry.relpath), common_word=is_common_word(entry.keyword))
 
 
 def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> list[CardModel]:
@@ -199,11 +202,15 @@ def folder_list(library: Library) -> list[str]:
 
 
 def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
-    """``{version, family, folders, roots, fields, cards: [[...row...]], problems}``: what the script fetches."""
+    """``{version, family, folders, roots, fields, cards: [[...row...]], problems, groups}``: what the script
+    fetches (``groups``: ``groups.groups_payload``)."""
+    from .groups import groups_payload  # groups use this module's card rules
+
     cards = card_models(library, api, auto_negative)
     return {"version": library.version, "family": library.family.value if library.family else "",
             "roots": list(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
-            "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library)}
+            "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library),
+            "groups": groups_payload(library, auto_negative)}
 
 
 def _path_key(card: CardModel) -> bytes:
