@@ -243,3 +243,32 @@ def test_metadata_and_preview_writes_through_a_folder_swapped_out_are_refused(tm
     assert sorted(p.name for p in outside.iterdir()) == ["far.pt", "secret.json", "secret.txt"]
     assert site.post(f"{P}/metadata", json={"id": cards.card_id(library, library.get("good")), "notes": "ok"},
                      headers=WRITE).status_code == 200
+
+
+def test_group_files_are_read_written_and_deleted_only_inside(tmp_path: Path, outside: Path) -> None:
+    """Groups share the rule: a group file in a sub-folder later swapped for a link out is not read, rewritten or
+    deleted through it (the file outside stays as it was)."""
+    from sd_embeddings.library import group_store
+    from sd_embeddings.library.groups import Member
+
+    root = tmp_path / "embeddings"
+    write_a1111_pt(root / "sub" / "neg.pt", vectors(1))
+    library = Library([root], background_hashing=False)
+    library.refresh()
+    group = group_store.save_group(library, "Mine", "", "auto", (Member("neg"),))
+    (root / "Mine.tigroup.json").replace(root / "sub" / "Mine.tigroup.json")
+    group_store._forget(library, str(root))
+    group_store._forget(library, str(root / "sub"))
+    [group] = group_store.groups_of(library)
+    secret = (root / "sub" / "Mine.tigroup.json").read_bytes()
+    shutil.copytree(root / "sub", outside / "sub")
+    shutil.rmtree(root / "sub")
+    os.symlink(outside / "sub", root / "sub")
+    TALLY["inputs"] += 1
+    with pytest.raises(OutsideError):
+        group_store.delete_group(library, group)
+    with pytest.raises(WriteError):
+        group_store.save_group(library, "Mine", "changed", "auto", (Member("neg"),), replacing=group)
+    assert (outside / "sub" / "Mine.tigroup.json").read_bytes() == secret
+    group_store._forget(library, str(root / "sub"))
+    assert "outside" in next(g for g in group_store.groups_of(library) if g.name == "Mine").problem
