@@ -82,7 +82,8 @@ def test_hostile_tensor_values(folder: Folder) -> None:
         "zero_width.pt": (_values(torch.zeros(3, 0)), Status.CORRUPT, "no vectors"),
         "too_many.pt": (_values(torch.zeros(1001, 768)), Status.NOT_AN_EMBEDDING, "1,001 vectors"),
         "width_1.pt": (_values(torch.ones(2, 1)), Status.INCOMPATIBLE, "matches no known model"),
-        "width_100000.pt": (_values(torch.ones(1, 100_000)), Status.INCOMPATIBLE, "matches no known model"),
+        "width_4096.pt": (_values(torch.ones(1, 4096)), Status.INCOMPATIBLE, "matches no known model"),
+        "width_100000.pt": (_values(torch.ones(1, 100_000)), Status.NOT_AN_EMBEDDING, "no text encoder"),
         "int_values.pt": (_values(torch.ones(2, 768, dtype=torch.int64)), Status.NOT_AN_EMBEDDING, "not floats"),
         "scalar.pt": (_values(torch.tensor(1.0)), Status.NOT_AN_EMBEDDING, "expected [vectors, width]"),
     }
