@@ -18,11 +18,9 @@ very file opened (same device and inode). Every read then comes from that descri
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -147,11 +145,9 @@ class Root:
         if not self.holds(real):
             raise OutsideError(path, SYSTEM_REASON if in_system_folder(real) else LINK_OUT)
 
-    @contextlib.contextmanager
-    def reader(self, path: str) -> Iterator[BinaryIO]:
-        """``open`` as a binary file object (closed on leaving the block)."""
-        with os.fdopen(self.open(path), "rb") as handle:
-            yield handle
+    def reader(self, path: str) -> BinaryIO:
+        """``open`` as a binary file object (use it in a ``with`` block)."""
+        return os.fdopen(self.open(path), "rb")
 
     def read(self, path: str, limit: int) -> bytes:
         """Up to ``limit + 1`` bytes of a regular file inside this folder (one more tells a caller it is over)."""
