@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from .encode.vocabulary import ModelVocabulary
 from .library import Library
 from .records import Family, Prefix
 from .tab import guard, host_auth, shell
@@ -178,7 +179,7 @@ def create_app(library: Library, model: str | None = None, credentials: host_aut
     from starlette.middleware.cors import CORSMiddleware
 
     app = FastAPI(title="sd-embeddings")
-    app.include_router(http_routes.make_router(lambda: library))
+    app.include_router(http_routes.make_router(lambda: library, vocabulary=ModelVocabulary(model)))
     app.add_middleware(CORSMiddleware, allow_origins=[])  # no other origin may read or write; gradio then adds none
     app.add_middleware(host_auth.SameOriginWritesMiddleware)
     if credentials is not None:
