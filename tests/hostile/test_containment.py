@@ -79,13 +79,15 @@ def outside(tmp_path: Path) -> Path:
 
 
 def test_sidecar_and_entry_links_out_are_never_opened(tmp_path: Path, outside: Path) -> None:
-    """Finding 1: ``x.pt`` and ``x.txt``/``x.json`` linked out (to /proc/self/environ, to a secret beside a far
+    """Finding 1: ``x.pt`` and ``x.txt``/``x.json``/``x.civitai.info`` linked out (to /proc/self/environ, to a secret beside a far
     embedding) never reach /metadata, /cards or the library, and are never even opened; a sidecar link that stays
     inside the folder is read."""
     root = tmp_path / "embeddings"
     write_a1111_pt(root / "good.pt", vectors(2))
     os.symlink(outside / "secret.txt", root / "good.txt")
     os.symlink(outside / "secret.json", root / "good.json")
+    (outside / "secret.civitai.info").write_text('{"description": "SECRET-CIVITAI", "name": "SECRET-CIVITAI"}')
+    os.symlink(outside / "secret.civitai.info", root / "good.civitai.info")
     os.symlink("/proc/self/cmdline", root / "leak.pt")
     os.symlink("/proc/self/environ", root / "leak.txt")
     os.symlink(outside / "far.pt", root / "far.pt")
@@ -105,7 +107,7 @@ def test_sidecar_and_entry_links_out_are_never_opened(tmp_path: Path, outside: P
     TALLY["inputs"] += 1
     assert not any("SECRET" in text or "PATH=" in text for text in answers)
     reals = set(seen)
-    assert not {str(outside / n) for n in ("secret.txt", "secret.json", "far.pt")} & reals
+    assert not {str(outside / n) for n in ("secret.txt", "secret.json", "secret.civitai.info", "far.pt")} & reals
     assert not [real for real in reals if real.startswith("/proc/") and real.endswith(("/environ", "/cmdline"))]
     status = {Path(e.path).name: (e.status, e.reason) for e in library.entries}
     assert status["far.pt"] == (Status.UNSUPPORTED, LINK_OUT)
