@@ -79,9 +79,9 @@ def outside(tmp_path: Path) -> Path:
 
 
 def test_sidecar_and_entry_links_out_are_never_opened(tmp_path: Path, outside: Path) -> None:
-    """Finding 1: ``x.pt`` and ``x.txt``/``x.json``/``x.civitai.info`` linked out (to /proc/self/environ, to a secret beside a far
-    embedding) never reach /metadata, /cards or the library, and are never even opened; a sidecar link that stays
-    inside the folder is read."""
+    """Finding 1: ``x.pt`` and ``x.txt``/``x.json``/``x.civitai.info`` linked out (to /proc/self/environ, to a
+    secret beside a far embedding) never reach /metadata, /cards or the library, and are never even opened; a
+    sidecar link that stays inside the folder is read."""
     root = tmp_path / "embeddings"
     write_a1111_pt(root / "good.pt", vectors(2))
     os.symlink(outside / "secret.txt", root / "good.txt")
