@@ -15,3 +15,11 @@ def test_scan_benchmark_runs():
     assert result.returncode == 0, result.stderr
     assert "N = 40 files (40 entries)" in result.stdout
     assert "cold scan vs webui first load" in result.stdout
+
+
+def test_pickle_memory_benchmark_runs():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pickle_memory.py"), "--rows", "10"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "failed" not in result.stdout and "not-an-embedding: the tensor has vectors of 40,000" in result.stdout
+    assert result.stdout.count("loaded (10, 4096)") == 4

@@ -67,9 +67,11 @@ def run(args: argparse.Namespace) -> int:
         print(summary(library), file=sys.stderr)
     else:
         print_table(entries)
+        for skipped in library.skipped:  # sub-folders not walked: a link leading outside, the scan's caps
+            print(printable(f"{skipped.relpath or '.'}/  skipped: {skipped.reason}"))
         print_groups(library)
         print(summary(library))
-    return 1 if any(entry.is_problem for entry in entries) else 0
+    return 1 if library.skipped or any(entry.is_problem for entry in entries) else 0
 
 
 def entry_json(entry: Entry) -> dict[str, Any]:
@@ -132,4 +134,6 @@ def summary(library: Library) -> str:
     bad = sum(1 for entry in library.entries if entry.is_problem and entry.status is Status.NOT_AN_EMBEDDING)
     if bad:
         extra.append(f"{bad} not an embedding")
+    if library.skipped:
+        extra.append(f"{len(library.skipped)} folder(s) not scanned")
     return line + (f" Not used: {', '.join(extra)}." if extra else "")

@@ -40,6 +40,9 @@ IMAGE_EXTENSIONS = (".png", ".webp", ".jxl", ".avif")
 EMBEDDING_EXTENSIONS = PICKLE_EXTENSIONS + SAFETENSORS_EXTENSIONS + IMAGE_EXTENSIONS
 MAX_VECTORS = 1000
 """More rows than this is a token table or a model part, not an embedding (75 fill a whole prompt chunk)."""
+MAX_WIDTH = 4096
+"""More values per vector than this is no text encoder's (CLIP-L 768, OpenCLIP-H 1024, bigG 1280, T5-XXL 4096):
+refused from the shape, before any value is read, so a load's memory stays bounded by rows x width."""
 MAX_EMBEDDING_BYTES = 64 * 1024 * 1024
 """Files above this are not decoded: the largest real embeddings are well under 1 MB."""
 
@@ -85,17 +88,22 @@ def open_regular(path: str | Path) -> BinaryIO:
 
 
 def read_file(path: str | Path, limit: int = MAX_EMBEDDING_BYTES) -> bytes:
-    """Read a whole embedding file, refusing files too big to be one (checked before reading)."""
+    """Read a whole embedding file named by the user (the command line), refusing files too big to be one."""
     path = str(path)
     try:
         with open_regular(path) as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > limit:
-                raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
-                                                "(checkpoints and LoRAs belong in their own folders)")
-            return handle.read(limit + 1)
+            return read_open(handle, path, limit)
     except OSError as e:
         raise CorruptFileError(path, f"cannot read the file ({e.strerror or type(e).__name__})") from e
+
+
+def read_open(handle: BinaryIO, path: str, limit: int = MAX_EMBEDDING_BYTES) -> bytes:
+    """The whole of an already-open file, refusing one too big to be an embedding (checked before reading)."""
+    size = os.fstat(handle.fileno()).st_size
+    if size > limit:
+        raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
+                                        "(checkpoints and LoRAs belong in their own folders)")
+    return handle.read(size + 1)  # a read of n bytes allocates n first: ask for the size measured, not the cap
 
 
 def decode(raw: bytes, path: str | Path) -> EmbeddingData:
@@ -170,6 +178,9 @@ def _matrix_shape(tensor: Any, path: str, what: str) -> tuple[int, int]:
     if rows > MAX_VECTORS:
         raise NotAnEmbeddingError(path, f"{what} has {rows:,} vectors; that is a token table or model part, "
                                         f"not an embedding (at most {MAX_VECTORS})")
+    if width > MAX_WIDTH:
+        raise NotAnEmbeddingError(path, f"{what} has vectors of {width:,} values; no text encoder's are wider "
+                                        f"than {MAX_WIDTH:,}, so it is not an embedding")
     return rows, width
 
 
@@ -218,31 +229,41 @@ SCAN_READ_BYTES = 1024 * 1024
 """Files up to this size are read in one go when scanning (a single read costs the same as a 4 KiB one)."""
 
 
-def scan_file(path: str, size: int) -> Header:
+def scan_file(path: str, size: int = 0) -> Header:
     """What a file holds, from as little reading as possible: no tensor values are loaded or checked.
 
     Safetensors: the JSON header. Pickles: the pickled structure (storages are only referenced). Images have
-    to be decoded. Values (NaN/Inf, truncated data) are checked later by ``decode``.
+    to be decoded. Values (NaN/Inf, truncated data) are checked later by ``decode``. (``size``, the size a
+    folder listing saw, is not used: the file opened is measured.)
     """
     try:
-        return _scan_file(path, size)
+        with open_regular(path) as handle:
+            return scan_open(handle, path)
     except OSError as e:  # vanished or unreadable between the folder listing and now
         raise CorruptFileError(path, f"cannot read the file ({e.strerror or type(e).__name__})") from e
 
 
-def _scan_file(path: str, size: int) -> Header:
-    with open_regular(path) as handle:
-        # the size of the file opened: it may have replaced the one the folder listing saw, and a head cut at
-        # the old size would read as a broken file (the entry's stamp then no longer matches, so loads refuse it)
-        size = os.fstat(handle.fileno()).st_size
-        head = handle.read(min(size, SCAN_READ_BYTES) if size <= MAX_EMBEDDING_BYTES else 64 * 1024)
+def scan_open(handle: BinaryIO, path: str) -> Header:
+    """``scan_file`` of an already-open file: every byte comes from ``handle``, the file is never opened again
+    (a second open by name could meet another file, a FIFO swapped in, than the one measured)."""
+    try:
+        return _scan_open(handle, path)
+    except OSError as e:
+        raise CorruptFileError(path, f"cannot read the file ({e.strerror or type(e).__name__})") from e
+
+
+def _scan_open(handle: BinaryIO, path: str) -> Header:
+    # the size of the file opened: it may have replaced the one the folder listing saw, and a head cut at
+    # the old size would read as a broken file (the entry's stamp then no longer matches, so loads refuse it)
+    size = os.fstat(handle.fileno()).st_size
+    head = handle.read(min(size, SCAN_READ_BYTES) if size <= MAX_EMBEDDING_BYTES else 64 * 1024)
     kind = sniff(head, format_of(path) or "unknown")
     if kind == "safetensors":
-        return header_only(head if len(head) >= size else _read_head(path, head, size), size, path)
+        return header_only(head if len(head) >= size else _read_head(handle, head, size, path), size, path)
     if size > MAX_EMBEDDING_BYTES:
         raise NotAnEmbeddingError(path, f"{size / 2**20:.0f} MB is far too big for an embedding "
                                         "(checkpoints and LoRAs belong in their own folders)")
-    raw = head if len(head) >= size else read_file(path)
+    raw = head if len(head) >= size else head + handle.read(size + 1 - len(head))
     if kind == "pickle":  # the same parse as ``decode``, stopping before tensor values are copied
         opened = pickles.open_pickle(raw, path)
         with classified(path, "PyTorch file"):
@@ -253,13 +274,13 @@ def _scan_file(path: str, size: int) -> Header:
     return header_of(decode(raw, path))
 
 
-def _read_head(path: str, head: bytes, size: int) -> bytes:
-    """Enough of a safetensors file to hold its whole header (checked against the whole file's size)."""
+def _read_head(handle: BinaryIO, head: bytes, size: int, path: str) -> bytes:
+    """Enough of a safetensors file to hold its whole header (checked against the whole file's size), read on
+    from the handle ``head`` came from."""
     length = safetensors_file.header_length(head, size, path) if len(head) >= 8 else 0
     if 8 + length <= len(head):
         return head
-    with open(path, "rb") as handle:
-        return handle.read(8 + length)
+    return head + handle.read(8 + length - len(head))
 
 
 def header_only(raw: bytes, file_size: int, path: str) -> Header:

@@ -49,11 +49,16 @@ def _walk(obj: Any, budget: Budget) -> list[TensorRef]:
     return found
 
 
+LOAD_BYTES_PER_VALUE = 4 + 2
+"""What a load makes of each value after copying it out (charged for every tensor when the file is opened): its
+float32 vector (a float16/float64 tensor is converted) and the two NaN/Inf masks (one byte each)."""
+
+
 def _storages_needed(refs: list[TensorRef], budget: Budget) -> dict[tuple[str, str], StorageRef]:
-    """Distinct storages (by key and element type), charging each tensor's copy to the byte budget."""
+    """Distinct storages (by key and element type), charging what loading each tensor makes of it."""
     needed: dict[tuple[str, str], StorageRef] = {}
     for ref in refs:
-        budget.spend_bytes(math.prod(ref.size) * 4)  # each tensor becomes its own float32 copy on load
+        budget.spend_bytes(math.prod(ref.size) * LOAD_BYTES_PER_VALUE)
         storage = ref.storage
         known = needed.setdefault((storage.key, storage.scalar.name), storage)
         if known.numel != storage.numel:
@@ -61,20 +66,21 @@ def _storages_needed(refs: list[TensorRef], budget: Budget) -> dict[tuple[str, s
     return needed
 
 
-def _flat(blob: bytes, storage: StorageRef, big_endian: bool) -> np.ndarray:
-    """A storage's elements from exactly ``numel * itemsize`` bytes, by a dtype named here (never from the file)."""
+def _flat(blob: bytes | memoryview | bytearray, storage: StorageRef, big_endian: bool) -> np.ndarray:
+    """A view of a storage's ``numel`` elements, by a dtype named here (never from the file); nothing is copied.
+
+    bfloat16 is viewed as its raw 16-bit words and bool as bytes: ``_values`` widens only the elements a tensor
+    uses, never the whole storage."""
     scalar, order = storage.scalar, ">" if big_endian else "<"
-    if scalar.code == "bf16":  # numpy has no bfloat16: it is the top half of a float32
-        halves = np.frombuffer(blob, dtype=np.dtype(order + "u2"), count=storage.numel)
-        return (halves.astype("<u4") << 16).view("<f4")
-    if scalar.code == "b1":
-        return np.frombuffer(blob, dtype=np.uint8, count=storage.numel) != 0
-    return np.frombuffer(blob, dtype=np.dtype(order + scalar.code), count=storage.numel)
+    code = {"bf16": "u2", "b1": "u1"}.get(scalar.code, scalar.code)
+    return np.frombuffer(blob, dtype=np.dtype(order + code if code != "u1" else code), count=storage.numel)
 
 
-def _copy_out(ref: TensorRef, flat: np.ndarray) -> np.ndarray:
-    """The tensor's elements as a new array; its geometry was checked against the storage when it was built."""
+def _copy_out(ref: TensorRef, flat: np.ndarray, budget: Budget) -> np.ndarray:
+    """The tensor's elements as a new array (charged: the copy, and the int64 index of a strided view); its
+    geometry was checked against the storage when it was built."""
     numel = math.prod(ref.size)
+    budget.spend_bytes(numel * flat.dtype.itemsize)
     if numel == 0:
         return np.zeros(ref.size, dtype=flat.dtype)
     contiguous, step = [], 1
@@ -83,12 +89,27 @@ def _copy_out(ref: TensorRef, flat: np.ndarray) -> np.ndarray:
         step *= size
     if all(st == c or size == 1 for st, c, size in zip(ref.stride, contiguous, ref.size)):
         return flat[ref.offset: ref.offset + numel].reshape(ref.size).copy()
+    budget.spend_bytes(numel * 8)
     index = np.full(ref.size, ref.offset, dtype=np.int64)
     for axis, (size, stride) in enumerate(zip(ref.size, ref.stride)):
         shape = [1] * len(ref.size)
         shape[axis] = size
         index += np.arange(size, dtype=np.int64).reshape(shape) * stride
     return flat[index]  # fancy indexing is bounds-checked: a view can never read outside its storage
+
+
+def _values(raw: np.ndarray, storage: StorageRef, budget: Budget) -> np.ndarray:
+    """A tensor's copied-out raw elements as numbers: bfloat16 is the top half of a float32 (widened in one
+    new array, shifted in place), bool a comparison; other types are already numbers."""
+    if storage.scalar.code == "bf16":
+        budget.spend_bytes(raw.size * 4)
+        wide = raw.astype("<u4")
+        wide <<= 16
+        return wide.view("<f4")
+    if storage.scalar.code == "b1":
+        budget.spend_bytes(raw.size)
+        return raw != 0
+    return raw
 
 
 def _materialize(obj: Any, opened: PickleFile, budget: Budget) -> Any:
@@ -137,9 +158,11 @@ class PickleFile:
         flat = self._flats.get(key)
         if flat is None:
             storage, read = self.storages[key]
-            self.budget.spend_bytes(storage.numel * storage.scalar.itemsize)
-            flat = self._flats[key] = _flat(read(), storage, self.big_endian)
-        return _copy_out(ref, flat)
+            raw = read()
+            if not isinstance(raw, memoryview):  # an inflated member: a new buffer (a view of the file is free)
+                self.budget.spend_bytes(len(raw))
+            flat = self._flats[key] = _flat(raw, storage, self.big_endian)
+        return _values(_copy_out(ref, flat, self.budget), ref.storage, self.budget)
 
 
 def _check_length(available: int, ref: StorageRef, path: str) -> None:
@@ -166,7 +189,7 @@ def _open_zip(data: bytes, path: str, budget: Budget) -> PickleFile:
         if member is None:
             raise CorruptFileError(path, f"tensor data '{shown(key)}' is missing from the archive")
         _check_length(member.size, ref, path)
-        storages[(key, name)] = (ref, functools.partial(archive.read, member.name))
+        storages[(key, name)] = (ref, functools.partial(archive.read_view, member.name))
     return PickleFile(obj, storages, big_endian, budget)
 
 
@@ -191,8 +214,8 @@ def _legacy_storages(data: bytes, offset: int, keys: Any, needed: dict, budget: 
     return storages
 
 
-def _slice(data: bytes, start: int, length: int) -> bytes:
-    return data[start: start + length]
+def _slice(data: bytes, start: int, length: int) -> memoryview:
+    return memoryview(data)[start: start + length]
 
 
 def _open_legacy(data: bytes, path: str, budget: Budget) -> PickleFile:

@@ -4,6 +4,12 @@
 there, NEWOBJ constructs any class, and one-byte opcodes (memo GETs, empty containers) build large or shared
 structures cheaply. Each of these is checked here, every opcode costs one node of the file's ``Budget``, and no
 value from the pickle reaches a numpy or torch constructor (see ``pickle_values``).
+
+Every opcode's work is O(1), or paid for: the memo is a list indexed by keys given in order (as every pickler
+writes them: 0, 1, 2, ...), never a dictionary a file could fill with equal-hash keys; a call (REDUCE) or a BUILD
+whose argument is a container or text charges its length (a set built from a shared 100,000-item list costs
+100,000 nodes each time, not one), and containers built from the stack were paid for by the opcodes that
+pushed their items.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import struct
 from typing import Any
 
 from ..errors import CorruptFileError, NotAnEmbeddingError, UnsafeFileError
@@ -28,11 +35,17 @@ from .pickle_values import (
 )
 
 _DICTS = (dict, collections.OrderedDict, SafeParameterDict)
+_SIZED = (list, tuple, set, frozenset, *_DICTS)
+_TEXT = (str, bytes, bytearray)
+MAX_ARGUMENTS = 8
+"""The most arguments any allowed function takes (``_rebuild_tensor_v3``)."""
+_MEMO_KEY_DIGITS = 10
+"""A text memo key (protocol 0 ``PUT``/``GET``) has at most this many digits: 2**32 needs 10."""
 
 
 def _state_dict_metadata(state: Any) -> bool:
     """``module.state_dict()`` is an OrderedDict carrying ``_metadata`` (per-module versions) as its state."""
-    return type(state) is dict and list(state) == ["_metadata"]
+    return type(state) is dict and len(state) == 1 and "_metadata" in state
 
 
 class SafeUnpickler(pickle._Unpickler):
@@ -44,6 +57,61 @@ class SafeUnpickler(pickle._Unpickler):
         super().__init__(stream)
         self.path = path
         self.budget = budget or Budget(path)
+        self.memo: list[Any] = []  # type: ignore[assignment]  # keys are dense: see _put
+
+    # -- the memo: a list, keys in order --------------------------------------------------------------------
+
+    def _put(self, key: int) -> None:
+        """Store the top of the stack under ``key``: the next key (as picklers number them) or one already
+        used (legacy files hold several pickles, each numbering from 0). Any other key is refused: a dictionary
+        memo would let a file choose keys that all hash alike and make every store compare with all before it."""
+        if key < len(self.memo):
+            self.memo[key] = self.stack[-1]
+        elif key == len(self.memo):
+            self.memo.append(self.stack[-1])
+        else:
+            raise CorruptFileError(self.path, "pickle stores references out of order (refused)")
+
+    def _get(self, key: int) -> None:
+        if key >= len(self.memo):
+            raise CorruptFileError(self.path, "pickle refers to something it never stored")
+        self.append(self.memo[key])
+
+    def _text_key(self) -> int:
+        line = self.readline()[:-1]
+        if not (0 < len(line) <= _MEMO_KEY_DIGITS and line.isdigit()):
+            raise CorruptFileError(self.path, "pickle has a reference that is not a small whole number")
+        return int(line)
+
+    def load_put(self) -> None:
+        self._put(self._text_key())
+
+    def load_binput(self) -> None:
+        self._put(self.read(1)[0])
+
+    def load_long_binput(self) -> None:
+        self._put(struct.unpack("<I", self.read(4))[0])
+
+    def load_memoize(self) -> None:
+        self._put(len(self.memo))
+
+    def load_get(self) -> None:
+        self._get(self._text_key())
+
+    def load_binget(self) -> None:
+        self._get(self.read(1)[0])
+
+    def load_long_binget(self) -> None:
+        self._get(struct.unpack("<I", self.read(4))[0])
+
+    def _charge(self, values: tuple) -> None:
+        """Pay for work done in proportion to values that may be shared (memo): items of containers as nodes,
+        characters of text as bytes. Only the values themselves are measured (``len``), never walked."""
+        for value in values:
+            if type(value) in _SIZED:
+                self.budget.spend_nodes(len(value))
+            elif type(value) in _TEXT:
+                self.budget.spend_bytes(len(value))
 
     def find_class(self, module: str, name: str) -> Any:
         module = {"__builtin__": "builtins", "copy_reg": "copyreg"}.get(module, module)  # Python 2 names
@@ -64,6 +132,9 @@ class SafeUnpickler(pickle._Unpickler):
         if id(func) not in CALLABLE or type(args) is not tuple:
             raise UnsafeFileError(self.path, "refused a call to something that is not an allowed function "
                                              "(nothing was run)")
+        if len(args) > MAX_ARGUMENTS:
+            raise CorruptFileError(self.path, f"pickle calls {func.__name__} with {len(args):,} arguments")
+        self._charge(args)
         try:
             self.stack[-1] = func(*args)
         except TypeError as e:  # our functions raise CorruptFileError themselves: this is a wrong argument count
@@ -89,6 +160,7 @@ class SafeUnpickler(pickle._Unpickler):
     def load_build(self) -> None:
         state = self.stack.pop()
         inst = self.stack[-1]
+        self._charge((state,))
         if type(inst) is SafeParameterDict and type(state) is dict:
             self._check_keys(list(state))
             inst.update(state)
@@ -167,6 +239,10 @@ _CHECKED = {
     pickle.SETITEM: SafeUnpickler.load_setitem, pickle.SETITEMS: SafeUnpickler.load_setitems,
     pickle.DICT: SafeUnpickler.load_dict, pickle.ADDITEMS: SafeUnpickler.load_additems,
     pickle.FROZENSET: SafeUnpickler.load_frozenset, pickle.PERSID: SafeUnpickler.load_persid,
+    pickle.PUT: SafeUnpickler.load_put, pickle.BINPUT: SafeUnpickler.load_binput,
+    pickle.LONG_BINPUT: SafeUnpickler.load_long_binput, pickle.MEMOIZE: SafeUnpickler.load_memoize,
+    pickle.GET: SafeUnpickler.load_get, pickle.BINGET: SafeUnpickler.load_binget,
+    pickle.LONG_BINGET: SafeUnpickler.load_long_binget,
 }
 
 

@@ -46,11 +46,24 @@ class ZipArchive:
     path: str
 
     def read(self, name: str) -> bytes:
+        """A member's bytes as ``bytes`` (for small members: ``data.pkl``, ``byteorder``)."""
+        return bytes(self.read_view(name))
+
+    def read_view(self, name: str) -> memoryview | bytearray:
+        """A member's bytes without a second copy: a stored member is a view of the file, a deflated one is
+        inflated into one buffer of its declared size (pieces are copied in as they come, never joined)."""
         member = self.members[name]
-        blob = self.data[member.data_offset: member.data_offset + member.compressed]
-        if member.method == _DEFLATED:
-            blob = b"".join(_inflated(blob, member, self.path))
-        return blob
+        raw = memoryview(self.data)[member.data_offset: member.data_offset + member.compressed]
+        if member.method != _DEFLATED:
+            return raw
+        out, at = bytearray(member.size), 0
+        for piece in _inflated(raw, member, self.path):
+            if at + len(piece) > member.size:
+                raise CorruptFileError(self.path, f"zip member '{shown(member.name)}' is not the size its header "
+                                                  "declares")
+            out[at: at + len(piece)] = piece
+            at += len(piece)
+        return out
 
     def verify(self, member: Member) -> None:
         """Size and CRC of one member, inflated piece by piece (never held whole): part of the one parse."""
@@ -66,17 +79,25 @@ class ZipArchive:
             raise CorruptFileError(self.path, f"zip member '{shown(member.name)}' fails its CRC check")
 
 
+_FEED = 64 * 1024
+"""Compressed bytes handed to zlib at a time: its unconsumed tail (copied on every call) stays this small, so
+inflating costs time linear in the member, whatever its ratio."""
+
+
 def _inflated(raw: bytes | memoryview, member: Member, path: str, piece: int = 1 << 20) -> Iterator[bytes]:
     """A deflated member in pieces of at most ``piece`` bytes, stopping one byte past its declared size."""
-    inflater = zlib.decompressobj(-15)
-    produced, pending = 0, bytes(raw)
+    inflater, view, produced = zlib.decompressobj(-15), memoryview(raw), 0
     try:
-        while pending and produced <= member.size:
-            out = inflater.decompress(pending, piece)
-            pending = inflater.unconsumed_tail
-            produced += len(out)
-            yield out
-            if not out:
+        for start in range(0, len(view), _FEED):
+            pending: bytes | memoryview = view[start: start + _FEED]
+            while pending and produced <= member.size:
+                out = inflater.decompress(pending, piece)
+                pending = inflater.unconsumed_tail
+                produced += len(out)
+                yield out
+                if not out:
+                    break
+            if produced > member.size or inflater.eof:
                 break
         if produced <= member.size:
             yield inflater.flush()  # what zlib still holds for input it has fully consumed

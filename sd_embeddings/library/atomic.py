@@ -22,6 +22,7 @@ import threading
 import time
 
 from ..errors import WriteError
+from .containment import OutsideError, Root
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +41,24 @@ _KINDS = {errno.EROFS: ("read-only", "folder is read-only"),
 _umask_lock = threading.Lock()
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably. Raises ``WriteError``."""
+def write_atomic(path: str | os.PathLike, data: bytes, within: Root | None = None) -> None:
+    """Replace ``path`` with ``data`` atomically and durably. Raises ``WriteError``.
+
+    ``within``: the embeddings folder the file must land in. Its folder is checked before writing and the
+    temporary file on its descriptor once created (a folder linked outside: ``WriteError`` "outside")."""
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
-    mode = _mode_for(path)
     try:
+        if within is not None:
+            within.check_folder(folder)
+        mode = _mode_for(path)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     except OSError as e:
         raise _write_error(path, e) from e
     try:
         with os.fdopen(fd, "wb") as handle:
+            if within is not None:
+                within.check_written(handle.fileno(), tmp)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -97,6 +105,8 @@ def _sync_folder(folder: str) -> None:
 
 
 def _write_error(path: str, error: OSError) -> WriteError:
+    if isinstance(error, OutsideError):
+        return WriteError(path, "outside", f"not written: {error.reason}")
     kind, what = _KINDS.get(error.errno or 0, ("failed", f"could not write ({error.strerror or error})"))
     return WriteError(path, kind, what, error.errno)
 

@@ -34,9 +34,9 @@ from typing import Any
 
 from ..errors import CorruptFileError
 from ..formats import json_limits
-from ..formats.decoding import open_regular
 from ..formats.text import clean_json
 from ..records import Entry, Family
+from .containment import OutsideError, Root
 
 logger = logging.getLogger(__name__)
 
@@ -186,17 +186,16 @@ def extract(data: object, filename: str) -> CivitaiFile:
                        images=len(images) if isinstance(images, list) else 0)
 
 
-def _read_json(path: str) -> object:
-    with open_regular(path) as handle:
-        raw = handle.read(LIMITS.size + 1)
+def _read_json(path: str, root: Root) -> object:
+    raw = root.read(path, LIMITS.size)  # a plain file inside the embeddings folder only (containment)
     json_limits.check(raw, LIMITS, path, "the Civitai sidecar")
     return clean_json(json.loads(raw.decode("utf-8", errors="replace")))
 
 
-def _parse(path: str, filename: str) -> CivitaiFile:
+def _parse(path: str, filename: str, root: Root) -> CivitaiFile:
     try:
-        found = extract(_read_json(path), filename)
-    except CorruptFileError as e:
+        found = extract(_read_json(path, root), filename)
+    except (CorruptFileError, OutsideError) as e:
         found = CivitaiFile(problem=e.reason)
     except (OSError, ValueError, RecursionError, MemoryError) as e:  # UnicodeError is a ValueError
         found = CivitaiFile(problem=f"unreadable ({type(e).__name__}: {label(str(e), 100)})")
@@ -214,8 +213,9 @@ class _Cache:
 _cache = _Cache()
 
 
-def read_file(path: str, filename: str) -> CivitaiFile:
-    """``extract`` of the sidecar at ``path`` for the embedding file ``filename``, cached by the sidecar's stamp."""
+def read_file(path: str, filename: str, root: Root | None = None) -> CivitaiFile:
+    """``extract`` of the sidecar at ``path`` for the embedding file ``filename``, cached by the sidecar's stamp;
+    read only inside ``root`` (the entry's embeddings folder; default: the folder the sidecar sits in)."""
     try:
         info = os.stat(path)
     except OSError as e:
@@ -226,7 +226,7 @@ def read_file(path: str, filename: str) -> CivitaiFile:
         if hit is not None and hit[0] == stamp:
             _cache.items.move_to_end(key)
             return hit[1]
-    parsed = _parse(path, filename)
+    parsed = _parse(path, filename, root or Root.of(os.path.dirname(path)))
     with _cache.lock:
         _cache.items[key] = (stamp, parsed)
         while len(_cache.items) > CACHE_SIZE:
@@ -246,7 +246,7 @@ def summary(entry: Entry, path: str | None, metadata: dict, metadata_name: str =
     """What the Civitai sidecar at ``path`` (None: none) and the user metadata ``metadata`` (read from the file
     ``metadata_name``) say about ``entry``. The Civitai file comes first for every field; ``x.json`` fills what it
     leaves empty."""
-    own = read_file(path, entry.filename) if path else CivitaiFile()
+    own = read_file(path, entry.filename, Root.known(entry.root)) if path else CivitaiFile()
     local = _from_metadata(metadata) if metadata else CivitaiFile()
     base = own.base_model or local.base_model
     sources = tuple(name for name, used in ((os.path.basename(path or ""), bool(path) and not own.problem),

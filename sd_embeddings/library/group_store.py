@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..records import Entry, Status, stat_stamp
 from .atomic import write_atomic
 from .collisions import keyword_key
+from .containment import Root
 from .groups import SUFFIX, Group, GroupError, GroupExists, Member, check_name, document, is_group_file, read_group
 from .library import Library
 
@@ -107,7 +108,8 @@ def save_group(library: Library, name: str, description: str, target: str, membe
         raise GroupExists(f"a group named {taken[0].name!r} exists already ({taken[0].relpath})")
     folder = os.path.dirname(replacing.path) if replacing is not None else library.folders[0]
     path = os.path.join(folder, name + SUFFIX)
-    write_atomic(path, document(description, target, members))
+    within = Root.known(replacing.root if replacing is not None else library.folders[0])
+    write_atomic(path, document(description, target, members), within)  # never through a folder linked out
     if replacing is not None and replacing.path != path and not _same_file(replacing.path, path):
         os.unlink(replacing.path)
     _forget(library, folder)
@@ -130,6 +132,7 @@ def delete_group(library: Library, group: Group) -> None:
     """Remove a listed group's file (``OSError`` when the folder refuses)."""
     if all(g.path != group.path for g in groups_of(library)):
         raise GroupError("not a group of this library")
+    Root.known(group.root).check_folder(os.path.dirname(group.path))  # a folder swapped for a link out: refused
     os.unlink(group.path)
     _forget(library, os.path.dirname(group.path))
     logger.info("Deleted group %s", group.path)

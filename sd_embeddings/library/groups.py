@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from ..errors import CorruptFileError
 from ..formats import json_limits
-from ..formats.decoding import open_regular
+from .containment import OutsideError, Root
 
 SUFFIX = ".tigroup.json"
 MARKER = "sd-embeddings group"
@@ -165,14 +165,13 @@ def read_group(path: str, root: str, folder: str, stamp: tuple[int, int, int, in
     group = Group(path, root, folder, os.path.basename(path)[:-len(SUFFIX)], stamp=stamp)
     try:
         check_name(group.name)
-        with open_regular(path) as handle:
-            raw = handle.read(LIMITS.size + 1)
+        raw = Root.known(root).read(path, LIMITS.size)  # a plain file inside the embeddings folder only
         json_limits.check(raw, LIMITS, path, "the group file")
         data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict) or data.get(MARKER) != 1:
             raise GroupError(f'not a group file (no "{MARKER}": 1)')
         group.description, group.target, group.members = check_content(data)
-    except CorruptFileError as e:
+    except (CorruptFileError, OutsideError) as e:
         group.problem = e.reason
     except json.JSONDecodeError as e:
         group.problem = f"not valid JSON ({e.msg}, line {e.lineno} column {e.colno})"

@@ -14,12 +14,13 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..formats import json_limits
 from ..formats.decoding import MAX_EMBEDDING_BYTES, open_regular
 from .atomic import remove_stale_temps, write_atomic
 from .bulk import gc_paused
+from .containment import Root
 
 logger = logging.getLogger(__name__)
 
@@ -36,19 +37,24 @@ def default_cache_path() -> Path:
 
 
 def sha256_file(path: str | os.PathLike, limit: int = MAX_EMBEDDING_BYTES) -> str:
-    """Hash of a plain file; a FIFO or device swapped in after the scan raises OSError instead of blocking.
+    """Hash of a plain file; a FIFO or device swapped in after the scan raises OSError instead of blocking."""
+    with open_regular(path) as handle:
+        return sha256_open(handle, path, limit)
+
+
+def sha256_open(handle: BinaryIO, path: str | os.PathLike, limit: int = MAX_EMBEDDING_BYTES) -> str:
+    """Hash of an already-open file.
 
     A file over ``limit`` is refused as an embedding anyway, and a sparse one can claim terabytes while taking no
     disk: it raises OSError (EFBIG) before (or, if it grows, while) it is read."""
     digest = hashlib.sha256()
-    with open_regular(path) as handle:
-        left = limit - os.fstat(handle.fileno()).st_size  # the stat of the open file: no swap in between
-        while left >= 0:
-            block = handle.read(1024 * 1024)
-            if not block:
-                return digest.hexdigest()
-            left -= len(block)
-            digest.update(block)
+    left = limit - os.fstat(handle.fileno()).st_size  # the stat of the open file: no swap in between
+    while left >= 0:
+        block = handle.read(1024 * 1024)
+        if not block:
+            return digest.hexdigest()
+        left -= len(block)
+        digest.update(block)
     raise OSError(errno.EFBIG, f"larger than {limit // 2**20} MB, the largest embedding file; not hashed",
                   os.fspath(path))
 
@@ -122,7 +128,8 @@ class HashCache:
 
     def _read_document(self) -> int:
         """Load every well-formed record; returns how many were skipped as damaged."""
-        raw = self.path.read_bytes()
+        with open_regular(self.path) as handle:  # a FIFO in its place must not block the start
+            raw = handle.read(MAX_CACHE_BYTES + 1)
         json_limits.check(raw, CACHE_LIMITS, str(self.path), "the hash cache")
         document = json.loads(raw.decode("utf-8"))
         if isinstance(document, dict) and document.get("version") != CACHE_VERSION:
@@ -170,12 +177,17 @@ class HashCache:
     def put_scan(self, path: str, stamp: Stamp, scan: dict) -> None:
         self._put(path, stamp, "scan", scan)
 
-    def compute(self, path: str, stamp: Stamp) -> str:
-        """The cached hash, else hash now; OSError for a file over the embedding size cap (never read)."""
+    def compute(self, path: str, stamp: Stamp, root: str | None = None) -> str:
+        """The cached hash, else hash now; OSError for a file over the embedding size cap (never read), or (with
+        ``root``, the embeddings folder it belongs to) one leading outside that folder (``OutsideError``)."""
         cached = self.get(path, stamp)
         if cached is not None:
             return cached
-        value = sha256_file(path)
+        if root is None:
+            value = sha256_file(path)
+        else:
+            with Root.known(root).reader(path) as handle:
+                value = sha256_open(handle, path)
         self.put(path, stamp, value)
         return value
 

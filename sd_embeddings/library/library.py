@@ -21,9 +21,10 @@ from ..records import EmbeddingData, Entry, Family, Status
 from . import atomic, collisions, scan_record, sidecars
 from .bulk import gc_paused
 from .collisions import keyword_key
+from .containment import Root
 from .hashing import HashCache
 from .reading import read_entry
-from .scanning import walk_folders
+from .scanning import Skipped, walk_folders
 from .verifier import Verifier, needs_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -35,11 +36,14 @@ class ScanReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     loops: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    """Sub-folders not walked (links leading outside, scan caps): listed with the problems."""
     sidecars_changed: bool = False
+    skipped_changed: bool = False
 
     @property
     def any(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.sidecars_changed)
+        return bool(self.added or self.changed or self.removed or self.sidecars_changed or self.skipped_changed)
 
 
 class Library:
@@ -68,6 +72,8 @@ class Library:
         self._winners: dict[str, Entry] = {}
         self._by_path: dict[str, Entry] = {}
         self._swept: set[str] = set()
+        self.skipped: tuple[Skipped, ...] = ()
+        """What the last scan did not walk, and why (see ``scanning.Skipped``)."""
         self.checks = Verifier(self, self.hash_cache, background_hashing, cache_size)
 
     # -- folders and scanning ------------------------------------------------------------------------------
@@ -84,7 +90,10 @@ class Library:
         """
         with self._lock, gc_paused():
             report = ScanReport()
-            found, dir_stamps, report.loops = walk_folders(self.folders)
+            walk = walk_folders(self.folders)
+            found, dir_stamps, report.loops, report.skipped = walk.found, walk.stamps, walk.loops, walk.skipped
+            report.skipped_changed = tuple(walk.skipped) != self.skipped
+            self.skipped = tuple(walk.skipped)
             self._sweep(dir_stamps)
             previous = self._files
             files: dict[str, Entry] = {}
@@ -192,7 +201,7 @@ class Library:
                 data.pop(key, None)
             else:
                 data[key] = value
-        sidecars.write_user_metadata(path, data)
+        sidecars.write_user_metadata(path, data, Root.known(entry.root))
         with self._lock:
             for item in (self._files.get(entry.path), self._by_path.get(entry.path)):
                 if item is not None:
@@ -210,7 +219,7 @@ class Library:
         if name is not None and (name != current.sidecars.preview or name == current.filename):
             raise KeyError(f"{name} is not the preview shown for {entry.path}")
         path = sidecars.preview_upload_path(entry) if name is None else os.path.join(os.path.dirname(entry.path), name)
-        atomic.write_atomic(path, png)
+        atomic.write_atomic(path, png, Root.known(entry.root))
         logger.info("Wrote preview %s (%d bytes)", path, len(png))
         return path
 

@@ -13,6 +13,7 @@ from ..errors import EmbeddingError, NotAnEmbeddingError
 from ..formats import decoding as formats
 from ..records import EmbeddingData, Entry, Status
 from . import scan_record
+from .containment import Root, read_embedding, scan_embedding
 from .hashing import HashCache
 from .scanning import FoundFile
 from .verifier import unexpected
@@ -30,6 +31,11 @@ def read_entry(item: FoundFile, hash_cache: HashCache, deep: bool,
     entry = Entry(path=item.path, root=item.root, folder=item.folder, keyword=stem, format=item.format,
                   size=item.size, mtime_ns=item.mtime_ns, status=Status.LOADED, sidecars=item.sidecars,
                   ctime_ns=item.ctime_ns, inode=item.inode)
+    if item.refused:  # a link leading outside its folder: listed with the reason, never opened
+        entry.status = entry.file_status = Status.UNSUPPORTED
+        entry.reason = entry.file_reason = item.refused
+        logger.warning("Embedding %s: %s", item.path, item.refused)
+        return entry
     entry.sha256 = hash_cache.get(item.path, item.stamp)
     cached = None if deep else hash_cache.get_scan(item.path, item.stamp)
     if cached is not None and scan_record.restore(entry, cached):
@@ -54,13 +60,14 @@ def _read_contents(entry: Entry, item: FoundFile, deep: bool,
                    remember: Callable[[Entry, EmbeddingData], None]) -> None:
     if item.size == 0:
         raise NotAnEmbeddingError(item.path, EMPTY_FILE)
+    root = item.within or Root.known(item.root)
     if deep:
-        data = formats.decode(formats.read_file(item.path), item.path)
+        data = formats.decode(read_embedding(root, item.path), item.path)
         entry.header = formats.header_of(data)
         entry.verified = True
         remember(entry, data)
     else:
-        entry.header = formats.scan_file(item.path, item.size)
+        entry.header = scan_embedding(root, item.path)
     if item.format == "image" and entry.header.name and plain_name(entry.header.name):
         entry.keyword = entry.header.name
 

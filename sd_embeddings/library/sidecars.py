@@ -9,11 +9,11 @@ from typing import Any
 
 from ..errors import CorruptFileError
 from ..formats import json_limits
-from ..formats.decoding import open_regular
 from ..formats.text import clean_json
 from ..records import Entry, Sidecars
 from . import civitai
 from .atomic import write_atomic
+from .containment import Root
 
 logger = logging.getLogger(__name__)
 
@@ -69,31 +69,41 @@ def is_civitai_image(name: str, model_stems: set[str], names_lower: dict[str, st
         owner + suffix in names_lower for suffix in (*civitai.INFO_SUFFIXES, ".json"))
 
 
-def read_text(path: str, limit: int = 64 * 1024) -> str:
+def read_text(path: str, limit: int = 64 * 1024, root: Root | None = None) -> str:
+    """A description text file (``root``: the embeddings folder it must stay inside; see ``read_bytes``)."""
+    raw = read_bytes(path, limit, root)
+    return raw[:limit].decode("utf-8", errors="replace").strip() if raw else ""
+
+
+def read_bytes(path: str, limit: int, root: Root | None = None) -> bytes | None:
+    """Up to ``limit + 1`` bytes of a sidecar, opened once as a plain file inside ``root`` (default: the folder
+    the file sits in); None when it is missing, not a plain file (a FIFO named x.txt would block the page for
+    ever), leads outside the embeddings folder or cannot be read (with one log line saying why)."""
     try:
-        with open_regular(path) as handle:  # a FIFO named x.txt would block the page for ever
-            return handle.read(limit).decode("utf-8", errors="replace").strip()
-    except OSError:
-        return ""
+        return (root or Root.of(os.path.dirname(path))).read(path, limit)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        logger.warning("Ignoring %s: %s", path, getattr(e, "reason", None) or e.strerror or e)
+        return None
 
 
 USER_METADATA_LIMITS = json_limits.JsonLimits(size=1024 * 1024, values=50_000, containers=10_000, strings=100_000)
 """A stranger's ``x.json`` is parsed within these counts (the WebUI writes a few hundred bytes)."""
 
 
-def read_user_metadata(path: str) -> dict[str, Any]:
+def read_user_metadata(path: str, root: Root | None = None) -> dict[str, Any]:
     """The WebUI's user metadata JSON (``{"description": ..., "notes": ...}`` plus our keys); {} if unusable.
 
     The file may come from anyone: it is read within ``USER_METADATA_LIMITS`` (a FIFO or folder is refused at
     once), and its values are cleaned (``clean_json``) so the page, the cards and a later write never fail on it.
     Anything wrong costs only this sidecar, with one warning line saying why."""
+    raw = read_bytes(path, USER_METADATA_LIMITS.size, root)
+    if raw is None:
+        return {}
     try:
-        with open_regular(path) as handle:
-            raw = handle.read(USER_METADATA_LIMITS.size + 1)
         json_limits.check(raw, USER_METADATA_LIMITS, path, "the metadata file")
         data = json.loads(raw.decode("utf-8", errors="replace"))
-    except FileNotFoundError:
-        return {}
     except CorruptFileError as e:
         logger.warning("Ignoring metadata file %s: %s", path, e.reason)
         return {}
@@ -104,29 +114,39 @@ def read_user_metadata(path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def write_user_metadata(path: str, data: dict[str, Any]) -> None:
+def write_user_metadata(path: str, data: dict[str, Any], within: Root | None = None) -> None:
     """Write as the WebUI does (indent 4, UTF-8, non-ASCII kept), atomically so a crash never leaves half a file.
 
     Raises ``WriteError`` (read-only folder, disk full, name too long) and ``ValueError`` for values JSON cannot
-    hold (a lone surrogate, a float JSON has no spelling for); nothing is written then."""
+    hold (a lone surrogate, a float JSON has no spelling for); nothing is written then. ``within``: the
+    embeddings folder it must land in (a folder linked outside it: ``WriteError`` of kind ``outside``)."""
     text = json.dumps(data, indent=4, ensure_ascii=False, allow_nan=False)
-    write_atomic(path, text.encode("utf-8"))
+    write_atomic(path, text.encode("utf-8"), within)
 
 
 def sidecar_path(entry: Entry, name: str | None) -> str | None:
-    """A sidecar file beside the entry; None if it is a link leading anywhere else (never read through)."""
+    """A sidecar file beside the entry; None if it is a link leading outside the entry's embeddings folder
+    (never read through). Reading it still goes through ``Root.open``, which checks the file it opened."""
     if not name:
         return None
     path = os.path.join(os.path.dirname(entry.path), name)
-    if os.path.dirname(os.path.realpath(path)) != os.path.dirname(os.path.realpath(entry.path)):
-        logger.warning("Ignoring %s: it links outside the embedding's folder", path)
-        return None
+    if os.path.islink(path):
+        reason = Root.known(entry.root).refusal(path)
+        if reason:
+            logger.warning("Ignoring %s: %s", path, reason)
+            return None
     return path
 
 
 def user_metadata(entry: Entry) -> dict[str, Any]:
     path = sidecar_path(entry, entry.sidecars.metadata_file)
-    return read_user_metadata(path) if path else {}
+    return read_user_metadata(path, Root.known(entry.root)) if path else {}
+
+
+def text_description(entry: Entry) -> str:
+    """``x.txt`` / ``x.description.txt`` beside the entry, read inside its embeddings folder ("" if none)."""
+    path = sidecar_path(entry, entry.sidecars.description_file)
+    return read_text(path, root=Root.known(entry.root)) if path else ""
 
 
 def description(entry: Entry) -> str:
@@ -136,9 +156,8 @@ def description(entry: Entry) -> str:
     text = metadata.get("description")
     if isinstance(text, str) and text:
         return text
-    path = sidecar_path(entry, entry.sidecars.description_file)
-    text = read_text(path) if path else ""
-    return text or (civitai_summary(entry, metadata).description if entry.sidecars.civitai_file else "")
+    return text_description(entry) or (civitai_summary(entry, metadata).description if entry.sidecars.civitai_file
+                                       else "")
 
 
 def civitai_summary(entry: Entry, metadata: dict | None = None) -> civitai.CivitaiSummary:

@@ -20,6 +20,7 @@ from ..errors import ChangedFileError, CorruptFileError, EmbeddingError
 from ..formats import decoding as formats
 from ..records import EmbeddingData, Entry, Status, stat_stamp
 from . import vectors
+from .containment import Root, read_embedding
 from .hashing import HashCache
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class Verifier:
                 self._cache.move_to_end(entry.path)
                 return cached[1]
         try:
-            data = _decode(formats.read_file(entry.path), entry.path)
+            data = _decode(read_embedding(Root.known(entry.root), entry.path), entry.path)
         except EmbeddingError as e:
             self.records.record_bad(entry, e)
             raise
@@ -109,9 +110,10 @@ class Verifier:
         if record is None or (record.verified and record.sha256 and not needs_fingerprint(record)):
             return
         try:
-            raw = formats.read_file(entry.path)
+            raw = read_embedding(Root.known(entry.root), entry.path)
         except EmbeddingError as e:
-            self.records.record_bad(entry, e)
+            if (e.status, e.reason) != (getattr(record.file_status, "value", None), record.file_reason):
+                self.records.record_bad(entry, e)  # a failure already recorded (a link out) is not news
             return
         if _replaced(record):  # the next scan reads the new file; its hash and values are not this record's
             return
@@ -144,7 +146,7 @@ class Verifier:
         """The file's sha256, computed now if the background worker has not got to it yet."""
         if entry.sha256 is None:
             try:
-                value = self.hash_cache.compute(entry.path, entry.stamp)
+                value = self.hash_cache.compute(entry.path, entry.stamp, entry.root)
             except OSError as e:
                 logger.warning("Cannot hash %s: %s", entry.path, e)
                 return None

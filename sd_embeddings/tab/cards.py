@@ -209,9 +209,12 @@ def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = T
 
 
 def problem_rows(library: Library) -> list[dict]:
+    """Broken files, then sub-folders the scan did not walk (a link leading outside, the scan's caps)."""
     return [{"relpath": shown(e.relpath), "status": e.status.value, "reason": shown(e.reason),
              "quiet": e.format == "image" and e.status is Status.NOT_AN_EMBEDDING}
-            for e in library.entries if e.status.is_problem]
+            for e in library.entries if e.status.is_problem] + [
+        {"relpath": shown(s.relpath) + "/", "status": "skipped", "reason": shown(s.reason), "quiet": False}
+        for s in library.skipped]
 
 
 def folder_list(library: Library) -> list[str]:

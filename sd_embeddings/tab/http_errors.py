@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from ..errors import EmbeddingError, WriteError
+from ..library.containment import OutsideError
 from .names import shown
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ def _disk_error(error: BaseException) -> tuple[int, str] | None:
     """(status, reason) for a disk error anywhere in the exception's chain, else None."""
     seen = 0
     while error is not None and seen < 8:
+        if isinstance(error, WriteError) and error.kind == "outside":  # a folder linked out of the embeddings folder
+            return 400, error.reason
+        if isinstance(error, OutsideError):
+            return 400, f"not changed: {error.reason}"
         if isinstance(error, WriteError) and error.kind in WRITE_KINDS:
             status = DISK_ERRORS[WRITE_KINDS[error.kind]][0]
             return status, f"{error.reason}: {os.path.basename(error.path)}"

@@ -2,21 +2,23 @@
 
 A preview is chosen by name (``x.png``, ``x.preview.webp``), but its bytes can be anything: an SVG or an HTML page
 saved as ``x.png``, or ``x.png`` a link to ``x.svg``. Served with the target's type, or sniffed by the browser,
-such a file runs script on the host's origin. ``open_preview(path)`` opens the (already resolved) path without
-following a link and without blocking on a FIFO, refuses anything but a regular file, and sniffs the first bytes
-as PNG, JPEG, WebP, GIF or AVIF (``sniff``); ``preview_response`` streams exactly that open file with the sniffed
-``Content-Type``, ``X-Content-Type-Options: nosniff`` and ``Content-Security-Policy: default-src 'none'; sandbox``.
-Every refusal is a ``NotServable`` with a one-line reason (the route answers 404).
+such a file runs script on the host's origin. ``open_preview(path, within)`` opens the path once inside its
+embeddings folder (``containment.Root.open``: no link out, no FIFO or device, a regular file only), and sniffs the
+first bytes as PNG, JPEG, WebP, GIF or AVIF (``sniff``); ``preview_response`` streams exactly that open file with
+the sniffed ``Content-Type``, ``X-Content-Type-Options: nosniff`` and
+``Content-Security-Policy: default-src 'none'; sandbox``. Every refusal is a ``NotServable`` with a one-line
+reason (the route answers 404).
 """
 
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fastapi.responses import StreamingResponse
+
+from ..library.containment import OutsideError, Root
 
 CHUNK = 256 * 1024
 HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -53,16 +55,18 @@ class OpenPreview:
     media_type: str
 
 
-def open_preview(path: str) -> OpenPreview:
+def open_preview(path: str, within: Root | None = None) -> OpenPreview:
+    """Open a preview once (``within``: inside that embeddings folder, see ``containment.Root.open``; else the
+    folder it sits in) and sniff its first bytes from that descriptor."""
     name = os.path.basename(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0))
+        fd = (within or Root.of(os.path.dirname(path))).open(path)
+    except OutsideError as e:
+        raise NotServable(f"{name}: {e.reason}") from e
     except OSError as e:
         raise NotServable(f"{name}: cannot be opened ({e.strerror or 'error'})") from e
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotServable(f"{name}: not a regular file")
         kind = sniff(os.pread(fd, 64, 0))
         if kind is None:
             raise NotServable(f"{name}: not a PNG, JPEG, WebP, GIF or AVIF picture")
@@ -86,6 +90,6 @@ def _chunks(opened: OpenPreview) -> Iterator[bytes]:
         os.close(opened.fd)
 
 
-def preview_response(path: str) -> StreamingResponse:
-    opened = open_preview(path)
+def preview_response(path: str, within: Root | None = None) -> StreamingResponse:
+    opened = open_preview(path, within)
     return StreamingResponse(_chunks(opened), media_type=opened.media_type, headers=HEADERS)

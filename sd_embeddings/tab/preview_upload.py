@@ -25,6 +25,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 
+from ..library.containment import OutsideError, Root
 from ..records import Entry
 
 logger = logging.getLogger(__name__)
@@ -98,9 +99,12 @@ def shadowing_preview(entry: Entry) -> str | None:
 def preview_target(entry: Entry, shown: bool = False) -> str:
     """Where an upload goes: ``x.preview.png``, or with ``shown`` the ``x.png`` that shadows it."""
     folder = os.path.dirname(entry.path)
-    real_root, real_folder = os.path.realpath(entry.root), os.path.realpath(folder)
-    if os.path.commonpath([real_root, real_folder]) != real_root:
-        raise PreviewError("the embedding's folder is outside the embeddings folder")
+    try:
+        Root.known(entry.root).check_folder(folder)
+    except OutsideError as e:
+        raise PreviewError("the embedding's folder is outside the embeddings folder") from e
+    except OSError as e:
+        raise PreviewError(f"the embedding's folder cannot be opened ({e.strerror or 'error'})") from e
     target = os.path.splitext(entry.path)[0] + ".preview.png"
     if shown:
         name = shadowing_preview(entry)

@@ -51,6 +51,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..library import Library
+from ..library.containment import Root
 from ..library.hashing import hashable
 from ..library.sidecars import PREVIEW_EXTENSIONS
 from ..library.vectors import Vocabulary
@@ -68,8 +69,8 @@ BODY_LIMIT = 256 * 1024
 """Largest metadata request body (bytes): two capped texts even when every character is a JSON escape."""
 
 
-def safe_preview_path(library: Library, root_index: str, relpath: str) -> str | None:
-    """The absolute path of a servable preview, or None. See the module docstring for the rules."""
+def safe_preview_path(library: Library, root_index: str, relpath: str) -> tuple[str, Root] | None:
+    """The real path of a servable preview and its embeddings folder, or None. See the module docstring."""
     try:
         root = library.folders[int(root_index)]
     except (ValueError, IndexError):
@@ -86,11 +87,12 @@ def safe_preview_path(library: Library, root_index: str, relpath: str) -> str | 
         return None
     path = os.path.join(root, *known.folder.split("/"), known.sidecars.preview) if known.folder \
         else os.path.join(root, known.sidecars.preview)
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if os.path.commonpath([real_root, real]) != real_root or not os.path.isfile(real):
+    place = Root.known(root)
+    try:
+        real = place.resolve(path)
+    except OSError:
         return None
-    return real
+    return (real, place) if os.path.isfile(real) else None
 
 
 def _hash_state(entry: Entry) -> str:
@@ -274,11 +276,11 @@ def _store_preview(tab: _Tab, library: Library, entry: Entry, data: bytes, repla
 def _add_preview_routes(router: APIRouter, tab: _Tab) -> None:
     @router.get("/preview")
     def preview(root: str = "", path: str = "") -> Response:
-        real = safe_preview_path(tab.get_library(), root, path)
-        if real is None:
+        found = safe_preview_path(tab.get_library(), root, path)
+        if found is None:
             raise HTTPException(status_code=404, detail="not a known preview inside the embeddings folders")
         try:
-            return preview_serving.preview_response(real)
+            return preview_serving.preview_response(*found)
         except preview_serving.NotServable as e:
             raise HTTPException(status_code=404, detail=shown(str(e))) from e
 

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..library import sidecars
 from ..records import Status
 from . import settings
 
@@ -38,14 +39,27 @@ def _create_item(page: Any, name: str, index: int | None) -> dict | None:
         return None
     path = os.path.splitext(entry.path)[0]
     terms = [page.search_terms_from_path(entry.path)] + ([entry.sha256] if entry.sha256 else [])
+    # the WebUI's own find_preview/find_description open any x.png/x.txt, links out included: ours stay inside
+    preview = sidecars.sidecar_path(entry, entry.sidecars.preview)
     return {
         "name": entry.keyword, "filename": entry.path, "shorthash": entry.shorthash or "",
-        "preview": page.find_preview(path), "description": page.find_description(path),
+        "preview": page.link_preview(preview) if preview else None,
+        "description": sidecars.text_description(entry) or None,
         "search_terms": terms, "prompt": quote_js(entry.keyword),
         "local_preview": f"{path}.preview.{shared.opts.samples_format}",
         "sort_keys": {"default": index if index is not None else 0, **page.get_sort_keys(entry.path)},
         "family": entry.family.value, "reason": entry.reason,
     }
+
+
+def _read_user_metadata(page: Any, item: dict) -> None:
+    """The WebUI's ``read_user_metadata`` contract (``user_metadata``, its ``description`` over the text file),
+    read by the library inside the embeddings folder (the WebUI's reader follows an ``x.json`` link anywhere)."""
+    entry = page.get_db().library.find(item.get("filename") or "")
+    metadata = sidecars.user_metadata(entry) if entry is not None else {}
+    if metadata.get("description") is not None:
+        item["description"] = metadata["description"]
+    item["user_metadata"] = metadata
 
 
 def _list_items(page: Any) -> Iterator[dict]:
@@ -88,6 +102,9 @@ def page_class(base: type) -> type:
 
         def list_items(self) -> Iterator[dict]:
             return _list_items(self)
+
+        def read_user_metadata(self, item: dict, use_cache: bool = True) -> None:
+            _read_user_metadata(self, item)
 
         def allowed_directories_for_previews(self) -> list[str]:
             return list(self.get_db().library.folders)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import struct
 import zipfile
 import zlib
@@ -125,3 +126,28 @@ def png_declaring(width: int, height: int) -> bytes:
 
 def ti_chunk(document: object) -> str:
     return base64.b64encode(json.dumps(document).encode()).decode("ascii")
+
+
+def storage_zip(rows: int, width: int, kind: str = "BFloat16Storage", itemsize: int = 2, transposed: bool = False,
+                deflate: bool = True, pad: int = 0, zeros: bool = False) -> bytes:
+    """A torch zip whose one storage holds rows x width values, viewed as [rows, width] (``transposed``: a
+    strided view of a [width, rows] layout). ``pad`` adds a stored random member (the zip guard allows members
+    to inflate to 4x the file); ``zeros``: values that deflate to almost nothing, as the attack's."""
+    numel = rows * width
+    stride = (1, rows) if transposed else (width, 1)
+    pkl = (b"\x80\x02}X\x0a\x00\x00\x00emb_paramsctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage"
+           b"ctorch\n" + kind.encode() + b"\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ" + struct.pack("<i", numel)
+           + b"tQK\x00J" + struct.pack("<i", rows) + b"J" + struct.pack("<i", width) + b"\x86J"
+           + struct.pack("<i", stride[0]) + b"J" + struct.pack("<i", stride[1]) + b"\x86\x89}tRs.")
+    values = np.zeros(numel, "<f4") if zeros else np.random.default_rng(0).standard_normal(numel).astype("<f4")
+    raw = {2: (values.view("<u4") >> 16).astype("<u2").tobytes(), 4: values.tobytes(),
+           8: values.astype("<f8").tobytes()}[itemsize]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("archive/data.pkl", pkl)
+        archive.writestr(zipfile.ZipInfo("archive/data/0"), raw,
+                         compress_type=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED)
+        archive.writestr("archive/version", "3\n")
+        if pad:
+            archive.writestr("archive/pad", os.urandom(pad))
+    return out.getvalue()

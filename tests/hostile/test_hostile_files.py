@@ -20,6 +20,7 @@ from PIL import Image
 
 from sd_embeddings.formats import image_format
 from sd_embeddings.library import scanning
+from sd_embeddings.library.containment import LINK_OUT, SYSTEM_REASON
 from sd_embeddings.records import Status
 
 F32 = float_bytes(768)
@@ -81,7 +82,8 @@ def test_hostile_tensor_values(folder: Folder) -> None:
         "zero_width.pt": (_values(torch.zeros(3, 0)), Status.CORRUPT, "no vectors"),
         "too_many.pt": (_values(torch.zeros(1001, 768)), Status.NOT_AN_EMBEDDING, "1,001 vectors"),
         "width_1.pt": (_values(torch.ones(2, 1)), Status.INCOMPATIBLE, "matches no known model"),
-        "width_100000.pt": (_values(torch.ones(1, 100_000)), Status.INCOMPATIBLE, "matches no known model"),
+        "width_4096.pt": (_values(torch.ones(1, 4096)), Status.INCOMPATIBLE, "matches no known model"),
+        "width_100000.pt": (_values(torch.ones(1, 100_000)), Status.NOT_AN_EMBEDDING, "no text encoder"),
         "int_values.pt": (_values(torch.ones(2, 768, dtype=torch.int64)), Status.NOT_AN_EMBEDDING, "not floats"),
         "scalar.pt": (_values(torch.tensor(1.0)), Status.NOT_AN_EMBEDDING, "expected [vectors, width]"),
     }
@@ -187,8 +189,10 @@ def test_symlinks_out_of_the_folder_and_in_a_loop(folder: Folder, tmp_path: Path
     os.mkfifo(folder.path / "fifo.pt")
     library = folder.scan()
     names = sorted(Path(e.path).name for e in library.entries)
-    assert names.count("shared.pt") == 1 and "zero.pt" not in names and "fifo.pt" not in names
-    assert "dangling.pt" not in names
+    assert "shared.pt" not in names and "fifo.pt" not in names  # a folder link out is not walked
+    assert [(s.relpath, s.reason) for s in library.skipped] == [("linked_dir", LINK_OUT)]
+    refused = {Path(e.path).name: (e.status, e.reason) for e in library.entries if e.status is Status.UNSUPPORTED}
+    assert refused == {"zero.pt": (Status.UNSUPPORTED, SYSTEM_REASON), "dangling.pt": (Status.UNSUPPORTED, LINK_OUT)}
 
 
 @pytest.mark.parametrize("change", ["delete", "truncate", "rewrite_garbage", "replace_with_dir"])

@@ -11,6 +11,7 @@ import html.parser
 import inspect
 import json
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -138,14 +139,24 @@ def test_preview_refuses_encoded_traversal_in_the_url_path(site: Site) -> None:
 
 
 def test_preview_symlinked_folder_out_is_refused(site: Site, tmp_path: Path) -> None:
-    """A sub-folder that is a link out: an embedding there is listed, but its preview is not served."""
+    """A sub-folder that is a link out is not walked (listed as skipped); one swapped for a link out after the
+    scan still has its preview refused: the real path is checked when the file is opened."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     write_a1111_pt(elsewhere / "far.pt", vectors(1, seed=5))
     (elsewhere / "far.preview.png").write_bytes(png((5, 5)) + b"SECRET-FAR")
     os.symlink(elsewhere, site.root / "linkdir")
     site.library.refresh()
+    assert not any(e.keyword == "far" for e in site.library.entries)
+    assert [s.relpath for s in site.library.skipped] == ["linkdir"]
+    response = site.get(f"{P}/preview", params={"root": "0", "path": "linkdir/far.preview.png"})
+    assert response.status_code == 404
+    os.unlink(site.root / "linkdir")
+    shutil.copytree(elsewhere, site.root / "linkdir")
+    site.library.refresh()
     assert any(e.keyword == "far" for e in site.library.entries)
+    shutil.rmtree(site.root / "linkdir")
+    os.symlink(elsewhere, site.root / "linkdir")
     response = site.get(f"{P}/preview", params={"root": "0", "path": "linkdir/far.preview.png"})
     assert response.status_code == 404
     assert b"SECRET" not in response.content

@@ -55,9 +55,10 @@ def code_payloads(marker: Path) -> dict[str, tuple[bytes, str]]:
         "getattr_chain": (call(glob("builtins", "getattr"), glob("os", "path"), text("join")), "builtins.getattr"),
         "import": (call(glob("builtins", "__import__"), text("os")), "builtins.__import__"),
         "stack_global_exec": (call(stack_glob("builtins", "exec"), text(_touch(marker))), "builtins.exec"),
-        # the module and name strings are memoised first, then fetched back for STACK_GLOBAL
-        "memo_obfuscated": (text("builtins") + b"q\x01" + text("exec") + b"q\x02" + b"0" + b"0"
-                            + b"h\x01h\x02\x93" + MARK + text(_touch(marker)) + TUPLE + b"R", "builtins.exec"),
+        # the module and name strings are memoised first (keys in order, as picklers number them), then
+        # fetched back for STACK_GLOBAL; keys out of order are refused before anything (test_memo_work.py)
+        "memo_obfuscated": (text("builtins") + b"q\x00" + text("exec") + b"q\x01" + b"0" + b"0"
+                            + b"h\x00h\x01\x93" + MARK + text(_touch(marker)) + TUPLE + b"R", "builtins.exec"),
         "load_from_bytes": (call(glob("torch.storage", "_load_from_bytes"), raw_bytes(inner_evil)),
                             "torch.storage._load_from_bytes"),
         "rebuild_from_numpy": (call(glob("torch._utils", "_rebuild_device_tensor_from_numpy"), text("x")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -129,13 +130,17 @@ def test_a_preview_that_links_out_is_replaced_never_written_through(site: Site) 
 
 
 def test_an_entry_in_a_folder_that_links_out_gets_no_preview(site: Site, tmp_path: Path) -> None:
+    """The folder was inside when scanned, then swapped for a link out: the write is refused on the real path."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     write_a1111_pt(elsewhere / "far.pt", vectors(1, seed=5))
-    os.symlink(elsewhere, site.root / "linkdir")
+    write_a1111_pt(site.root / "linkdir" / "far.pt", vectors(1, seed=5))
     site.library.refresh()
+    card = site.card_id("far.pt")
+    shutil.rmtree(site.root / "linkdir")
+    os.symlink(elsewhere, site.root / "linkdir")
     site.before = site.snapshot()
-    response = upload(site, site.card_id("far.pt"), picture())
+    response = upload(site, card, picture())
     assert response.status_code == 400
     assert not (elsewhere / "far.preview.png").exists()
     assert site.changed() == set()

@@ -45,3 +45,42 @@ def test_page_renders_with_the_webui_settings(webui, has_lister: bool) -> None:
     markup = ours.create_html("txt2img")
     assert '<option value="mtime" selected>' in markup and 'data-dir="desc"' in markup
     assert 'data-hidden-models="Always"' in markup
+
+
+def test_page_items_read_sidecars_only_inside_the_folder(webui, tmp_path) -> None:
+    """The WebUI's own ``find_description``/``find_preview``/``read_user_metadata`` open ``x.txt``, ``x.png`` and
+    ``x.json`` through any link; the page's items read them through the library (links out are not read)."""
+    import os
+    from pathlib import Path
+
+    from factories import vectors, write_a1111_pt
+
+    from sd_embeddings.webui import page
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("SECRET")
+    (outside / "secret.json").write_text('{"description": "SECRET", "notes": "SECRET"}')
+    (outside / "secret.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_a1111_pt(webui.folder / "out.pt", vectors(1))
+    for suffix in ("txt", "json", "png"):
+        os.symlink(outside / f"secret.{suffix}", webui.folder / f"out.{suffix}")
+    write_a1111_pt(webui.folder / "own.pt", vectors(1, seed=2))
+    (webui.folder / "own.txt").write_text("own text")
+    (webui.folder / "own.json").write_text('{"notes": "own notes"}')
+    db = webui.make_db()
+    db.load_textual_inversion_embeddings(force_reload=True)
+    ours = page.page_class(webui.modules["modules.ui_extra_networks"].ExtraNetworksPage)(lambda: db)
+    ours.search_terms_from_path = lambda path: path
+    ours.get_sort_keys = lambda path: {}
+    ours.link_preview = lambda filename: f"thumb?{filename}"
+    # what the WebUI's own readers do (1.10 ``find_description``/``find_preview``): open whatever the name leads to
+    ours.find_description = lambda path: Path(path + ".txt").read_text(encoding="utf-8")
+    ours.find_preview = lambda path: ours.link_preview(path + ".png") if os.path.exists(path + ".png") else None
+    items = {}
+    for name in ("out", "own"):
+        items[name] = ours.create_item(name)
+        ours.read_user_metadata(items[name])
+    assert items["out"]["description"] is None and items["out"]["preview"] is None
+    assert items["out"]["user_metadata"] == {}
+    assert items["own"]["description"] == "own text" and items["own"]["user_metadata"] == {"notes": "own notes"}
