@@ -24,6 +24,7 @@ from typing import Any
 
 from ..library import Library
 from ..library import watcher as watching
+from ..library.collisions import claims_name
 from ..records import Family, Status
 from . import settings
 from .embedding import embedding_class
@@ -33,6 +34,12 @@ from .host import Host
 logger = logging.getLogger(__name__)
 
 SHAPE_FAMILIES = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL}
+
+
+def _claims_its_name(embedding: Any) -> bool:
+    """Is this object's name stored inside its file (a picture's) rather than the file's own name?"""
+    entry = getattr(embedding, "entry", None)
+    return entry is not None and claims_name(entry)
 
 
 class EmbeddingDir:
@@ -120,7 +127,9 @@ class LibraryDatabase:
             if name in self.word_embeddings else list(self.ids_lookup.get(first, []))
         if embedding is not None:
             bucket.append((ids, embedding))
-        bucket.sort(key=lambda item: len(item[0]), reverse=True)
+        # Longest first (the WebUI's order); among equal ids a file's own name before a name stored inside another
+        # file ("bad -hands-5" in a picture reads as bad-hands-5.pt's keyword), then the order of registration.
+        bucket.sort(key=lambda item: (-len(item[0]), _claims_its_name(item[1])))
         self.ids_lookup[first] = bucket
         if embedding is None:
             self.word_embeddings.pop(name, None)
