@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 from factories import vectors, write_image, write_safetensors
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from sd_embeddings.encode.encoding import encode_report
 from sd_embeddings.library import Library
+from sd_embeddings.library.clip_text import keyword_key
 from sd_embeddings.prompt import explicit
 from sd_embeddings.prompt.keywords import KeywordIndex
 from sd_embeddings.prompt.tokenizer import bundled
@@ -102,3 +105,20 @@ def test_the_webui_database_prefers_the_own_name_whatever_the_order(tmp_path, pi
     tokens = bundled().encode("a photo of bad-hands-5")
     found, length = db.find_embedding_at_position(tokens, 3)
     assert found is objects[0] and length == 5
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="aB1-_. '\t", max_size=7), st.text(alphabet="aB1-_. '\t", max_size=7))
+def test_keys_are_equal_exactly_when_the_token_ids_are(first, second):
+    """A small alphabet makes token-equal pairs common (spaces beside punctuation, case, tabs)."""
+    same_ids = bundled().encode(first) == bundled().encode(second)
+    assert (keyword_key(first) == keyword_key(second)) is same_ids
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40))
+def test_ftfy_leaves_printable_ascii_without_ampersand_alone(text):
+    """``clip_text`` skips ftfy for such text (its cost is most of a key's): ftfy must agree that nothing changes."""
+    ftfy = pytest.importorskip("ftfy")
+    assume("&" not in text)
+    assert ftfy.fix_text(text) == text
