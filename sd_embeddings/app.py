@@ -25,7 +25,7 @@ from typing import Any
 
 from .library import Library
 from .records import Family, Prefix
-from .tab import guard, host_auth, shell
+from .tab import framing, guard, host_auth, shell
 from .tab import routes as http_routes
 
 logger = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ def create_app(library: Library, model: str | None = None, credentials: host_aut
         app.add_middleware(host_auth.BasicAuthMiddleware, credentials=credentials)
     if loopback_only:
         app.add_middleware(host_auth.LoopbackHostMiddleware)
+    app.add_middleware(framing.FramingMiddleware)  # outermost: refusals of the login are not framable either
     return gr.mount_gradio_app(app, build_blocks(library, model, bare_keywords), path="/",
                                head=head_html(bare_keywords) + guard.token_meta_html())
 
