@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import socket
 import threading
 import warnings
@@ -23,12 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .formats.logs import get_logger
 from .library import Library
 from .records import Family, Prefix
 from .tab import framing, guard, host_auth, shell
 from .tab import routes as http_routes
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 # The pane carries its first cards document in <script type="application/json"> (data, never run); gradio 5+
 # warns about any <script> in gr.HTML at every start, which only alarms users.
 warnings.filterwarnings("ignore", message=r"A `<script>` tag was found in the content of a `gr\.HTML`",

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import functools
 import html
-import logging
 import unicodedata
 from typing import Any
 
 import regex
 
-logger = logging.getLogger(__name__)
+from ..formats.logs import get_logger
+
+logger = get_logger(__name__)
 
 PIECES = regex.compile(
     r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import logging
 import os
 import re
 import threading
@@ -18,10 +17,11 @@ from typing import Any
 
 from ..formats import json_limits
 from ..formats.decoding import MAX_EMBEDDING_BYTES, open_regular
+from ..formats.logs import get_logger
 from .atomic import remove_stale_temps, write_atomic
 from .bulk import gc_paused
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 CACHE_DIR_ENV = "SD_EMBEDDINGS_CACHE_DIR"

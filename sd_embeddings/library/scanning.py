@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..formats import decoding as formats
+from ..formats.logs import get_logger
 from ..records import Sidecars
 from . import sidecars
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 @dataclass

@@ -13,17 +13,17 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import logging
 import os
 import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..formats.logs import get_logger
 from ..library.clip_text import PIECES as _PIECES
 from ..library.clip_text import normalize
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 __all__ = ["ClipTokenizer", "Tokenizer", "TransformersTokenizer", "bundled", "for_model", "normalize"]
 
 BOS_TEXT = "<|startoftext|>"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -26,10 +25,11 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from ..errors import EmbeddingError, WriteError
+from ..formats.logs import get_logger
 from . import framing
 from .names import shown
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # errno -> (status, what happened); EACCES/EPERM: the folder (or file) cannot be written by this process
 DISK_ERRORS: dict[int, tuple[int, str]] = {

@@ -35,7 +35,6 @@ fastapi alike. ``get_library`` is called per request, so a host may swap its lib
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -46,6 +45,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..formats.logs import get_logger
 from ..library import Library
 from ..library.hashing import hashable
 from ..library.sidecars import PREVIEW_EXTENSIONS
@@ -54,7 +54,7 @@ from . import cards, guard, preview_serving, preview_upload
 from .http_errors import GuardedRoute, SafeJSONResponse
 from .names import has_surrogate, shown
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 ROUTE_PREFIX = "/sd-embeddings/v1"
 TEXT_LIMIT = 20_000

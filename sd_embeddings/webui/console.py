@@ -11,16 +11,17 @@ import logging
 import sys
 from collections import Counter
 
+from ..formats.logs import get_logger
 from ..library import Library
 from ..records import Family, Status
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 _HANDLER_NAME = "sd-embeddings-console"
 
 
 def setup_logging() -> None:
     """Attach our console handler once (idempotent across Reload UI); nothing if the WebUI configured logging."""
-    package = logging.getLogger("sd_embeddings")
+    package = get_logger("sd_embeddings")
     if logging.root.handlers or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)

@@ -16,12 +16,13 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..formats.logs import get_logger
+from ..formats.text import printable
 from ..library import Library
 from ..library import watcher as watching
 from ..library.collisions import claims_name
@@ -31,7 +32,7 @@ from .embedding import embedding_class
 from .explicit_lookup import ExplicitLookup
 from .host import Host
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 SHAPE_FAMILIES = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL}
 
@@ -289,7 +290,7 @@ class LibraryDatabase:
                 self.previously_displayed_embeddings:
             return
         self.previously_displayed_embeddings = shown
-        print(f"Textual inversion embeddings loaded({len(shown[0])}): {', '.join(shown[0])}")
+        print(f"Textual inversion embeddings loaded({len(shown[0])}): {', '.join(map(printable, shown[0]))}")
         if shown[1]:
-            print(f"Textual inversion embeddings skipped({len(shown[1])}): {', '.join(shown[1])}")
+            print(f"Textual inversion embeddings skipped({len(shown[1])}): {', '.join(map(printable, shown[1]))}")
 

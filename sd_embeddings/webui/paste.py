@@ -11,14 +11,14 @@ Findings go to the console and, inside a gradio event, to a warning toast.
 
 from __future__ import annotations
 
-import logging
 import re
 
+from ..formats.logs import get_logger
 from ..library import Library
 from ..prompt import infotext
 from ..prompt.infotext import Resolved
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 PROMPT_FIELDS = ("Prompt", "Negative prompt")
 
