@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 import unicodedata
 from typing import Any
 
@@ -28,6 +29,8 @@ PIECES = regex.compile(
     regex.IGNORECASE,
 )
 SPACES = regex.compile(r"\s+")
+_ASCII_PIECES = re.compile(r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
+"""``PIECES`` for lower-case printable ASCII, with the standard library's faster engine (most names)."""
 
 
 def _unchanged_by_ftfy(text: str) -> bool:
@@ -65,6 +68,8 @@ def keyword_key(keyword: str) -> str:
     """How keywords are compared: equal exactly when a WebUI tokenizer could give them equal token ids (case,
     spaces CLIP drops, ftfy's fixes, HTML entities). Pieces hold no whitespace, so joining them by spaces is
     unambiguous. Cached: the library and the keyword index ask for the same few thousand names on every rebuild."""
+    if _unchanged_by_ftfy(keyword):
+        return " ".join(_ASCII_PIECES.findall(keyword.lower()))
     text = normalize(keyword)
     if "&" in text:
         text = normalize(html.unescape(html.unescape(text)))

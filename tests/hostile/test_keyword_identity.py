@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from sd_embeddings.encode.encoding import encode_report
 from sd_embeddings.library import Library
+from sd_embeddings.library import clip_text
 from sd_embeddings.library.clip_text import keyword_key
 from sd_embeddings.prompt import explicit
 from sd_embeddings.prompt.keywords import KeywordIndex
@@ -122,3 +123,10 @@ def test_ftfy_leaves_printable_ascii_without_ampersand_alone(text):
     ftfy = pytest.importorskip("ftfy")
     assume("&" not in text)
     assert ftfy.fix_text(text) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40))
+def test_the_ascii_shortcut_gives_the_general_key(text):
+    assume("&" not in text)
+    assert keyword_key(text) == " ".join(clip_text.PIECES.findall(clip_text.normalize(text)))
