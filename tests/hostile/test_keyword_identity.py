@@ -14,8 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sd_embeddings.encode.encoding import encode_report
-from sd_embeddings.library import Library
-from sd_embeddings.library import clip_text
+from sd_embeddings.library import Library, clip_text
 from sd_embeddings.library.clip_text import keyword_key
 from sd_embeddings.prompt import explicit
 from sd_embeddings.prompt.keywords import KeywordIndex
