@@ -191,7 +191,7 @@ def test_warnings_come_after_the_batch_and_follow_the_setting(registered):
 
 
 def test_paste_reports_missing_renamed_changed(registered, monkeypatch, caplog):
-    """Fakes: ``gradio`` 3.41 with only ``Warning`` (records toasts); params as the WebUI's paste parser produces them."""
+    """Fakes: ``gradio`` 3.41 with only ``Warning`` (records toasts); params as the WebUI's paste parser makes them."""
     webui = registered.webui
     toasts: list[str] = []
     monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(Warning=toasts.append, __version__="3.41.2"))
