@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .encode.vocabulary import ModelVocabulary
 from .formats.logs import get_logger
 from .library import Library
 from .records import Family, Prefix
@@ -179,7 +180,7 @@ def create_app(library: Library, model: str | None = None, credentials: host_aut
     from starlette.middleware.cors import CORSMiddleware
 
     app = FastAPI(title="sd-embeddings")
-    app.include_router(http_routes.make_router(lambda: library))
+    app.include_router(http_routes.make_router(lambda: library, vocabulary=ModelVocabulary(model)))
     app.add_middleware(CORSMiddleware, allow_origins=[])  # no other origin may read or write; gradio then adds none
     app.add_middleware(host_auth.SameOriginWritesMiddleware)
     if credentials is not None:

@@ -119,6 +119,10 @@ class CardModel:
     weight: float | None
     collides_with: list[str] = field(default_factory=list)
     hidden: bool = False
+    base_model: str = ""
+    """The base model a Civitai sidecar names when it says more than the family (``SD 1.5``, ``Pony``)."""
+    same_vectors: list[str] = field(default_factory=list)
+    """Other files holding the very same vectors (``library.vectors.fingerprint``), by relative path."""
     common_word: bool = False
     """The keyword is a common English word (``library.common_words``): the card gets a warning badge."""
 
@@ -164,10 +168,28 @@ def _shown_path(library: Library, path: str) -> str:
     return other.relpath if other else os.path.basename(path)
 
 
-def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negative: bool = True) -> CardModel:
+def twins_index(library: Library) -> dict[str, list[Entry]]:
+    """Card entries by vector fingerprint, for fingerprints more than one file has (``same_vectors``)."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in library.entries:
+        if entry.fingerprint and entry.status in CARD_STATUSES:
+            groups.setdefault(entry.fingerprint, []).append(entry)
+    return {key: group for key, group in groups.items() if len(group) > 1}
+
+
+def same_vectors(library: Library, entry: Entry, index: dict[str, list[Entry]] | None = None) -> list[str]:
+    """Relative paths of the other files with ``entry``'s vectors (known once both were decoded)."""
+    group = (index if index is not None else twins_index(library)).get(entry.fingerprint or "", [])
+    return [shown(other.relpath) for other in group if other.path != entry.path]
+
+
+def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negative: bool = True,
+               twins: dict[str, list[Entry]] | None = None) -> CardModel:
     metadata = library.user_metadata(entry) if entry.sidecars.metadata_file else {}
-    description = library.description(entry) if (entry.sidecars.metadata_file or
-                                                  entry.sidecars.description_file) else ""
+    sidecars = entry.sidecars
+    description = library.description(entry) if (sidecars.metadata_file or sidecars.description_file
+                                                  or sidecars.civitai_file) else ""
+    civitai = library.civitai_summary(entry, metadata) if (sidecars.civitai_file or metadata) else None
     target, source = resolve_target(entry.keyword, entry.folder, metadata, auto_negative)
     return CardModel(
         card_id=shown(card_id(library, entry)), keyword=shown(entry.keyword), relpath=shown(entry.relpath),
@@ -177,11 +199,14 @@ def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negat
         description=description[:DESCRIPTION_LIMIT], shorthash=entry.shorthash or "",
         preview=preview_url(library, entry, api), target=target, target_source=source,
         weight=prompt_weight(metadata), collides_with=[shown(_shown_path(library, p)) for p in entry.collides_with],
-        hidden=is_hidden(entry.relpath), common_word=is_common_word(entry.keyword))
+        hidden=is_hidden(entry.relpath), base_model=civitai.base_model if civitai and civitai.specific else "",
+        same_vectors=same_vectors(library, entry, twins) if entry.fingerprint else [],
+        common_word=is_common_word(entry.keyword))
 
 
 def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> list[CardModel]:
-    return [card_model(library, e, api, auto_negative) for e in library.entries if e.status in CARD_STATUSES]
+    twins = twins_index(library)
+    return [card_model(library, e, api, auto_negative, twins) for e in library.entries if e.status in CARD_STATUSES]
 
 
 def problem_rows(library: Library) -> list[dict]:

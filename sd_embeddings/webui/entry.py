@@ -284,9 +284,11 @@ def _app_started(_demo: Any, app: Any) -> None:
     api.add_own_routes(app, ensure_scanned, api_auth or page_auth)  # every file, listed before a model loads
     try:
         from ..tab import routes as http_routes
+        from .vocabulary import WebUIVocabulary
 
         app.include_router(http_routes.make_router(lambda: ensure_scanned().library,
-                                                   auto_negative=settings.auto_negative, dependencies=page_auth))
+                                                   auto_negative=settings.auto_negative, dependencies=page_auth,
+                                                   vocabulary=WebUIVocabulary(host())))
     except ImportError as e:  # the tab's routes need fastapi, which the WebUI always has
         logger.warning("Textual inversion tab routes unavailable: %s", e)
 

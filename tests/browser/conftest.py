@@ -56,6 +56,7 @@ HOST_START_CAP_S = 900
 
 
 def start_host(folder: Path, log: Path, family: str = "sd1", extra: tuple[str, ...] = ()) -> Host:
+    """``extra``: more ``serve`` arguments (``--model PATH``)."""
     port = free_port()
     handle = log.open("w")
     process = subprocess.Popen([sys.executable, "-m", "sd_embeddings", "serve", str(folder), "--port", str(port),
