@@ -227,7 +227,10 @@ def serve(folder: str, host: str = "127.0.0.1", port: int = 7861, family: Family
     try:
         app = create_app(library, model, credentials, loopback_only=host_auth.is_loopback(host),
                          bare_keywords=bare_keywords)
-        uvicorn.Server(server_config(app, host, port)).run(sockets=None if sock is None else [sock])
+        if sock is None:
+            uvicorn.run(app, host=host, port=port, **server_options())
+        else:
+            uvicorn.Server(uvicorn.Config(app, host=host, port=port, **server_options())).run(sockets=[sock])
     finally:
         stop.set()
 
@@ -239,11 +242,9 @@ PENDING_PER_CLIENT = 16
 SERVER_LIMITS = {"timeout_keep_alive": 5, "limit_concurrency": 256, "h11_max_incomplete_event_size": 16 * 1024}
 
 
-def server_config(app: Any, host: str, port: int) -> Any:
+def server_options() -> dict[str, Any]:
     """uvicorn's settings for the host: the limits above and the header guard."""
-    import uvicorn
-
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", http=guarded_protocol(), **SERVER_LIMITS)
+    return {"log_level": "warning", "http": guarded_protocol(), **SERVER_LIMITS}
 
 
 def guarded_protocol() -> type:

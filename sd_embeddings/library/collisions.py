@@ -1,10 +1,10 @@
 """Keywords, compatibility with the active model, and the rule for files that share a keyword.
 
-Collision rule (documented in the README): among files with the same keyword (compared as the tokenizer sees them,
-``clip_text.keyword_key``: ``bad -hands-5`` is ``bad-hands-5``),
-a file whose own name (stem) is the keyword always beats one that only claims it from inside (a picture's stored
-embedding name): a name written into a stranger's file never takes a keyword from a file named so, whatever the
-folders or models; such a claimant is always ``duplicate``, its reason naming the winner. Then the one usable
+Collision rule (documented in the README): among files with the same keyword (compared as the tokenizer reads
+them, ``clip_text.keyword_key``: ``bad -hands-5`` is ``bad-hands-5``), a file whose own name (stem) is the keyword
+always beats one that only claims it from inside (a picture's stored embedding name): a name written into a
+stranger's file never takes a keyword from a file named so, whatever the folders or models; such a claimant is
+always ``duplicate``, its reason naming the winner. Then the one usable
 with the active model wins; then the one in the shallower folder; then the one in the earlier scanned folder;
 then the alphabetically first relative path. The others are reported as ``duplicate``; a file for another model
 family keeps its ``incompatible`` status (it is used when that model is loaded).

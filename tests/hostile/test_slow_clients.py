@@ -1,6 +1,6 @@
 """Slowloris against the standalone host: clients that send a request's headers a byte at a time (or never) must
 not hold the server's connections for ever, and never keep a real request out. The real host app (gradio page and
-our routes over a real library) is served by uvicorn with ``app.server_config`` on a loopback port, in a thread;
+our routes over a real library) is served by uvicorn with ``app.server_options`` on a loopback port, in a thread;
 the held sockets are real. Bounds are counts and events (the server closes a socket); waits are generous."""
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def port(tmp_path_factory) -> Iterator[int]:
     library = Library([folder], background_hashing=False)
     library.refresh()
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(host.server_config(host.create_app(library), "127.0.0.1", sock.getsockname()[1]))
+    config = uvicorn.Config(host.create_app(library), host="127.0.0.1", port=sock.getsockname()[1],
+                            **host.server_options())
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
