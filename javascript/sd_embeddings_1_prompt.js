@@ -9,7 +9,7 @@
   if (NS.ready) return; // loaded twice: the first copy is running
   const lib = (NS.lib = NS.lib || {});
   NS.states = NS.states || new WeakMap(); // pane -> state
-  const lastBox = {}; // tab -> "positive" | "negative"
+  const lastBox = new Map(); // tab -> "positive" | "negative"
   const touched = new WeakSet(); // textareas the user has put a caret in
 
   lib.app = () => (typeof window.gradioApp === "function" ? window.gradioApp() : document);
@@ -46,7 +46,7 @@
     if (!ev.target || ev.target.tagName !== "TEXTAREA") return;
     const where = boxOf(ev.target);
     if (!where) return;
-    lastBox[where.tab] = where.negative ? "negative" : "positive";
+    lastBox.set(where.tab, where.negative ? "negative" : "positive");
     touched.add(ev.target);
   }, true);
   function separator() {
@@ -135,7 +135,7 @@
   // Toggle a card's keyword in the right box. other=true (Shift/Alt-click) sends it to the other box.
   // Which box a card (or a group's member) goes to: "negative"/"positive", or "focused" = the one used last.
   lib.isNegative = (tab, target, other) => {
-    const negative = target === "negative" || (target === "focused" && lastBox[tab] === "negative");
+    const negative = target === "negative" || (target === "focused" && lastBox.get(tab) === "negative");
     return other ? !negative : negative;
   };
   // Puts text at the caret (end of the box if the user never put a caret there); the caret then follows it.

@@ -115,7 +115,8 @@
     const n = (x) => x.toLocaleString();
     if (!state.partial) return n(state.view.length) + " of " + n(state.all.length);
     const unfiltered = !state.query.trim() && !state.family && !state.folder;
-    return (unfiltered ? n(state.doc.counts[""] || 0) : n(state.view.length) + "+") + " of " + n(state.doc.total);
+    return (unfiltered ? n(new Map(Object.entries(state.doc.counts)).get("") || 0) : n(state.view.length) + "+") +
+      " of " + n(state.doc.total);
   }
   function emptyHtml(roots) {
     return '<div class="sdemb-empty"><p><b>No embeddings here yet.</b></p><p>Drop Textual Inversion files ' +
@@ -131,11 +132,15 @@
   // Folder tree: rows only for folders whose parents are all unfolded, so hundreds of folders stay short.
   function renderTree(state) {
     const showHidden = state.hiddenMode === "Always", children = new Map();
-    const counts = state.partial ? state.doc.counts : {};
+    // A Map: folder names are a stranger's text ("constructor", "__proto__" are not counts of a plain object).
+    const counts = new Map(state.partial ? Object.entries(state.doc.counts) : []);
     for (const c of state.partial ? [] : state.all) {
       if (c.hidden && !showHidden) continue;
       const parts = c.folder ? c.folder.split("/") : [];
-      for (let i = 0; i <= parts.length; i++) counts[parts.slice(0, i).join("/")] = (counts[parts.slice(0, i).join("/")] || 0) + 1;
+      for (let i = 0; i <= parts.length; i++) {
+        const key = parts.slice(0, i).join("/");
+        counts.set(key, (counts.get(key) || 0) + 1);
+      }
     }
     const folders = state.doc.folders.filter((f) => f && (showHidden || !hiddenFolder(f)));
     for (const f of folders) {
@@ -159,7 +164,7 @@
       rows.push('<div class="sdemb-folder-row" role="treeitem" aria-level="' + (depth + 1) + '"' +
         (kids ? ' aria-expanded="' + open + '"' : "") + ' style="padding-left:' + depth * 0.9 + 'em">' + (f ? chevron : "") +
         '<button type="button" class="sdemb-folder-btn' + on + '" data-folder="' + esc(f) + '" title="' + esc(f || name) +
-        '">' + esc(name) + " <small>" + (counts[f] || 0) + "</small></button></div>");
+        '">' + esc(name) + " <small>" + (counts.get(f) || 0) + "</small></button></div>");
       if (kids && open) for (const k of kids) row(k, depth + 1);
     };
     row("", 0);

@@ -11,9 +11,9 @@ import logging
 import sys
 
 from .cli.arguments import USAGE_ERROR, Parser, add_verbose, version_text
-from .cli.safe_output import safe_output
+from .cli.safe_output import get_logger, safe_output
 
-logger = logging.getLogger("sd_embeddings")
+logger = get_logger("sd_embeddings")
 
 # Each module has ``register(subparsers)`` that adds its sub-command and sets ``func(args) -> int``.
 COMMANDS = ("scan", "inspect", "convert", "serve", "samples", "encode")

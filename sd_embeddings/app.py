@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import socket
 import threading
 import warnings
@@ -23,12 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .encode.vocabulary import ModelVocabulary
+from .formats.logs import get_logger
 from .library import Library
 from .records import Family, Prefix
-from .tab import guard, host_auth, listen, shell
+from .tab import framing, guard, host_auth, listen, shell, slow_clients
 from .tab import routes as http_routes
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 # The pane carries its first cards document in <script type="application/json"> (data, never run); gradio 5+
 # warns about any <script> in gr.HTML at every start, which only alarms users.
 warnings.filterwarnings("ignore", message=r"A `<script>` tag was found in the content of a `gr\.HTML`",
@@ -186,6 +186,7 @@ def create_app(library: Library, model: str | None = None, credentials: host_aut
         app.add_middleware(host_auth.BasicAuthMiddleware, credentials=credentials)
     if loopback_only:
         app.add_middleware(host_auth.LoopbackHostMiddleware)
+    app.add_middleware(framing.FramingMiddleware)  # outermost: refusals of the login are not framable either
     return gr.mount_gradio_app(app, build_blocks(library, model, bare_keywords), path="/",
                                head=head_html(bare_keywords) + guard.token_meta_html())
 
@@ -238,4 +239,6 @@ def _run(app: object, sock: socket.socket) -> None:
     import uvicorn
 
     bound = listen.bound(sock)
-    uvicorn.Server(uvicorn.Config(app, host=bound.ip, port=bound.port, log_level="warning")).run(sockets=[sock])
+    config = uvicorn.Config(app, host=bound.ip, port=bound.port, **slow_clients.server_options())
+    uvicorn.Server(config).run(sockets=[sock])
+

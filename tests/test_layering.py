@@ -30,7 +30,7 @@ ALLOWED_ROOMS: dict[str, set[str]] = {
     "__main__": {"cli"},
 }
 THIRD_PARTY = {"fastapi": {"tab", "app", "webui"}, "gradio": {"app", "webui"}, "starlette": {"tab", "app", "webui"},
-               "modules": {"webui"}, "launch": {"webui"}, "uvicorn": {"app", "cli"}}
+               "modules": {"webui"}, "launch": {"webui"}, "uvicorn": {"app", "cli", "tab"}}
 
 
 def room_of(parts: tuple[str, ...]) -> str:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from sd_embeddings.library import clip_text
 from sd_embeddings.prompt import tokenizer as tk
 
 PROMPTS = [
@@ -93,15 +94,15 @@ def test_unicode_look_alikes_tokenize_like_the_plain_text(prompt: str) -> None:
 
 def test_without_ftfy_falls_back_to_nfc_and_logs_once(monkeypatch, caplog) -> None:
     monkeypatch.setitem(sys.modules, "ftfy", None)  # what a host without ftfy sees: import fails
-    tk._fix_text.cache_clear()
+    clip_text.ftfy_fix_text.cache_clear()
     try:
-        with caplog.at_level(logging.WARNING, logger=tk.__name__):
+        with caplog.at_level(logging.WARNING, logger=clip_text.__name__):
             assert tk.normalize("  Cafe\u0301   \uff23\uff21\uff34 ") == "caf\u00e9 \uff43\uff41\uff54"
             assert tk.normalize("it\u2019s") == "it\u2019s"
         assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
         assert "ftfy is not installed" in caplog.records[0].message
     finally:
-        tk._fix_text.cache_clear()
+        clip_text.ftfy_fix_text.cache_clear()
 
 
 def test_folder_round_trip_and_for_model(tmp_path) -> None:

@@ -1,6 +1,7 @@
 """Every character the command line prints goes through ``terminal_text``: a file name or a stored embedding name
 holding ESC sequences, bidi overrides or undecodable bytes is shown escaped (``\\x1b``, U+FFFD), whichever command,
-message or log line carries it. Lines and tabs pass unchanged, and so does the carriage return that starts a
+message or log line carries it (log records are escaped before, one line each: ``formats.logs``). Lines and tabs
+pass unchanged, and so does the carriage return that starts a
 progress bar's write (any other is escaped)."""
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from ..formats.logs import get_logger
 from ..formats.text import terminal_text
+
+__all__ = ["SafeStream", "get_logger", "safe_output"]
 
 
 class SafeStream:

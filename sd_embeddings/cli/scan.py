@@ -10,11 +10,11 @@ by the groups (``<name>.tigroup.json``): members with weights, and which are mis
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any
 
+from ..formats.logs import get_logger
 from ..formats.text import json_text, printable
 from ..library import Library, shown
 from ..library.group_store import MemberLookup, groups_of
@@ -23,7 +23,7 @@ from ..records import Entry, Family, Status
 from .arguments import family_arg
 from .progress import progress_bar
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -50,13 +50,13 @@ Without a model nothing is encoded (no torch, no transformers): everything above
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ChangedFileError
+from ..formats.logs import get_logger
 from ..library import Library
 from ..prompt import infotext
 from ..prompt import syntax as prompt_syntax
@@ -69,7 +69,7 @@ from . import loading, text_encoders
 if TYPE_CHECKING:
     from .conditioning import Conditioning
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 TEST_RANDOM_ENCODERS_ENV = "SD_EMBEDDINGS_TEST_RANDOM_ENCODERS"
 """Tests only, never a user setting: a layer count N makes a report without a model run random-weight encoders of

@@ -7,15 +7,15 @@ Real weights come only from local paths (a diffusers folder, a text-encoder fold
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from pathlib import Path
 
+from ..formats.logs import get_logger
 from ..records import Family
 from .text_encoders import SPECS, TextEncoders, fit_depth, random_encoders
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def load_encoders(path: str | os.PathLike, family: Family | None = None) -> TextEncoders:

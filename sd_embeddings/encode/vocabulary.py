@@ -8,16 +8,16 @@ encoders share its vocabulary.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 
+from ..formats.logs import get_logger
 from ..library.vectors import TokenTable, VocabularyError
 from ..prompt import tokenizer
 from . import loading
 from .text_encoders import TextEncoders
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 NO_MODEL = "start the host with --model PATH (a local checkpoint or diffusers folder) to see nearest tokens"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
-import logging
 import os
 import stat
 from collections.abc import Callable
@@ -28,11 +27,12 @@ from . import image_format, pickles, safetensors_file
 from .budget import MAX_DIMS, classified
 from .layouts import META_KEYS, is_tensor, locate
 from .lazy_torch import is_torch_tensor, torch_module
+from .logs import get_logger
 
 # the writers live in writing.py; callers that know this module as ``formats`` reach them here too
 from .writing import a1111_dict, encode_image, metadata_for, to_saveable, write_safetensors  # noqa: F401
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 PICKLE_EXTENSIONS = (".pt", ".bin")
 SAFETENSORS_EXTENSIONS = (".safetensors",)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import re
 import stat
@@ -22,9 +21,10 @@ import threading
 import time
 
 from ..errors import WriteError
+from ..formats.logs import get_logger
 from .containment import OutsideError, Root
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 TEMP_PREFIX, TEMP_SUFFIX = ".sdemb-", ".tmp"
 _TEMP_NAME = re.compile(r"\.sdemb-[a-z0-9_]{8}\.tmp")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import collections
 import json
-import logging
 import os
 import threading
 import unicodedata
@@ -34,11 +33,12 @@ from typing import Any
 
 from ..errors import CorruptFileError
 from ..formats import json_limits
+from ..formats.logs import get_logger
 from ..formats.text import clean_json
 from ..records import Entry, Family
 from .containment import OutsideError, Root
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 INFO_SUFFIXES = (".civitai.info", ".api_info.json")
 """Sidecar names after the stem, in the order they are looked for."""

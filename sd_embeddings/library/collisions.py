@@ -1,9 +1,10 @@
 """Keywords, compatibility with the active model, and the rule for files that share a keyword.
 
-Collision rule (documented in the README): among files with the same keyword (compared case-insensitively),
-a file whose own name (stem) is the keyword always beats one that only claims it from inside (a picture's stored
-embedding name): a name written into a stranger's file never takes a keyword from a file named so, whatever the
-folders or models; such a claimant is always ``duplicate``, its reason naming the winner. Then the one usable
+Collision rule (documented in the README): among files with the same keyword (compared as the tokenizer reads
+them, ``clip_text.keyword_key``: ``bad -hands-5`` is ``bad-hands-5``), a file whose own name (stem) is the keyword
+always beats one that only claims it from inside (a picture's stored embedding name): a name written into a
+stranger's file never takes a keyword from a file named so, whatever the folders or models; such a claimant is
+always ``duplicate``, its reason naming the winner. Then the one usable
 with the active model wins; then the one in the shallower folder; then the one in the earlier scanned folder;
 then the alphabetically first relative path. The others are reported as ``duplicate``; a file for another model
 family keeps its ``incompatible`` status (it is used when that model is loaded).
@@ -16,13 +17,11 @@ import os
 from collections.abc import Iterable, Sequence
 
 from ..records import Entry, Family, Status
+from .clip_text import keyword_key
+
+__all__ = ["claims_name", "compatibility", "keyword_key", "resolve"]
 
 _WIDTH_NAMES = {Family.SD1: "768", Family.SD2: "1024", Family.SDXL: "768+1280"}
-
-
-def keyword_key(keyword: str) -> str:
-    """How keywords are compared: case-insensitive, runs of whitespace as one space (as CLIP tokenizes)."""
-    return " ".join(keyword.casefold().split())
 
 
 def compatibility(entry: Entry, family: Family | None) -> tuple[bool, str]:

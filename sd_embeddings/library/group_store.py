@@ -8,12 +8,12 @@ outside; ``member_states`` says for each member whether it is usable now, for an
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import weakref
 from dataclasses import dataclass, field
 
+from ..formats.logs import get_logger
 from ..records import Entry, Status, stat_stamp
 from .atomic import write_atomic
 from .collisions import keyword_key
@@ -21,7 +21,7 @@ from .containment import Root
 from .groups import SUFFIX, Group, GroupError, GroupExists, Member, check_name, document, is_group_file, read_group
 from .library import Library
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import logging
 import os
 import re
 import threading
@@ -18,11 +17,12 @@ from typing import Any, BinaryIO
 
 from ..formats import json_limits
 from ..formats.decoding import MAX_EMBEDDING_BYTES, open_regular
+from ..formats.logs import get_logger
 from .atomic import remove_stale_temps, write_atomic
 from .bulk import gc_paused
 from .containment import Root
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 CACHE_DIR_ENV = "SD_EMBEDDINGS_CACHE_DIR"

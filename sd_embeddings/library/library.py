@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EmbeddingError
+from ..formats.logs import get_logger
 from ..records import EmbeddingData, Entry, Family, Status
 from . import atomic, collisions, scan_record, sidecars
 from .bulk import gc_paused
@@ -27,7 +27,7 @@ from .reading import read_entry
 from .scanning import Skipped, walk_folders
 from .verifier import Verifier, needs_fingerprint
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 @dataclass

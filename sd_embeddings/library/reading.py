@@ -3,7 +3,6 @@ deep scan, every value). Whatever goes wrong becomes the entry's status and reas
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import unicodedata
@@ -11,6 +10,7 @@ from collections.abc import Callable
 
 from ..errors import EmbeddingError, NotAnEmbeddingError
 from ..formats import decoding as formats
+from ..formats.logs import get_logger
 from ..records import EmbeddingData, Entry, Status
 from . import scan_record
 from .containment import Root, read_embedding, scan_embedding
@@ -18,7 +18,7 @@ from .hashing import HashCache
 from .scanning import FoundFile
 from .verifier import unexpected
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 EMPTY_FILE = "empty file (0 bytes); the download or copy probably failed"
 """The reason for a 0-byte file, wherever it is reported (scan, inspect)."""

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..formats import decoding as formats
+from ..formats.logs import get_logger
 from ..records import Sidecars
 from . import sidecars
 from .containment import FOLDER_FDS, SYSTEM_REASON, OutsideError, Root, in_system_folder
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 MAX_FOLDERS = 20_000
 """Folders walked per scan (all embeddings folders together); a real library has dozens."""

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 from typing import Any
 
 from ..errors import CorruptFileError
 from ..formats import json_limits
+from ..formats.logs import get_logger
 from ..formats.text import clean_json
 from ..records import Entry, Sidecars
 from . import civitai
 from .atomic import write_atomic
 from .containment import Root
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 PREVIEW_EXTENSIONS = ("png", "jpg", "jpeg", "webp", "gif")
 """Precedence is this fixed order (the WebUI's depends on set order); within one extension the bare name wins."""

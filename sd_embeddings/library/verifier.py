@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -18,12 +17,13 @@ from typing import Protocol
 
 from ..errors import ChangedFileError, CorruptFileError, EmbeddingError
 from ..formats import decoding as formats
+from ..formats.logs import get_logger
 from ..records import EmbeddingData, Entry, Status, stat_stamp
 from . import vectors
 from .containment import Root, read_embedding
 from .hashing import HashCache
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 IDLE_EXIT_S = 30
 """The worker thread ends after this long without work; the next scan starts a new one."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import os
 import select
 import struct
@@ -23,9 +22,10 @@ import sys
 import threading
 from typing import Any
 
+from ..formats.logs import get_logger
 from ..records import stat_stamp
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 _IN_MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800  # modify..move_self
 _IN_ISDIR, _IN_CREATE, _IN_MOVED_TO, _IN_Q_OVERFLOW, _IN_IGNORED = 0x40000000, 0x100, 0x80, 0x4000, 0x8000

@@ -19,7 +19,7 @@ import re
 import weakref
 
 from ..library import Library
-from ..library.collisions import keyword_key
+from ..library.collisions import claims_name, keyword_key
 from ..records import Entry, Status
 
 PREFIX = "embedding:"
@@ -40,6 +40,12 @@ def spelling_parts(entry: Entry) -> list[tuple[str, ...]]:
         if parts:
             unique.setdefault(keyword_key("".join(parts)), parts)
     return list(unique.values())
+
+
+def is_claimed(entry: Entry, parts: tuple[str, ...]) -> bool:
+    """Is this spelling (from ``spelling_parts``) a name stored inside the file rather than the file's own name?
+    Where two files' spellings read alike to the tokenizer, the file's own name always wins over a stored one."""
+    return parts == (entry.keyword,) and claims_name(entry)
 
 
 def names_for(entry: Entry) -> list[str]:
@@ -68,17 +74,20 @@ _TABLES: weakref.WeakKeyDictionary[Library, tuple[int, dict[str, Entry]]] = weak
 
 
 def resolve(library: Library, name: str) -> Entry | None:
-    """The entry ``embedding:<name>`` means: the keyword's winner first, then any file answering to that name
-    (a duplicate, a file that failed to load); None when no file does. Case and ``\\`` vs ``/`` do not matter."""
+    """The entry ``embedding:<name>`` means: a file's own name before a name stored inside another file, then the
+    keyword's winner, then any file answering to that name (a duplicate, a file that failed to load); None when
+    no file does. Names are compared as the tokenizer reads them (``keyword_key``), ``\\`` as ``/``."""
     version = library.version  # before the entries, as in keywords.indexes_for
     cached = _TABLES.get(library)
     if cached is None or cached[0] != version:
-        table: dict[str, Entry] = {}
-        ordered = sorted(library.entries, key=lambda e: (library.get(e.keyword) is not e,
-                                                         e.status not in (Status.LOADED, Status.INCOMPATIBLE)))
-        for entry in ordered:
-            if not entry.is_plain_image:
-                for alias in names_for(entry):
-                    table.setdefault(keyword_key(alias), entry)
-        cached = _TABLES[library] = (version, table)
+        ranked: dict[str, tuple[tuple[bool, bool, bool], Entry]] = {}
+        for entry in library.entries:
+            if entry.is_plain_image:
+                continue
+            rank = (library.get(entry.keyword) is not entry, entry.status not in (Status.LOADED, Status.INCOMPATIBLE))
+            for parts in spelling_parts(entry):
+                key, mine = keyword_key("".join(parts)), (is_claimed(entry, parts), *rank)
+                if key not in ranked or mine < ranked[key][0]:
+                    ranked[key] = (mine, entry)
+        cached = _TABLES[library] = (version, {key: entry for key, (_, entry) in ranked.items()})
     return cached[1].get(keyword_key(name.replace("\\", "/")))

@@ -13,15 +13,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..library import Library
+from ..library.collisions import keyword_key
 from ..records import Entry, Family, Status
-from .explicit import PREFIX, spelling_parts
+from .explicit import PREFIX, is_claimed, spelling_parts
 from .tokenizer import Tokenizer
 
 
 def keyword_spellings(entry: Entry, bare: bool = True, explicit: bool = True) -> list[tuple[str, ...]]:
     """The texts (as parts) whose token ids stand for ``entry``: its keyword (``bare``) and ``embedding:<name>``."""
-    return ([(entry.keyword,)] if bare else []) + \
-        ([(PREFIX, *parts) for parts in spelling_parts(entry)] if explicit else [])
+    return [parts for parts, _ in owned_spellings(entry, bare, explicit)]
+
+
+def owned_spellings(entry: Entry, bare: bool = True,
+                    explicit: bool = True) -> list[tuple[tuple[str, ...], bool]]:
+    """``keyword_spellings``, each with whether it is only claimed (a name stored inside the file, not its own)."""
+    claimed = is_claimed(entry, (entry.keyword,))
+    return ([((entry.keyword,), claimed)] if bare else []) + \
+        ([((PREFIX, *parts), is_claimed(entry, parts)) for parts in spelling_parts(entry)] if explicit else [])
 
 
 def _kind(ch: str) -> str:
@@ -61,13 +69,19 @@ class KeywordIndex:
     def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer, bare: bool = True,
                  explicit: bool = True) -> None:
         by_first: dict[int, dict[int, dict[tuple[int, ...], Entry]]] = {}
+        claimed_ids: set[tuple[int, ...]] = set()
         spelled = SpellingIds(tokenizer)
         for entry in entries:
-            for parts in keyword_spellings(entry, bare, explicit):
+            for parts, claimed in owned_spellings(entry, bare, explicit):
                 ids = spelled.joined(parts)
-                if ids:
-                    # first registered wins a tie (library order), as two names can tokenize alike ("a!" / "a !")
-                    by_first.setdefault(ids[0], {}).setdefault(len(ids), {}).setdefault(ids, entry)
+                if not ids:
+                    continue
+                # Two names can tokenize alike ("bad -hands-5" / "bad-hands-5"): a file's own name beats a name
+                # stored inside another file, whatever the order; otherwise the first registered (library order).
+                names = by_first.setdefault(ids[0], {}).setdefault(len(ids), {})
+                if ids not in names or (ids in claimed_ids and not claimed):
+                    names[ids] = entry
+                    (claimed_ids.add if claimed else claimed_ids.discard)(ids)
         self.buckets = {first: sorted(lengths.items(), reverse=True) for first, lengths in by_first.items()}
 
     def match(self, tokens: Sequence[int], position: int) -> tuple[Entry, int] | None:
@@ -103,8 +117,8 @@ def usable_entries(library: Library, family: Family | None = None) -> list[Entry
 
 def unusable_entries(library: Library, family: Family | None = None) -> list[Entry]:
     """Entries whose keyword stays plain text although it names a file: incompatible winners and failed files."""
-    usable_keys = {entry.keyword.casefold() for entry in usable_entries(library, family)}
-    return [entry for entry in library.entries if entry.keyword.casefold() not in usable_keys
+    usable_keys = {keyword_key(entry.keyword) for entry in usable_entries(library, family)}
+    return [entry for entry in library.entries if keyword_key(entry.keyword) not in usable_keys
             and not entry.is_plain_image  # a picture without embedding data names no embedding
             and (entry.status in (Status.INCOMPATIBLE, Status.LOADED)
                  or (entry.file_status or entry.status).is_problem)]

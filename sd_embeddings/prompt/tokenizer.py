@@ -14,28 +14,24 @@ import functools
 import gzip
 import heapq
 import json
-import logging
 import os
 import threading
-import unicodedata
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import regex
+from ..formats.logs import get_logger
+from ..library.clip_text import PIECES as _PIECES
+from ..library.clip_text import normalize
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
+__all__ = ["ClipTokenizer", "Tokenizer", "TransformersTokenizer", "bundled", "for_model", "normalize"]
 
 BOS_TEXT = "<|startoftext|>"
 EOS_TEXT = "<|endoftext|>"
 _VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 # Number of merges CLIP uses from the file: 49408 ids = 256 bytes x 2 (with and without </w>) + merges + 2 specials.
 _MERGES_USED = 49152 - 256 - 2
-_PIECES = regex.compile(
-    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
-    regex.IGNORECASE,
-)
-_SPACES = regex.compile(r"\s+")
 CACHED_PIECE_LENGTH = 64
 """Words longer than this are not cached (real words are far shorter; a cache of huge ones would grow memory)."""
 
@@ -171,25 +167,6 @@ class ClipTokenizer:
                         and (new := self.ranks.get((parts[k], parts[after[k]]))) is not None:
                     heapq.heappush(heap, (new, k))
         return [part for part in parts if part]
-
-
-def normalize(text: str) -> str:
-    """``ftfy.fix_text``, whitespace runs to one space, lower case (transformers' CLIPTokenizer with ftfy)."""
-    fix_text = _fix_text()
-    fixed = fix_text(text) if fix_text is not None else unicodedata.normalize("NFC", text)
-    return _SPACES.sub(" ", fixed).strip().lower()
-
-
-@functools.lru_cache(maxsize=1)
-def _fix_text() -> Any:
-    """ftfy's ``fix_text``, or None (logged once) when ftfy is not installed."""
-    try:
-        from ftfy import fix_text
-    except ImportError:
-        logger.warning("ftfy is not installed: curly quotes, full-width letters, ligatures and mojibake are "
-                       "tokenized unlike the WebUI (pip install ftfy)")
-        return None
-    return fix_text
 
 
 @functools.lru_cache(maxsize=1)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from ..library import Library
@@ -226,6 +227,18 @@ def folder_list(library: Library) -> list[str]:
     return sorted((shown(f) for f in found), key=lambda f: f.casefold())
 
 
+def root_labels(folders: Sequence[str]) -> list[str]:
+    """The embeddings folders as the page names them: each folder's own name, with as many parent names as it
+    takes to tell them apart, never the absolute path (which names the user's account and disk to every reader)."""
+    parts = [[shown(part) for part in os.path.normpath(str(folder)).split(os.sep) if part] or ["/"]
+             for folder in folders]
+    depth = 1
+    while depth < max((len(p) for p in parts), default=1) and \
+            len({tuple(p[-depth:]) for p in parts}) < len(parts):
+        depth += 1
+    return ["/".join(p[-depth:]) for p in parts]
+
+
 def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
     """``{version, family, folders, roots, fields, cards: [[...row...]], problems, groups}``: what the script
     fetches (``groups``: ``groups.groups_payload``)."""
@@ -233,7 +246,7 @@ def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool =
 
     cards = card_models(library, api, auto_negative)
     return {"version": library.version, "family": library.family.value if library.family else "",
-            "roots": list(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
+            "roots": root_labels(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
             "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library),
             "groups": groups_payload(library, auto_negative)}
 

@@ -6,14 +6,14 @@
   our routes only (the host's other routes keep their own handling): disk errors (the library's ``WriteError``,
   or a bare ``OSError``) say what happened (a name too long 400, a read-only folder 403, a full disk 507), a bad
   embedding file 422 with its reason, anything else 500 with a one-line reason and a log line with the traceback
-  (never a traceback in the body).
+  (never a traceback in the body). Every answer, refusals included, says no other site may frame it
+  (``framing``).
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -25,10 +25,12 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from ..errors import EmbeddingError, WriteError
+from ..formats.logs import get_logger
 from ..library.containment import OutsideError
+from . import framing
 from .names import shown
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # errno -> (status, what happened); EACCES/EPERM: the folder (or file) cannot be written by this process
 DISK_ERRORS: dict[int, tuple[int, str]] = {
@@ -94,10 +96,15 @@ class GuardedRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
-                return await handler(request)
-            except (HTTPException, RequestValidationError):
+                response = await handler(request)
+            except HTTPException as refusal:  # answered by the app's handler, with these headers
+                refusal.headers = {**(refusal.headers or {}), **framing.HEADERS}
+                raise
+            except RequestValidationError:
                 raise
             except Exception as error:  # one request's failure is that request's answer, never a bare 500
-                return error_response(error, request)
+                response = error_response(error, request)
+            framing.frame_headers(response.headers)
+            return response
 
         return guarded

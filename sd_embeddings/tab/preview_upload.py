@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import threading
 import warnings
 from collections.abc import Iterator
 
+from ..formats.logs import get_logger
 from ..library.containment import OutsideError, Root
 from ..records import Entry
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 4096

@@ -39,7 +39,6 @@ fastapi alike. ``get_library`` is called per request, so a host may swap its lib
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -50,6 +49,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..formats.logs import get_logger
 from ..library import Library
 from ..library.containment import Root
 from ..library.hashing import hashable
@@ -61,7 +61,7 @@ from .http_errors import GuardedRoute, SafeJSONResponse
 from .lookup import lookup
 from .names import has_surrogate, shown
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 ROUTE_PREFIX = "/sd-embeddings/v1"
 TEXT_LIMIT = 20_000

@@ -20,12 +20,12 @@ Auth: every route the extension adds is guarded like the WebUI's own routes of i
 from __future__ import annotations
 
 import hmac
-import logging
 from typing import Any
 
+from ..formats.logs import get_logger
 from ..records import Status
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 CORE_PATH = "/sdapi/v1/embeddings"
 OWN_PATH = "/sd-embeddings/v1/embeddings"

@@ -14,10 +14,11 @@ import os
 import sys
 from collections import Counter
 
+from ..formats.logs import get_logger
 from ..library import Library
 from ..records import Family, Status
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 _HANDLER_NAME = "sd-embeddings-console"
 
 
@@ -34,7 +35,7 @@ def user_log_level() -> str | None:
 
 def setup_logging() -> None:
     """Attach our console handler once (idempotent across Reload UI); nothing if the user chose a log level."""
-    package = logging.getLogger("sd_embeddings")
+    package = get_logger("sd_embeddings")
     if user_log_level() or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)

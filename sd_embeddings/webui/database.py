@@ -16,23 +16,31 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..formats.logs import get_logger
+from ..formats.text import printable
 from ..library import Library
 from ..library import watcher as watching
+from ..library.collisions import claims_name
 from ..records import Family, Status
 from . import settings
 from .embedding import embedding_class
 from .explicit_lookup import ExplicitLookup
 from .host import Host
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 SHAPE_FAMILIES = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL}
+
+
+def _claims_its_name(embedding: Any) -> bool:
+    """Is this object's name stored inside its file (a picture's) rather than the file's own name?"""
+    entry = getattr(embedding, "entry", None)
+    return entry is not None and claims_name(entry)
 
 
 class EmbeddingDir:
@@ -120,7 +128,9 @@ class LibraryDatabase:
             if name in self.word_embeddings else list(self.ids_lookup.get(first, []))
         if embedding is not None:
             bucket.append((ids, embedding))
-        bucket.sort(key=lambda item: len(item[0]), reverse=True)
+        # Longest first (the WebUI's order); among equal ids a file's own name before a name stored inside another
+        # file ("bad -hands-5" in a picture reads as bad-hands-5.pt's keyword), then the order of registration.
+        bucket.sort(key=lambda item: (-len(item[0]), _claims_its_name(item[1])))
         self.ids_lookup[first] = bucket
         if embedding is None:
             self.word_embeddings.pop(name, None)
@@ -280,7 +290,7 @@ class LibraryDatabase:
                 self.previously_displayed_embeddings:
             return
         self.previously_displayed_embeddings = shown
-        print(f"Textual inversion embeddings loaded({len(shown[0])}): {', '.join(shown[0])}")
+        print(f"Textual inversion embeddings loaded({len(shown[0])}): {', '.join(map(printable, shown[0]))}")
         if shown[1]:
-            print(f"Textual inversion embeddings skipped({len(shown[1])}): {', '.join(shown[1])}")
+            print(f"Textual inversion embeddings skipped({len(shown[1])}): {', '.join(map(printable, shown[1]))}")
 

@@ -14,15 +14,15 @@ for; otherwise the vectors an earlier object of the same file had loaded (``prev
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import ChangedFileError
+from ..formats.logs import get_logger
 from ..library import Library
 from ..records import Entry, Status
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 def _to_device(vec: Any, device: Any) -> Any:

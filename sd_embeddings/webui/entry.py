@@ -17,10 +17,10 @@ Nothing runs at import time; the first scan happens when the WebUI first asks (m
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
+from ..formats.logs import get_logger
 from ..library import Library
 from ..library.hashing import HashCache
 from ..library.watcher import ChangeWatcher
@@ -31,7 +31,7 @@ from .a1111 import A1111Host
 from .database import LibraryDatabase
 from .usage import Recorder, usage_of
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 PATCH_KEY = f"{Prefix.PACKAGE}.webui"
 EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -14,16 +14,16 @@ entries (``extra_networks_hidden_models``) and the initial card order (``extra_n
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..formats.logs import get_logger
 from ..library import sidecars
 from ..records import Status
 from . import settings
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 TITLE = "Textual Inversion"
 LISTED = (Status.LOADED, Status.INCOMPATIBLE)

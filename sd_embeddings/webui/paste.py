@@ -11,14 +11,16 @@ Findings go to the console and, inside a gradio event, to a warning toast.
 
 from __future__ import annotations
 
-import logging
+import html
 import re
 
+from ..formats.logs import get_logger
+from ..formats.text import printable
 from ..library import Library
 from ..prompt import infotext
 from ..prompt.infotext import Resolved
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 PROMPT_FIELDS = ("Prompt", "Negative prompt")
 
@@ -63,12 +65,19 @@ def on_infotext_pasted(library: Library, params: dict) -> list[Resolved] | None:
     return resolved
 
 
+def toast_text(text: str, gradio_version: str) -> str:
+    """The toast's text: pasted names are a stranger's text. Escaped controls always; HTML escaped where gradio
+    shows toasts as HTML (4 and later; 3.x shows them as text, where an entity would be shown as typed)."""
+    text, major = printable(text), re.match(r"\d+", gradio_version)
+    return text if major and int(major.group()) < 4 else html.escape(text, quote=False)
+
+
 def _toast(text: str) -> None:
     try:
         import gradio as gr
 
         warn = getattr(gr, "Warning", None)
         if warn is not None:
-            warn(text)
+            warn(toast_text(text, getattr(gr, "__version__", "4")))
     except Exception:  # outside a gradio event there is nowhere to show it; the console has it
         logger.debug("No gradio event to show the paste warning in", exc_info=True)

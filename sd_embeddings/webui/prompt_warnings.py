@@ -14,16 +14,16 @@ placed), so no prompt is tokenized a second time:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 
+from ..formats.logs import get_logger
 from ..library import Library
 from ..prompt.chunks import CHUNK_LENGTH, KeywordIndex, Notice, PromptTokens, unusable_entries, usable_entries
 from ..prompt.diagnostics import PromptWarning, warnings_for
 from ..records import Family
 from .usage import LineRecord
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 PREFIX = "Textual inversion: "
 

@@ -24,7 +24,7 @@ from sd_embeddings.tab import preview_serving
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(document.cookie)"><script>alert(1)</script></svg>'
 HTML = b"<!doctype html><html><body><script>fetch('/sd-embeddings/v1/metadata')</script></body></html>"
-CSP = "default-src 'none'; sandbox"
+CSP = "default-src 'none'; sandbox; frame-ancestors 'self'"  # framing.py adds the last part
 
 
 @pytest.fixture

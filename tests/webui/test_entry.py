@@ -191,10 +191,10 @@ def test_warnings_come_after_the_batch_and_follow_the_setting(registered):
 
 
 def test_paste_reports_missing_renamed_changed(registered, monkeypatch, caplog):
-    """Fakes: ``gradio`` with only ``Warning`` (records toasts); params as the WebUI's paste parser produces them."""
+    """Fakes: ``gradio`` 3.41 with only ``Warning`` (records toasts); params as the WebUI's paste parser makes them."""
     webui = registered.webui
     toasts: list[str] = []
-    monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(Warning=toasts.append))
+    monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(Warning=toasts.append, __version__="3.41.2"))
     write_a1111_pt(webui.folder / "kept.pt", vectors(1))
     write_a1111_pt(webui.folder / "newname.pt", vectors(1, seed=3))
     webui.load_model(768)
@@ -216,7 +216,7 @@ def test_paste_is_quiet_when_everything_is_here(registered, monkeypatch):
     """Fakes: ``gradio`` with only ``Warning``; the pasted value is a whole quoted infotext item."""
     webui = registered.webui
     toasts: list[str] = []
-    monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(Warning=toasts.append))
+    monkeypatch.setitem(sys.modules, "gradio", types.SimpleNamespace(Warning=toasts.append, __version__="3.41.2"))
     write_a1111_pt(webui.folder / "kept.pt", vectors(1))
     webui.load_model(768)
     db = entry.database()
