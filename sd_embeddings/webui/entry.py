@@ -30,14 +30,15 @@ from . import console, generation, prompt_warnings, settings
 from . import host as hosts
 from .a1111 import A1111Host
 from .database import LibraryDatabase
+from .forge2 import Forge2Host
 from .usage import Recorder, usage_of
 
 logger = logging.getLogger(__name__)
 
 PATCH_KEY = f"{Prefix.PACKAGE}.webui"
 EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HOSTS: tuple[type, ...] = (A1111Host,)
-"""Adapters, most specific first; the fork adapters go here."""
+HOSTS: tuple[type, ...] = (A1111Host, Forge2Host)
+"""Adapters, most specific first; each probes the classes it would hook."""
 OWN_FILE_EXTENSIONS = (".pt", ".bin", ".safetensors")
 
 
@@ -192,10 +193,11 @@ def uninstall() -> None:
 # -- around each generation ---------------------------------------------------------------------------------
 
 def before_generation(p: Any) -> None:
-    """``Script.process``: the WebUI reloads only when its own folder exists; we reload either way."""
+    """``Script.process``: A1111 reloads only when its own folder exists, Forge never; we reload where it does not."""
     state.recorder.end()  # a generation that died mid-way must not claim this thread's next lines
     db = database()
-    if not getattr(p, "do_not_reload_embeddings", False) and not os.path.exists(host().embeddings_dir()):
+    webui_reloads = getattr(host(), "webui_reloads_embeddings", True) and os.path.exists(host().embeddings_dir())
+    if not getattr(p, "do_not_reload_embeddings", False) and not webui_reloads:
         db.load_textual_inversion_embeddings()
 
 
@@ -219,6 +221,10 @@ def after_setup_conds(p: Any) -> None:
         value = generation_ti_hashes(p)
         if value:
             host().write_generation_param(p, "TI hashes", value)
+        names_param = getattr(host(), "names_param", None)
+        names = generation.ti_names(usage_of(p).embeddings()) if names_param else ""
+        if names:  # the WebUI's own line repeats names and loses the negative prompt's
+            host().write_generation_param(p, names_param, names)
     except Exception:  # an infotext detail must never stop a generation
         logger.exception("Textual inversion: could not compute TI hashes")
 
@@ -253,7 +259,8 @@ def register() -> None:
         settings.key("collision_order"): apply_folder_settings,
         settings.OWN_FOLDER: apply_folder_settings,
         settings.key("watch"): apply_watch_setting,
-    }), name=settings.key("settings"))
+        settings.key("embedding_db_shim"): install,
+    }, chosen.name), name=settings.key("settings"))
     script_callbacks.on_before_ui(_before_ui, name=settings.key("page"))
     script_callbacks.on_app_started(_app_started, name=settings.key("api"))
     script_callbacks.on_infotext_pasted(_pasted, name=settings.key("paste"))

@@ -104,3 +104,8 @@ def ti_hashes(embeddings: Iterable[Any]) -> str:
         name = sanitize(embedding.name)
         items.setdefault(name, f"{name}: {shorthash}")
     return ", ".join(items.values())
+
+
+def ti_names(embeddings: Iterable[Any]) -> str:
+    """Forge's ``TI`` value: each embedding's name once, in the ``TI hashes`` order, cleaned the same way."""
+    return ", ".join(dict.fromkeys(sanitize(embedding.name) for embedding in embeddings))
