@@ -149,3 +149,33 @@ def test_stock_forge_unpickles_the_files_and_loses_the_negative_names(stock_forg
     assert set(state["engines"].values()) == {"backend.text_processing.textual_inversion.EmbeddingDatabase"}
     assert state["hijack"] is None and state["tokenize_line_wrapped"] == [] and not state["one_database"]
     assert infotext_value(stock_forge.first, "TI") == "zipemb" and "TI hashes" not in stock_forge.first
+
+
+
+def _emb_txt_after_first_generation(launch_webui, tagcomplete: Path, port_offset: int, settings: dict) -> list[str]:
+    """Tag autocomplete writes ``tags/temp/emb.txt`` when a model loads, which on Forge is the first generation."""
+    emb_txt = tagcomplete / "tags" / "temp" / "emb.txt"
+    with launch_webui(lambda server: bool(server.get("/sdapi/v1/embeddings")), port_offset=port_offset,
+                      settings=settings, extensions={"tagcomplete": tagcomplete}) as server:
+        before = emb_txt.stat().st_mtime if emb_txt.exists() else 0.0
+        server.txt2img("a model to load")
+        assert emb_txt.stat().st_mtime > before
+        return emb_txt.read_text(encoding="utf-8").splitlines()
+
+
+def test_tag_autocomplete_finds_the_families_through_the_opt_in_embedding_db(launch_webui):
+    """Tag autocomplete looks for ``model_hijack.embedding_db``, then (Forge) ``text_processing_engine`` *or*
+    ``text_processing_engine_l``, evaluating the ``_l`` default first, which an SD1.5 model lacks: on stock Forge it
+    falls back to listing ``.pt``/``.bin`` file names without families (tagcomplete #297). With the setting on it
+    reads the shared database and lists every usable and skipped file with its family, as on A1111."""
+    folder = os.environ.get("TAGCOMPLETE_DIR")
+    if not folder:
+        pytest.skip("set TAGCOMPLETE_DIR to a tag-autocomplete checkout")
+    tagcomplete = Path(folder).resolve()
+    stock = _emb_txt_after_first_generation(launch_webui, tagcomplete, 6, {"disabled_extensions": ["sd-embeddings"]})
+    ours = _emb_txt_after_first_generation(launch_webui, tagcomplete, 7, {"sd_embeddings_embedding_db_shim": True})
+    assert stock and not any(line.endswith((",v1", ",vXL")) for line in stock), stock
+    assert not any("negemb" in line for line in stock)  # a .safetensors file: the fallback never lists it
+    families = {line.split(",")[0].strip('"'): line.rsplit(",", 1)[1] for line in ours}
+    assert families == {"legacyemb.pt": "v1", "negative/negemb.safetensors": "v1", "styles/zipemb.pt": "v1",
+                        "xl/xlemb.safetensors": "vXL"}, ours  # evil.pt: unsafe, listed nowhere
