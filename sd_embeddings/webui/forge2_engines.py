@@ -85,7 +85,9 @@ class EngineDatabase:
         """Ignored, as ``add_embedding_dir``."""
 
     def load_textual_inversion_embeddings(self, force_reload: bool = False, **_ignored: Any) -> None:
-        self.db.load_textual_inversion_embeddings(force_reload=force_reload)
+        """Forge calls it while it builds the engine (the old model already dropped, the new one not set yet), tag
+        autocomplete on refresh: files are applied; the model switch is the ``model_loaded`` callback's."""
+        self.db.load_textual_inversion_embeddings(force_reload=force_reload, sync_with_sd_model=False)
 
     def register_embedding(self, embedding: Any) -> Any:
         return self.register_embedding_by_name(embedding, embedding.name)

@@ -212,3 +212,14 @@ def test_the_host_reads_the_primary_engine(forge, caplog):  # noqa: F811
     assert host.tokenize(model, ["a b"]) == [model.text_processing_engine_l.tokenize(["a b"])[0]]
     with caplog.at_level(logging.WARNING):
         assert host.probe().fits
+
+
+def test_a_model_load_rebuilds_the_tables_once(registered):
+    """Each engine Forge builds asks its database to load; that must not drop the family and rebuild for "no
+    model" in between (SDXL builds two engines): the ``model_loaded`` callback's rebuild is the only one."""
+    write_a1111_pt(registered.folder / "one.pt", vectors(1))
+    registered.load_model("sd1")
+    db = entry.state.db
+    before = db.version
+    registered.load_model("sdxl")
+    assert db.version == before + 1 and db.model_family.value == "sdxl"
