@@ -98,6 +98,7 @@ def database() -> LibraryDatabase:
         library = Library([], hash_cache=cache, background_hashing=webui.hashing())
         watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
         db = LibraryDatabase(library, watcher, webui)
+        db.bare_keywords = settings.bare_keywords()
         db.webui_dirs = webui.webui_embedding_dirs()
         for path in folders(db.webui_dirs):
             db.add_embedding_dir(path)
@@ -119,6 +120,10 @@ def apply_folder_settings() -> None:
         for path in wanted:
             db.add_embedding_dir(path)
         db.load_textual_inversion_embeddings(force_reload=True)
+
+
+def apply_bare_keywords_setting() -> None:
+    database().set_bare_keywords(settings.bare_keywords())
 
 
 def apply_watch_setting() -> None:
@@ -207,24 +212,14 @@ def before_batch(p: Any) -> None:
     state.recorder.begin(p)
 
 
-def generation_ti_hashes(p: Any) -> str:
-    """The de-duplicated ``TI hashes`` of the current batch; "" when none or the WebUI's setting is off."""
-    if not settings.webui_option("textual_inversion_add_hashes_to_infotext", True):
-        return ""
-    return generation.ti_hashes(usage_of(p).embeddings())
-
-
 def after_setup_conds(p: Any) -> None:
-    """After ``p.setup_conds()``: the value the WebUI merges into ``p.extra_generation_params`` (and so into
-    ``params.txt``) is the de-duplicated one. Never raises: the WebUI's own value stays on a failure."""
+    """After ``p.setup_conds()``: the values the WebUI merges into ``p.extra_generation_params`` (and so into
+    ``params.txt``) are the de-duplicated ones. Never raises: the WebUI's own value stays on a failure."""
     try:
-        value = generation_ti_hashes(p)
-        if value:
-            host().write_generation_param(p, "TI hashes", value)
-        names_param = getattr(host(), "names_param", None)
-        names = generation.ti_names(usage_of(p).embeddings()) if names_param else ""
-        if names:  # the WebUI's own line repeats names and loses the negative prompt's
-            host().write_generation_param(p, names_param, names)
+        hashes = settings.webui_option("textual_inversion_add_hashes_to_infotext", True)
+        params = generation.infotext_params(usage_of(p).embeddings(), hashes, getattr(host(), "names_param", None))
+        for key, value in params.items():
+            host().write_generation_param(p, key, value)
     except Exception:  # an infotext detail must never stop a generation
         logger.exception("Textual inversion: could not compute TI hashes")
 
@@ -237,7 +232,7 @@ def after_batch(p: Any) -> None:
     if settings.option(settings.key("diagnostics")):
         db = database()
         lines = prompt_warnings.generation_warnings(db.library, db.model_family, usage_of(p).lines.values(),
-                                                    db.keyword_ids)
+                                                    db.keyword_ids, bare_keywords=db.bare_keywords)
         for line in lines:
             p.comment(line)
     state.recorder.end()
@@ -259,6 +254,7 @@ def register() -> None:
         settings.key("collision_order"): apply_folder_settings,
         settings.OWN_FOLDER: apply_folder_settings,
         settings.key("watch"): apply_watch_setting,
+        settings.key("bare_keywords"): apply_bare_keywords_setting,
         settings.key("embedding_db_shim"): install,
     }, chosen.name), name=settings.key("settings"))
     script_callbacks.on_before_ui(_before_ui, name=settings.key("page"))
@@ -285,9 +281,11 @@ def _app_started(_demo: Any, app: Any) -> None:
     api.add_own_routes(app, ensure_scanned, api_auth or page_auth)  # every file, listed before a model loads
     try:
         from ..tab import routes as http_routes
+        from .vocabulary import WebUIVocabulary
 
         app.include_router(http_routes.make_router(lambda: ensure_scanned().library,
-                                                   auto_negative=settings.auto_negative, dependencies=page_auth))
+                                                   auto_negative=settings.auto_negative, dependencies=page_auth,
+                                                   vocabulary=WebUIVocabulary(host())))
     except ImportError as e:  # the tab's routes need fastapi, which the WebUI always has
         logger.warning("Textual inversion tab routes unavailable: %s", e)
 

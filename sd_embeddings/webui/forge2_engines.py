@@ -7,8 +7,9 @@ one, SDXL: ``_l`` and ``_g``, both 2048 wide; SD3.5: 768 and 1280; Flux: ``_l``)
 
 ``EngineDatabase`` has that surface, served by the one ``LibraryDatabase``: the embeddings are the shared objects
 (SDXL vectors are ``{"clip_l", "clip_g"}`` and each engine's module picks its key), filtered by the engine's own width;
-names are tokenized with the engine's tokenizer exactly as Forge's database does (no special tokens), once per name;
-``fixes`` are the engine's own. Nothing is read from disk here: files are the library's (safe, scanned once).
+names (and ``embedding:name`` spellings) are tokenized with the engine's tokenizer as Forge's database does (no
+special tokens), once per text; ``fixes`` are the engine's own. Nothing is read from disk here: files are the
+library's (safe, scanned once).
 
 ``adopt``/``release`` point an engine built before the factory was installed (Reload UI) at a view, and back.
 """
@@ -19,7 +20,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .database import LibraryDatabase, Lookup, match_at
+from .database import LibraryDatabase
+from .explicit_lookup import ExplicitLookup
+from .lookup import Lookup, match_at
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ database uses for keywords; Flux and SD3.5 have ``_l`` first."""
 ORIGINAL = "sd_embeddings_original"
 """Attribute of a factory installed in place of a WebUI class: the class it replaced."""
 MAX_NAMES = 50_000
+Tables = tuple[int, dict[str, Any], dict[str, Any], Lookup, ExplicitLookup]
+"""``(database version, word_embeddings, skipped_embeddings, ids_lookup, embedding:name lookup)`` of one view."""
 
 
 class EngineDatabase:
@@ -43,7 +48,7 @@ class EngineDatabase:
         """The WebUI's database this view replaced in an engine (``release`` puts it back); None when built so."""
         self.fixes: Any = []
         self._ids: dict[str, list[int]] = {}
-        self._tables: tuple[int, dict[str, Any], dict[str, Any], Lookup] | None = None
+        self._tables: Tables | None = None
 
     # -- what the engine and other extensions read ---------------------------------------------------------------
 
@@ -64,7 +69,8 @@ class EngineDatabase:
         return self.db.embedding_dirs
 
     def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
-        return match_at(self._current()[3], tokens, offset)
+        tables = self._current()
+        return match_at(tables[3], tokens, offset, tables[4])
 
     def name_ids(self, name: str) -> list[int]:
         """``name``'s token ids as Forge's own database makes them (cached)."""
@@ -103,8 +109,9 @@ class EngineDatabase:
         shape = getattr(embedding, "shape", None)
         return self.expected_shape == -1 or shape in (None, -1, self.expected_shape)
 
-    def _current(self) -> tuple[int, dict[str, Any], dict[str, Any], Lookup]:
-        """The tables for the shared database's current version (rebuilt when it moved on)."""
+    def _current(self) -> Tables:
+        """The tables for the shared database's current version (rebuilt when it moved on): as the database's
+        own, a library name is a bare keyword only while ``bare_keywords`` is on; ``embedding:name`` always."""
         tables = self._tables
         version = self.db.version
         if tables is not None and tables[0] == version:
@@ -112,7 +119,10 @@ class EngineDatabase:
         every = {**self.db.skipped_embeddings, **self.db.word_embeddings}
         loaded = {name: e for name, e in every.items() if self.fits(e)}
         skipped = {name: e for name, e in every.items() if name not in loaded}
-        tables = (version, loaded, skipped, self._lookup(loaded))
+        bare = {name: e for name, e in loaded.items() if self.db.bare_keywords or getattr(e, "entry", None) is None}
+        explicit = ExplicitLookup()
+        explicit.build(loaded.values(), self.name_ids)
+        tables = (version, loaded, skipped, self._lookup(bare), explicit)
         self._tables = tables
         return tables
 

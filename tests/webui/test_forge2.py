@@ -223,3 +223,20 @@ def test_a_model_load_rebuilds_the_tables_once(registered):
     before = db.version
     registered.load_model("sdxl")
     assert db.version == before + 1 and db.model_family.value == "sdxl"
+
+
+def test_embedding_name_syntax_and_the_bare_keywords_setting_reach_every_engine(registered):
+    write_safetensors(registered.folder / "xl" / "xlneg.safetensors", sdxl_vectors(2))
+    model = registered.load_model("sdxl")
+
+    def placed(text: str) -> list[list[str]]:
+        return [[fix.embedding.name for chunk in engine.tokenize_line(text)[0] for fix in chunk.fixes]
+                for engine in model.engines()]
+
+    registered.opts.data["sd_embeddings_bare_keywords"] = False
+    entry.apply_bare_keywords_setting()
+    assert placed("a cat, xlneg") == [[], []]
+    assert placed("a cat, embedding:xl/xlneg.safetensors") == [["xlneg"], ["xlneg"]] == placed("embedding:xlneg")
+    registered.opts.data["sd_embeddings_bare_keywords"] = True
+    entry.apply_bare_keywords_setting()
+    assert placed("a cat, xlneg") == [["xlneg"], ["xlneg"]]
