@@ -22,6 +22,7 @@ from typing import Any
 
 from . import forge2_engines as engines
 from . import settings
+from .a1111 import CLIP_VOCABULARY
 from .host import Hooks, Patch, Probe, processing_patches
 
 LAYOUTS = (("backend.text_processing.classic_engine", "ClassicTextProcessingEngine"),
@@ -151,6 +152,19 @@ class Forge2Host:
         if isinstance(view, engines.EngineDatabase):
             return [view.name_ids(text) for text in texts]
         return [list(ids) for ids in engine.tokenizer(texts, truncation=False, add_special_tokens=False)["input_ids"]]
+
+    def token_embeddings(self, model: Any) -> dict[int, Any]:
+        """Each CLIP engine's token table by width (768 CLIP-L, 1024 OpenCLIP-H, 1280 OpenCLIP-G): the
+        ``nn.Embedding`` Forge's ``CLIPEmbeddingForTextualInversion`` wraps, CLIP's vocabulary long."""
+        import torch
+
+        found: dict[int, Any] = {}
+        for engine in engines.engines_of(model):
+            module = engines.token_embedding(engine)
+            table = getattr(module, "wrapped", module)
+            if isinstance(table, torch.nn.Embedding) and table.num_embeddings == CLIP_VOCABULARY:
+                found.setdefault(int(table.embedding_dim), table.weight)
+        return found
 
     def expected_shape(self, model: Any) -> int:
         """The primary engine's width, as Forge declares it when building the engine (768, 1024 or 2048)."""

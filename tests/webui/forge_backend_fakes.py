@@ -12,7 +12,7 @@ from collections import namedtuple
 
 import torch
 
-COMMA, BOS, EOS = 267, 49406, 49407
+COMMA, BOS, EOS, VOCABULARY = 267, 49406, 49407, 49408
 WORDS: dict[str, int] = {",": COMMA}
 PromptChunkFix = namedtuple("PromptChunkFix", ["offset", "embedding"])
 LAYOUTS = {"forge": ("backend.text_processing.classic_engine", "ClassicTextProcessingEngine"),
@@ -102,8 +102,8 @@ class Engine:
             self.embeddings.add_embedding_dir(embedding_dir)
             self.embeddings.load_textual_inversion_embeddings()
         self.tokenizer, self.embedding_key = tokenizer, key
-        base = torch.nn.Embedding(50000, width)
-        torch.nn.init.zeros_(base.weight)
+        # CLIP's vocabulary of zero rows, one row in memory (stride 0), as Forge's wrapped ``nn.Embedding``
+        base = torch.nn.Embedding.from_pretrained(torch.zeros(1, width).expand(VOCABULARY, width))
         self.text_encoder = types.SimpleNamespace(transformer=types.SimpleNamespace(text_model=types.SimpleNamespace(
             embeddings=types.SimpleNamespace(token_embedding=TokenEmbedding(base, self.embeddings, key)))))
         self.calls: list[list[str]] = []

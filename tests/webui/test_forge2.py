@@ -212,6 +212,9 @@ def test_the_host_reads_the_primary_engine(forge, caplog):  # noqa: F811
     assert host.tokenize(model, ["a b"]) == [model.text_processing_engine_l.tokenize(["a b"])[0]]
     with caplog.at_level(logging.WARNING):
         assert host.probe().fits
+    tables = host.token_embeddings(model)  # the inspector's nearest tokens: each engine's own table, by width
+    assert sorted(tables) == [768, 1280]
+    assert tables[1280] is token_embedding(model.text_processing_engine_g).wrapped.weight
 
 
 def test_a_model_load_rebuilds_the_tables_once(registered):
