@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .host import Hooks, Patch, Probe
+from .host import Hooks, Patch, Probe, processing_patches
 
 LINE_OWNERS = ("TextConditionalModel", "FrozenCLIPEmbedderWithCustomWordsBase")
 CLIP_VOCABULARY = 49408
@@ -50,12 +50,7 @@ class A1111Host:
         owner = line_owner(sd_hijack_clip)
         if owner is None:
             raise AttributeError("no sd_hijack_clip class defines tokenize_line")
-        # the base class and each subclass that overrides it (txt2img adds the hires conditioning after ``super()``)
-        setup_owners = [cls for cls in vars(processing).values() if isinstance(cls, type) and
-                        issubclass(cls, processing.StableDiffusionProcessing) and "setup_conds" in vars(cls)]
-        return [(owner, "tokenize_line", hooks.tokenize_line),
-                (processing.StableDiffusionProcessing, "cached_params", hooks.cached_params),
-                *[(cls, "setup_conds", hooks.setup_conds) for cls in setup_owners]]
+        return [(owner, "tokenize_line", hooks.tokenize_line), *processing_patches(processing, hooks)]
 
     def install_database(self, db: Any) -> Any:
         from modules import sd_hijack

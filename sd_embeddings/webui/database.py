@@ -31,10 +31,14 @@ from . import settings
 from .embedding import embedding_class
 from .explicit_lookup import ExplicitLookup
 from .host import Host
+from .lookup import Lookup, match_at
 
 logger = get_logger(__name__)
 
 SHAPE_FAMILIES = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL}
+def model_key(model: Any) -> tuple[int, int] | None:
+    """What identifies the active model and its text encoder (a switch to an already-loaded model changes it)."""
+    return (id(model), id(model.cond_stage_model)) if model is not None else None
 
 
 def _claims_its_name(embedding: Any) -> bool:
@@ -70,7 +74,7 @@ class LibraryDatabase:
         self.host: Host = host
         self.library = library
         self.watcher = watcher
-        self.ids_lookup: dict[int, list[tuple[list[int], Any]]] = {}
+        self.ids_lookup: Lookup = {}
         self.word_embeddings: dict[str, Any] = {}
         self.skipped_embeddings: dict[str, Any] = {}
         self.expected_shape = -1
@@ -117,7 +121,14 @@ class LibraryDatabase:
                 self._external.pop(name, None)
             else:
                 self._external[name] = embedding
-            result = self._register(embedding, model, name)
+            if model is None:  # no tokenizer yet: listed now, matched from the rebuild the model load brings
+                if embedding is None:
+                    self.word_embeddings.pop(name, None)
+                else:
+                    self.word_embeddings[name] = embedding
+                result = embedding
+            else:
+                result = self._register(embedding, model, name)
             self.version += 1
             return result
 
@@ -141,7 +152,7 @@ class LibraryDatabase:
         return embedding
 
     def _tokenize(self, model: Any, name: str) -> list[int]:
-        key = (id(model.cond_stage_model), name)
+        key = (model_key(model), name)
         ids = self._ids_cache.get(key)
         if ids is None:
             ids = self.host.tokenize(model, [name])[0]
@@ -157,13 +168,7 @@ class LibraryDatabase:
 
     def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
         """The longest name at ``offset``: a bare keyword from ``ids_lookup`` or an ``embedding:name``."""
-        explicit = self.explicit.match(tokens, offset)
-        for ids, embedding in self.ids_lookup.get(tokens[offset], ()):
-            if tokens[offset:offset + len(ids)] == ids:
-                if explicit is None or len(ids) >= explicit[1]:
-                    return embedding, len(ids)
-                break
-        return explicit if explicit is not None else (None, None)
+        return match_at(self.ids_lookup, tokens, offset, self.explicit)
 
     def set_bare_keywords(self, value: bool) -> None:
         """The setting changed: rebuild the tables now (and a new ``version`` invalidates cached conditioning)."""
@@ -182,7 +187,7 @@ class LibraryDatabase:
 
     def _sync_model(self, model: Any) -> bool:
         """Notice a new active model (also a switch to an already-loaded one); re-evaluate compatibility."""
-        key = (id(model), id(model.cond_stage_model)) if model is not None else None
+        key = model_key(model)
         if key == self._model_key:
             return False
         self._model_key = key
@@ -194,10 +199,16 @@ class LibraryDatabase:
     # -- loading ----------------------------------------------------------------------------------------------
 
     def load_textual_inversion_embeddings(self, force_reload: bool = False, sync_with_sd_model: bool = True) -> None:
-        """Apply file and model changes. Cheap when nothing changed; ``force_reload`` rescans every folder."""
+        """Apply file and model changes. Cheap when nothing changed; ``force_reload`` rescans every folder.
+
+        ``sync_with_sd_model=False`` (the WebUI's API and Forge's tab ask so) keeps the model the tables were built
+        for: names stay matched with its tokenizer; only a switch to another model waits for the next synced call.
+        """
         with self._lock:
-            model = self.host.current_model() if sync_with_sd_model else None
+            model = self.host.current_model()
             model_changed = self._sync_model(model) if sync_with_sd_model else False
+            if model_key(model) != self._model_key:
+                model = None  # not the model the tables are for: list the files, match names on the next sync
             if force_reload or self.files_may_have_changed():
                 self.library.refresh()
                 if self.watcher is not None:
@@ -266,7 +277,7 @@ class LibraryDatabase:
         ordered = sorted(self.word_embeddings.values(), key=lambda e: e.name.lower())
         self.word_embeddings.clear()
         self.word_embeddings.update((e.name, e) for e in ordered)
-        self._built = (self.library.version, self._model_key)
+        self._built = (self.library.version, self._model_key if model is not None else None)
         self.version += 1
         for listener in list(self.after_rebuild):
             try:

@@ -29,14 +29,15 @@ from . import console, generation, prompt_warnings, settings
 from . import host as hosts
 from .a1111 import A1111Host
 from .database import LibraryDatabase
+from .forge2 import Forge2Host
 from .usage import Recorder, usage_of
 
 logger = get_logger(__name__)
 
 PATCH_KEY = f"{Prefix.PACKAGE}.webui"
 EXTENSION_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HOSTS: tuple[type, ...] = (A1111Host,)
-"""Adapters, most specific first; the fork adapters go here."""
+HOSTS: tuple[type, ...] = (A1111Host, Forge2Host)
+"""Adapters, most specific first; each probes the classes it would hook."""
 OWN_FILE_EXTENSIONS = (".pt", ".bin", ".safetensors")
 
 
@@ -194,10 +195,12 @@ def uninstall() -> None:
 # -- around each generation ---------------------------------------------------------------------------------
 
 def before_generation(p: Any) -> None:
-    """``Script.process``: the WebUI reloads only when its own folder exists; we reload either way."""
+    """``Script.process``: A1111 reloads only when its own folder exists, Forge never; we reload where it does not."""
     state.recorder.end()  # a generation that died mid-way must not claim this thread's next lines
-    if not getattr(p, "do_not_reload_embeddings", False) and not os.path.exists(host().embeddings_dir()):
-        database().load_textual_inversion_embeddings()
+    db = database()
+    webui_reloads = getattr(host(), "webui_reloads_embeddings", True) and os.path.exists(host().embeddings_dir())
+    if not getattr(p, "do_not_reload_embeddings", False) and not webui_reloads:
+        db.load_textual_inversion_embeddings()
 
 
 def before_batch(p: Any) -> None:
@@ -206,19 +209,14 @@ def before_batch(p: Any) -> None:
     state.recorder.begin(p)
 
 
-def generation_ti_hashes(p: Any) -> str:
-    """The de-duplicated ``TI hashes`` of the current batch; "" when none or the WebUI's setting is off."""
-    wanted = settings.webui_option("textual_inversion_add_hashes_to_infotext", True)
-    return generation.ti_hashes(usage_of(p).embeddings()) if wanted else ""
-
-
 def after_setup_conds(p: Any) -> None:
-    """After ``p.setup_conds()``: the value the WebUI merges into ``p.extra_generation_params`` (and so into
-    ``params.txt``) is the de-duplicated one. Never raises: the WebUI's own value stays on a failure."""
+    """After ``p.setup_conds()``: the values the WebUI merges into ``p.extra_generation_params`` (and so into
+    ``params.txt``) are the de-duplicated ones. Never raises: the WebUI's own value stays on a failure."""
     try:
-        value = generation_ti_hashes(p)
-        if value:
-            host().write_generation_param(p, "TI hashes", value)
+        hashes = settings.webui_option("textual_inversion_add_hashes_to_infotext", True)
+        params = generation.infotext_params(usage_of(p).embeddings(), hashes, getattr(host(), "names_param", None))
+        for key, value in params.items():
+            host().write_generation_param(p, key, value)
     except Exception:  # an infotext detail must never stop a generation
         logger.exception("Textual inversion: could not compute TI hashes")
 
@@ -247,21 +245,22 @@ def register() -> None:
     state.host = chosen
     install()
     try:
-        _register_callbacks()
+        _register_callbacks(chosen.name)
     except Exception:  # never leave the WebUI half-patched: back to its own database and functions
         uninstall()
         state.host = None
         raise
 
 
-def _register_callbacks() -> None:
+def _register_callbacks(adapter: str) -> None:
     from modules import script_callbacks as on
 
     applied = {settings.key("extra_folders"): apply_folder_settings, settings.OWN_FOLDER: apply_folder_settings,
                settings.key("collision_order"): apply_folder_settings, settings.key("watch"): apply_watch_setting,
-               settings.key("bare_keywords"): apply_bare_keywords_setting}
+               settings.key("bare_keywords"): apply_bare_keywords_setting,
+               settings.key("embedding_db_shim"): install}
     for register_callback, callback, label in (
-            (on.on_ui_settings, lambda: settings.add_settings(applied), "settings"),
+            (on.on_ui_settings, lambda: settings.add_settings(applied, adapter), "settings"),
             (on.on_before_ui, _before_ui, "page"), (on.on_app_started, _app_started, "api"),
             (on.on_infotext_pasted, _pasted, "paste"),
             (on.on_model_loaded, lambda _model: database().load_textual_inversion_embeddings(), "model"),

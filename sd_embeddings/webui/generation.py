@@ -104,3 +104,18 @@ def ti_hashes(embeddings: Iterable[Any]) -> str:
         name = sanitize(embedding.name)
         items.setdefault(name, f"{name}: {shorthash}")
     return ", ".join(items.values())
+
+
+def ti_names(embeddings: Iterable[Any]) -> str:
+    """Forge's ``TI`` value: each embedding's name once, in the ``TI hashes`` order, cleaned the same way."""
+    return ", ".join(dict.fromkeys(sanitize(embedding.name) for embedding in embeddings))
+
+
+def infotext_params(embeddings: list[Any], hashes: bool, names_param: str | None) -> dict[str, str]:
+    """What a generation's infotext gets from the embeddings it used: ``TI hashes`` (when the WebUI's setting is
+    on) and, where the WebUI writes a names line of its own (Forge's ``TI``, which repeats names and loses the
+    negative prompt's), that line with each name once. Empty values are left out."""
+    params = {"TI hashes": ti_hashes(embeddings) if hashes else ""}
+    if names_param:
+        params[names_param] = ti_names(embeddings)
+    return {key: value for key, value in params.items() if value}

@@ -3,8 +3,13 @@
 A host says whether it fits the running WebUI by probing the classes and functions it would use (never version
 numbers), and then does the few WebUI-specific things: swap the embedding database in and out, give the model and
 its tokenizer, the ``Embedding`` base class and the chunk-fix type, write a generation parameter, and name the
-functions to wrap. ``a1111.A1111Host`` (AUTOMATIC1111 1.7-1.10 and the forks that keep its prompt path) is the first;
-the fork adapters add others. ``choose`` picks the first that fits and says so in one line.
+functions to wrap. ``a1111.A1111Host`` (AUTOMATIC1111 1.7-1.10 and the forks that keep its prompt path) and
+``forge2.Forge2Host`` (Forge main and Forge Neo: one database per text-processing engine in ``backend/``) are the two;
+``choose`` picks the first that fits and says so in one line.
+
+Two optional attributes describe what a WebUI does by itself (absent = A1111's behaviour):
+``webui_reloads_embeddings`` (False: nothing reloads the database before a generation, the adapter does) and
+``names_param`` (an infotext key the WebUI fills with the embeddings' names, rewritten once per embedding).
 
 What every WebUI of the family shares is used directly, not through a host: ``modules.shared.opts`` (settings),
 ``modules.script_callbacks`` (through ``on``, which papers over its one signature change), ``modules.patches`` and
@@ -82,6 +87,16 @@ class Host(Protocol):
     def hashing(self) -> bool: ...
 
     def write_generation_param(self, p: Any, key: str, value: str) -> None: ...
+
+
+def processing_patches(processing: Any, hooks: Hooks) -> list[Patch]:
+    """``cached_params`` on ``StableDiffusionProcessing`` and ``setup_conds`` on it and on every subclass that
+    overrides it (txt2img adds the hires conditioning after ``super()``): the same on every WebUI of the family."""
+    base = processing.StableDiffusionProcessing
+    setup_owners = [cls for cls in vars(processing).values()
+                    if isinstance(cls, type) and issubclass(cls, base) and "setup_conds" in vars(cls)]
+    return [(base, "cached_params", hooks.cached_params),
+            *[(cls, "setup_conds", hooks.setup_conds) for cls in setup_owners]]
 
 
 def choose(hosts: Iterable[Host]) -> tuple[Host | None, str]:

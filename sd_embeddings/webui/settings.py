@@ -46,7 +46,13 @@ OPTIONS: dict[str, tuple[Any, str, str]] = {
     key("diagnostics"): (
         True, "Warn under the generation info about embedding names that were not applied",
         "For example an SDXL embedding on an SD1.5 model, an unsafe file, or Easy_Negative for EasyNegative."),
+    key("embedding_db_shim"): (
+        False, "Forge: also publish the embedding database as model_hijack.embedding_db",
+        "For extensions written for A1111 that read it (tag autocomplete finds Forge's engines by itself). Off = "
+        "Forge's stub without that attribute, as stock."),
 }
+HOST_ONLY = {key("embedding_db_shim"): ("forge2",)}
+"""Options shown only with these adapters (the others have nothing for them to do)."""
 
 
 def option(name: str) -> Any:
@@ -105,12 +111,15 @@ def extra_folders() -> list[str]:
     return [part.strip() for part in text.replace(";", "\n").splitlines() if part.strip()]
 
 
-def add_settings(on_change: dict[str, Any]) -> None:
-    """``on_ui_settings`` callback body; ``on_change`` maps keys to functions run when a value changes."""
+def add_settings(on_change: dict[str, Any], adapter: str = "a1111") -> None:
+    """``on_ui_settings`` callback body; ``on_change`` maps keys to functions run when a value changes; options of
+    other adapters (``HOST_ONLY``) are left out."""
     import gradio as gr
     from modules import shared
 
     for name, (default, label, info) in OPTIONS.items():
+        if adapter not in HOST_ONLY.get(name, (adapter,)):
+            continue
         common = {"onchange": on_change.get(name), "section": SECTION}
         if isinstance(default, tuple):
             item = shared.OptionInfo(default[0], label, gr.Radio, {"choices": list(default)}, **common)

@@ -154,13 +154,21 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
             link.unlink()
 
 
+FIRST_GENERATION_LOADS_MODEL = ("forge", "neo")
+"""``WEBUI_KIND``s that load the checkpoint on the first generation, not at start (Forge2: ``forge_model_reload``)."""
+
+
 @pytest.fixture(scope="session")
 def webui(tmp_path_factory):
-    def ready(server: WebUI) -> bool:
+    loads_late = os.environ.get("WEBUI_KIND") in FIRST_GENERATION_LOADS_MODEL
+
+    def ready(server: WebUI) -> bool:  # the summary line waits for the model
         return bool(server.get("/sdapi/v1/embeddings")["loaded"].get("negemb")) and \
-            "Textual inversion:" in server.log.read_text(errors="replace")
+            (loads_late or "Textual inversion:" in server.log.read_text(errors="replace"))
 
     with running_webui(tmp_path_factory, ready) as server:
+        if loads_late:
+            server.txt2img("a model to load")
         yield server
 
 

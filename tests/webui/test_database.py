@@ -172,3 +172,18 @@ def test_file_replaced_with_other_row_count_and_nothing_loaded_names_the_file(we
     message = str(caught.value)
     assert str(webui.folder / "a.pt") in message and "now has 3 vectors" in message and "laid out for 2" in message
     assert torch.equal(db.word_embeddings["a"].vec, vectors(3, seed=3))
+
+
+def test_a_load_without_model_sync_keeps_names_matched(webui):
+    """Fakes: SD1 model. The WebUI's API refresh (and Forge's tab and API) load with ``sync_with_sd_model=False``;
+    that used to rebuild the tables without a tokenizer, so no prompt matched any embedding until the next model."""
+    model = webui.load_model(768)
+    write_a1111_pt(webui.folder / "kept.pt", vectors(1))
+    db = webui.make_db()
+    db.load_textual_inversion_embeddings()
+    write_a1111_pt(webui.folder / "added.pt", vectors(1, seed=4))
+    db.load_textual_inversion_embeddings(force_reload=True, sync_with_sd_model=False)
+    for name in ("kept", "added"):
+        assert db.find_embedding_at_position(db._tokenize(model, name), 0) == (db.word_embeddings[name], 1)
+    db.register_embedding_by_name(db.word_embeddings["kept"], None, "outside")  # before a model: listed only
+    assert "outside" in db.word_embeddings
