@@ -16,8 +16,8 @@ import pytest
 from factories import vectors, write_a1111_pt
 
 from sd_embeddings import app
-from sd_embeddings.cli.serve import bind
 from sd_embeddings.library import Library
+from sd_embeddings.tab import listen
 from sd_embeddings.tab import slow_clients as host
 
 HALF_SENT = b"GET /sd-embeddings/v1/version HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
@@ -32,7 +32,7 @@ def port(tmp_path_factory) -> Iterator[int]:
     write_a1111_pt(folder / "goodemb.pt", vectors(2))
     library = Library([folder], background_hashing=False)
     library.refresh()
-    sock = bind("127.0.0.1", 0)
+    sock = listen.bind(listen.resolve("127.0.0.1", 0))
     config = uvicorn.Config(app.create_app(library), host="127.0.0.1", port=sock.getsockname()[1],
                             **host.server_options())
     server = uvicorn.Server(config)
