@@ -62,7 +62,7 @@
     const cls = ["card", "sdemb-card"];
     if (c.status !== "loaded") cls.push("sdemb-unusable");
     if (c.collides_with.length) cls.push("sdemb-collision");
-    if (c.reason || c.collides_with.length) cls.push("sdemb-has-notes");
+    if (c.reason || c.collides_with.length || (c.same_vectors && c.same_vectors.length)) cls.push("sdemb-has-notes");
     const hover = c.relpath + "\nsha256 " + (c.shorthash || "(not computed yet)");
     const pic = c.preview ? '<img class="preview sdemb-preview" src="' + esc(c.preview) + '" alt="" loading="lazy">'
       : '<div class="sdemb-placeholder" style="--sdemb-hue:' + hue(c.keyword) + '" aria-hidden="true">' +
@@ -71,8 +71,12 @@
       '</span><span class="sdemb-badge">' + c.vectors + "v</span>";
     if (c.target === "negative") badges += '<span class="sdemb-badge sdemb-neg">neg</span>';
     if (c.weight !== null) badges += '<span class="sdemb-badge">&times;' + esc(c.weight) + "</span>";
+    if (c.base_model) badges += '<span class="sdemb-badge sdemb-base" title="Base model (Civitai)">' + esc(c.base_model) + "</span>";
+    if (c.common_word) badges += '<span class="sdemb-badge sdemb-common" title="' + esc("'" + c.keyword +
+      "' is a common English word: typing it anywhere in a prompt uses this embedding") + '">word</span>';
     let notes = c.reason ? '<span class="sdemb-reason">' + esc(c.reason) + "</span>" : "";
     if (c.collides_with.length) notes += '<span class="sdemb-clash">same keyword: ' + esc(c.collides_with.join(", ")) + "</span>";
+    if (c.same_vectors && c.same_vectors.length) notes += '<span class="sdemb-twin">same vectors: ' + esc(c.same_vectors.join(", ")) + "</span>";
     return '<div class="' + cls.join(" ") + '" tabindex="0" role="button" data-name="' + esc(c.keyword) +
       '" data-id="' + esc(c.card_id) + '" data-sort-default="' + i + '" title="' + esc(hover) + '">' + pic +
       '<div class="button-row"><button type="button" class="sdemb-edit" title="Edit metadata" ' +
@@ -100,6 +104,7 @@
     else if (!state.view.length) box.insertAdjacentHTML("beforeend", '<div class="sdemb-empty">No embeddings match.</div>');
     box.appendChild(state.sentinel);
     renderMore(state, want);
+    if (lib.afterRender) lib.afterRender(state); // groups (part 3b) go in front of the cards
     if (keep) {
       box.scrollTop = scroll[0];
       window.scrollTo(window.scrollX, scroll[1]);
@@ -174,5 +179,5 @@
       rows.map((r) => '<li class="' + (r.quiet ? "sdemb-quiet" : "") + '"><code>' + esc(r.relpath) + "</code> <b>" +
         esc(r.status) + "</b>: " + esc(r.reason) + "</li>").join("") + "</ul></details>";
   }
-  Object.assign(lib, { decode, render, renderMore, renderTree, renderSide });
+  Object.assign(lib, { decode, render, renderMore, renderTree, renderSide, hiddenShown });
 })();

@@ -26,6 +26,13 @@
   }
   lib.load = load;
   lib.show = show;
+  // Inside the WebUI the theme's colours and fonts are defined for the gradio container only (at the document's
+  // body its variables resolve to nothing, and the dialog was transparent): the dialog goes inside it.
+  function dialogParent() {
+    const app = lib.app();
+    return (app !== document && app.querySelector(".gradio-container")) || document.body;
+  }
+  lib.dialogParent = dialogParent;
 
   // ---- metadata dialog ---------------------------------------------------------------------------------
   NS.editMetadata = async (state, id) => {
@@ -40,13 +47,14 @@
       "<dt>Modified</dt><dd>" + esc(file.modified) + "</dd><dt>sha256</dt><dd><code>" +
       esc(file.sha256 || "(" + (file.sha256_state || "pending") + ")") + "</code></dd>" +
       "<dt>Status</dt><dd>" + esc(info.card.status + (info.card.reason ? ": " + info.card.reason : "")) + "</dd></dl>" +
+      '<div class="sdemb-extras"></div>' +
       '<label>Insert into <select name="target">' + option("auto", "auto (" + (info.card.target === "negative" &&
         info.card.target_source === "auto" ? "negative by name/folder" : "prompt box focused last") + ")") +
       option("positive", "positive prompt") + option("negative", "negative prompt") + "</select></label>" +
       '<label>Preferred weight <input name="weight" type="number" step="0.05" min="-100" max="100" placeholder="1"></label>' +
       '<label>Description <textarea name="description" rows="3"></textarea></label>' +
       '<label>Notes <textarea name="notes" rows="3"></textarea></label>' +
-      '<label>Replace preview <input name="preview" type="file" accept="image/*"></label>' +
+      '<label>Replace preview <input name="preview" type="file" accept="image/*"></label><div class="sdemb-preview-extras"></div>' +
       '<menu><button value="cancel" type="submit">Cancel</button><button value="save" type="submit" class="sdemb-save">Save</button></menu></form>';
     const form = dialog.querySelector("form");
     form.weight.value = meta["preferred weight"] != null ? meta["preferred weight"] : "";
@@ -56,7 +64,7 @@
       dialog.remove();
       if (dialog.returnValue !== "save") return;
       const picture = form.preview.files && form.preview.files[0];
-      if (picture) await NS.uploadPreview(state, id, picture);
+      if (picture) await NS.uploadPreview(state, id, picture, form.replace_shown && form.replace_shown.checked ? "shown" : "");
       const body = { id, target: form.target.value, weight: form.weight.value, description: form.description.value, notes: form.notes.value };
       const saved = await fetch(state.api + "/metadata", { method: "POST", headers: lib.writeHeaders("application/json"), body: JSON.stringify(body) });
       if (!saved.ok) return console.error("sd-embeddings: saving metadata failed:", await lib.reason(saved));
@@ -65,18 +73,26 @@
       card.search = (card.keyword + " " + card.relpath + " " + card.description).toLowerCase();
       lib.render(state, true);
     });
-    document.body.appendChild(dialog);
+    dialogParent().appendChild(dialog);
     dialog.showModal();
+    if (NS.dialogExtras) NS.dialogExtras(state, id, info, dialog); // sd_embeddings_3_inspector.js
   };
 
-  // Sends the picture as the body (the host re-encodes it to x.preview.png) and shows the rescanned card.
-  NS.uploadPreview = async (state, id, file) => {
-    const res = await fetch(state.api + "/preview?id=" + encodeURIComponent(id),
-      { method: "POST", headers: lib.writeHeaders(file.type || "image/png"), body: file });
-    if (!res.ok) return console.error("sd-embeddings: replacing the preview failed:", await lib.reason(res));
+  // Sends the picture as the body (the host re-encodes it to x.preview.png, or with replace "shown" to the x.png that
+  // takes precedence over it) and shows the rescanned card. Returns the host's answer, or {error} with the reason.
+  NS.uploadPreview = async (state, id, file, replace) => {
+    const type = /^image\//.test(file.type || "") ? file.type : "image/png";
+    const res = await fetch(state.api + "/preview?id=" + encodeURIComponent(id) + (replace ? "&replace=" + replace : ""),
+      { method: "POST", headers: lib.writeHeaders(type), body: file });
+    if (!res.ok) {
+      const error = await lib.reason(res);
+      console.error("sd-embeddings: replacing the preview failed:", error);
+      return { error };
+    }
     const answer = await res.json(), card = state.byId.get(id);
     if (answer.shadowed_by) console.warn("sd-embeddings: " + answer.shadowed_by + " is shown instead of " + answer.preview);
     if (card) Object.assign(card, answer.card);
     lib.render(state, true);
+    return answer;
   };
 })();

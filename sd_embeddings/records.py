@@ -176,6 +176,8 @@ class Sidecars:
     preview: str | None = None
     description_file: str | None = None
     metadata_file: str | None = None
+    civitai_file: str | None = None
+    """``x.civitai.info`` (Civitai Helper) or ``x.api_info.json`` (Civitai Browser+), read by ``library.civitai``."""
 
 
 def stat_stamp(info: os.stat_result) -> tuple[int, int, int, int]:
@@ -206,6 +208,8 @@ class Entry:
     verified: bool = False
     ctime_ns: int = 0
     inode: int = 0
+    fingerprint: str | None = None
+    """sha256 of the vectors themselves (``library.vectors.fingerprint``), known once they were decoded."""
 
     @property
     def stamp(self) -> tuple[int, int, int, int]:

@@ -181,7 +181,10 @@ def _rows(tensor: Any, path: str, what: str) -> torch.Tensor:
     tensor = tensor.detach().reshape(rows, width).to(torch.float32).contiguous()
     bad = (~torch.isfinite(tensor)).any(dim=1)
     if bool(bad.any()):
-        raise CorruptFileError(path, f"{int(bad.sum())} of {rows} vectors contain NaN or infinite values")
+        which = [str(i + 1) for i in bad.nonzero().flatten().tolist()]
+        listed = ", ".join(which[:8]) + (", ..." if len(which) > 8 else "")
+        raise CorruptFileError(path, f"{len(which)} of {rows} vectors contain NaN or infinite values "
+                                     f"(vector{'s' if len(which) > 1 else ''} {listed})")
     return tensor
 
 

@@ -24,7 +24,7 @@ from .collisions import keyword_key
 from .hashing import HashCache
 from .reading import read_entry
 from .scanning import walk_folders
-from .verifier import Verifier
+from .verifier import Verifier, needs_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,7 @@ class Library:
     sidecar_path = staticmethod(sidecars.sidecar_path)
     user_metadata = staticmethod(sidecars.user_metadata)
     description = staticmethod(sidecars.description)
+    civitai_summary = staticmethod(sidecars.civitai_summary)
     metadata_path = staticmethod(sidecars.metadata_path)
 
     def save_user_metadata(self, entry: Entry, updates: dict) -> dict:
@@ -198,12 +199,17 @@ class Library:
                     item.sidecars.metadata_file = os.path.basename(path)
         return data
 
-    def save_preview(self, entry: Entry, png: bytes) -> str:
-        """Write ``png`` (already re-encoded by the caller) as ``x.preview.png`` beside a known entry; returns the
-        path. Raises ``KeyError`` for an unknown entry and ``WriteError`` when the folder cannot take the file."""
-        if self.find(entry.path) is None:
+    def save_preview(self, entry: Entry, png: bytes, name: str | None = None) -> str:
+        """Write ``png`` (already re-encoded by the caller) as ``x.preview.png`` beside a known entry, or as ``name``
+        when that is the picture the entry shows now (a plain ``x.png`` shadowing ``x.preview.png``; never the
+        entry's own file); returns the path. Raises ``KeyError`` for an unknown entry or another name, and
+        ``WriteError`` when the folder cannot take the file."""
+        current = self.find(entry.path)
+        if current is None:
             raise KeyError(f"not an entry of this library: {entry.path}")
-        path = sidecars.preview_upload_path(entry)
+        if name is not None and (name != current.sidecars.preview or name == current.filename):
+            raise KeyError(f"{name} is not the preview shown for {entry.path}")
+        path = sidecars.preview_upload_path(entry) if name is None else os.path.join(os.path.dirname(entry.path), name)
         atomic.write_atomic(path, png)
         logger.info("Wrote preview %s (%d bytes)", path, len(png))
         return path
@@ -234,7 +240,8 @@ class Library:
         """Entries not yet hashed and verified, usable ones first (what prompts use first)."""
         records = self._files
         pending = [e for e in self._entries if e.path in records
-                   and not (records[e.path].sha256 and records[e.path].verified)]
+                   and not (records[e.path].sha256 and records[e.path].verified)
+                   or e.path in records and needs_fingerprint(records[e.path])]
         pending.sort(key=lambda e: e.status is not Status.LOADED)
         return pending
 
@@ -245,6 +252,12 @@ class Library:
         entry = self._by_path.get(path)
         if entry is not None:
             entry.sha256 = value
+
+    def record_fingerprint(self, entry: Entry, value: str) -> None:
+        """Note the fingerprint of ``entry``'s vectors on its records (only those of this very file version)."""
+        for item in (self._files.get(entry.path), self._by_path.get(entry.path)):
+            if item is not None and item.fingerprint is None and item.stamp == entry.stamp:
+                item.fingerprint = value
 
     def record_checked(self, record: Entry) -> None:
         with self._lock:

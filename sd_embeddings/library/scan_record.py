@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..records import Entry, Header, Shape, Status
 
 _HEADER_FIELDS = ("layout", "name", "step", "sd_checkpoint", "sd_checkpoint_name")
+_FINGERPRINT = re.compile("[0-9a-f]{64}")
 
 
 def store(entry: Entry) -> dict[str, Any]:
     record: dict[str, Any] = {"status": (entry.file_status or entry.status).value, "reason": entry.file_reason,
                               "keyword": entry.keyword, "verified": entry.verified}
+    if entry.fingerprint:
+        record["fingerprint"] = entry.fingerprint
     if entry.header is not None:
         record["parts"] = {key: list(shape) for key, shape in entry.header.shape.parts.items()}
         record.update({name: getattr(entry.header, name) for name in _HEADER_FIELDS})
@@ -34,6 +38,8 @@ def restore(entry: Entry, record: dict[str, Any]) -> bool:
     if header is None and ("parts" in record or status is Status.LOADED):
         return False
     entry.header, entry.keyword, entry.verified = header, keyword, verified
+    found = record.get("fingerprint")
+    entry.fingerprint = found if isinstance(found, str) and _FINGERPRINT.fullmatch(found) else None
     entry.status = entry.file_status = status
     entry.reason = entry.file_reason = reason
     return True

@@ -80,7 +80,8 @@ def _files_in(folder: str, root: str, rel: str, items: list[os.DirEntry], stack:
             if kind is None or not item.is_file():
                 continue
             stem = item.name.rsplit(".", 1)[0]
-            if kind == "image" and (sidecars.is_preview_name(item.name) or stem.lower() in tensor_stems):
+            if kind == "image" and (sidecars.is_preview_name(item.name) or stem.lower() in tensor_stems
+                                    or sidecars.is_civitai_image(item.name, tensor_stems, names_lower)):
                 continue
             info = item.stat()
         except OSError as e:  # vanished or unreadable while we looked: it is simply not there

@@ -12,6 +12,7 @@ from ..formats import json_limits
 from ..formats.decoding import open_regular
 from ..formats.text import clean_json
 from ..records import Entry, Sidecars
+from . import civitai
 from .atomic import write_atomic
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,28 @@ def find_sidecars(stem: str, names_lower: dict[str, str], own_image: str | None 
             break
     if f"{low}.json" in names_lower:
         found.metadata_file = names_lower[f"{low}.json"]
+    found.civitai_file = next((names_lower[low + s] for s in civitai.INFO_SUFFIXES if low + s in names_lower), None)
+    if found.preview is None and (found.civitai_file or found.metadata_file):
+        found.preview = civitai_first_image(low, names_lower)
     return found
+
+
+def civitai_first_image(stem_lower: str, names_lower: dict[str, str]) -> str | None:
+    """Civitai Browser+'s "save images" writes the version's pictures as ``x_0.jpg``, ``x_1.jpg`` ...: the first one
+    is the preview of ``x`` when it has no other (only a local file; nothing is ever fetched)."""
+    for ext in PREVIEW_EXTENSIONS:
+        for candidate in (f"{stem_lower}_0.{ext}", f"{stem_lower}_0.preview.{ext}"):
+            if candidate in names_lower:
+                return names_lower[candidate]
+    return None
+
+
+def is_civitai_image(name: str, model_stems: set[str], names_lower: dict[str, str]) -> bool:
+    """``x_0.jpg`` beside a model file ``x`` that has a Civitai or user sidecar: a picture saved with it."""
+    stem = name.rsplit(".", 1)[0].lower()
+    owner = stem[:-2] if stem.endswith("_0") else ""
+    return bool(owner) and owner in model_stems and any(
+        owner + suffix in names_lower for suffix in (*civitai.INFO_SUFFIXES, ".json"))
 
 
 def read_text(path: str, limit: int = 64 * 1024) -> str:
@@ -108,12 +130,23 @@ def user_metadata(entry: Entry) -> dict[str, Any]:
 
 
 def description(entry: Entry) -> str:
-    """``x.json`` "description" if set, else ``x.txt`` / ``x.description.txt`` (as the WebUI does)."""
-    text = user_metadata(entry).get("description")
+    """``x.json`` "description" if set, else ``x.txt`` / ``x.description.txt`` (as the WebUI does), else the
+    Civitai sidecar's description (as plain text)."""
+    metadata = user_metadata(entry)
+    text = metadata.get("description")
     if isinstance(text, str) and text:
         return text
     path = sidecar_path(entry, entry.sidecars.description_file)
-    return read_text(path) if path else ""
+    text = read_text(path) if path else ""
+    return text or (civitai_summary(entry, metadata).description if entry.sidecars.civitai_file else "")
+
+
+def civitai_summary(entry: Entry, metadata: dict | None = None) -> civitai.CivitaiSummary:
+    """What the entry's Civitai sidecar and its ``x.json`` (``metadata`` when already read) say about it."""
+    if metadata is None:
+        metadata = user_metadata(entry)
+    path = sidecar_path(entry, entry.sidecars.civitai_file)
+    return civitai.summary(entry, path, metadata, entry.sidecars.metadata_file or "")
 
 
 def preview_upload_path(entry: Entry) -> str:

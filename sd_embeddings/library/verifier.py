@@ -19,6 +19,7 @@ from typing import Protocol
 from ..errors import ChangedFileError, CorruptFileError, EmbeddingError
 from ..formats import decoding as formats
 from ..records import EmbeddingData, Entry, Status, stat_stamp
+from . import vectors
 from .hashing import HashCache
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class FileRecords(Protocol):
     def record_checked(self, record: Entry) -> None: ...
 
     def record_bad(self, entry: Entry, error: EmbeddingError) -> None: ...
+
+    def record_fingerprint(self, entry: Entry, value: str) -> None: ...
 
 
 def unexpected(path: str, error: BaseException) -> CorruptFileError:
@@ -83,6 +86,10 @@ class Verifier:
         return data
 
     def remember(self, entry: Entry, data: EmbeddingData) -> None:
+        """Keep decoded vectors (small LRU) and note their fingerprint on the entry and its records."""
+        if entry.fingerprint is None:
+            entry.fingerprint = vectors.fingerprint(data)
+            self.records.record_fingerprint(entry, entry.fingerprint)
         with self._lock:
             self._cache[entry.path] = (entry.stamp, data)
             self._cache.move_to_end(entry.path)
@@ -99,7 +106,7 @@ class Verifier:
     def verify(self, entry: Entry) -> None:
         """Read a file once: hash it (if not known) and decode every value (if not yet checked)."""
         record = self.records.file_record(entry.path)
-        if record is None or (record.verified and record.sha256):
+        if record is None or (record.verified and record.sha256 and not needs_fingerprint(record)):
             return
         try:
             raw = formats.read_file(entry.path)
@@ -112,7 +119,7 @@ class Verifier:
             value = hashlib.sha256(raw).hexdigest()
             self.hash_cache.put(entry.path, record.stamp, value)
             self.records.record_hash(entry.path, value)
-        if record.verified or record.file_status is not Status.LOADED:
+        if (record.verified and not needs_fingerprint(record)) or record.file_status is not Status.LOADED:
             return
         try:
             data = _decode(raw, entry.path)
@@ -196,6 +203,11 @@ def _decode(raw: bytes, path: str) -> EmbeddingData:
     except Exception as e:  # MemoryError and RecursionError included
         logger.exception("Unexpected error decoding %s", path)
         raise unexpected(path, e) from e
+
+
+def needs_fingerprint(record: Entry) -> bool:
+    """A usable file whose vectors were checked before fingerprints existed (an older scan cache)."""
+    return record.fingerprint is None and record.file_status is Status.LOADED
 
 
 def _replaced(entry: Entry) -> bool:

@@ -41,6 +41,7 @@ import urllib.parse
 from dataclasses import asdict, dataclass, field
 
 from ..library import Library
+from ..library.common_words import is_common_word
 from ..records import Entry, Status
 from .names import shown
 
@@ -117,6 +118,12 @@ class CardModel:
     weight: float | None
     collides_with: list[str] = field(default_factory=list)
     hidden: bool = False
+    base_model: str = ""
+    """The base model a Civitai sidecar names when it says more than the family (``SD 1.5``, ``Pony``)."""
+    same_vectors: list[str] = field(default_factory=list)
+    """Other files holding the very same vectors (``library.vectors.fingerprint``), by relative path."""
+    common_word: bool = False
+    """The keyword is a common English word (``library.common_words``): the card gets a warning badge."""
 
     @property
     def usable(self) -> bool:
@@ -160,10 +167,28 @@ def _shown_path(library: Library, path: str) -> str:
     return other.relpath if other else os.path.basename(path)
 
 
-def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negative: bool = True) -> CardModel:
+def twins_index(library: Library) -> dict[str, list[Entry]]:
+    """Card entries by vector fingerprint, for fingerprints more than one file has (``same_vectors``)."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in library.entries:
+        if entry.fingerprint and entry.status in CARD_STATUSES:
+            groups.setdefault(entry.fingerprint, []).append(entry)
+    return {key: group for key, group in groups.items() if len(group) > 1}
+
+
+def same_vectors(library: Library, entry: Entry, index: dict[str, list[Entry]] | None = None) -> list[str]:
+    """Relative paths of the other files with ``entry``'s vectors (known once both were decoded)."""
+    group = (index if index is not None else twins_index(library)).get(entry.fingerprint or "", [])
+    return [shown(other.relpath) for other in group if other.path != entry.path]
+
+
+def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negative: bool = True,
+               twins: dict[str, list[Entry]] | None = None) -> CardModel:
     metadata = library.user_metadata(entry) if entry.sidecars.metadata_file else {}
-    description = library.description(entry) if (entry.sidecars.metadata_file or
-                                                  entry.sidecars.description_file) else ""
+    sidecars = entry.sidecars
+    description = library.description(entry) if (sidecars.metadata_file or sidecars.description_file
+                                                  or sidecars.civitai_file) else ""
+    civitai = library.civitai_summary(entry, metadata) if (sidecars.civitai_file or metadata) else None
     target, source = resolve_target(entry.keyword, entry.folder, metadata, auto_negative)
     return CardModel(
         card_id=shown(card_id(library, entry)), keyword=shown(entry.keyword), relpath=shown(entry.relpath),
@@ -173,11 +198,14 @@ def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negat
         description=description[:DESCRIPTION_LIMIT], shorthash=entry.shorthash or "",
         preview=preview_url(library, entry, api), target=target, target_source=source,
         weight=prompt_weight(metadata), collides_with=[shown(_shown_path(library, p)) for p in entry.collides_with],
-        hidden=is_hidden(entry.relpath))
+        hidden=is_hidden(entry.relpath), base_model=civitai.base_model if civitai and civitai.specific else "",
+        same_vectors=same_vectors(library, entry, twins) if entry.fingerprint else [],
+        common_word=is_common_word(entry.keyword))
 
 
 def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> list[CardModel]:
-    return [card_model(library, e, api, auto_negative) for e in library.entries if e.status in CARD_STATUSES]
+    twins = twins_index(library)
+    return [card_model(library, e, api, auto_negative, twins) for e in library.entries if e.status in CARD_STATUSES]
 
 
 def problem_rows(library: Library) -> list[dict]:
@@ -196,11 +224,15 @@ def folder_list(library: Library) -> list[str]:
 
 
 def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
-    """``{version, family, folders, roots, fields, cards: [[...row...]], problems}``: what the script fetches."""
+    """``{version, family, folders, roots, fields, cards: [[...row...]], problems, groups}``: what the script
+    fetches (``groups``: ``groups.groups_payload``)."""
+    from .groups import groups_payload  # groups use this module's card rules
+
     cards = card_models(library, api, auto_negative)
     return {"version": library.version, "family": library.family.value if library.family else "",
             "roots": list(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
-            "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library)}
+            "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library),
+            "groups": groups_payload(library, auto_negative)}
 
 
 def _path_key(card: CardModel) -> bytes:

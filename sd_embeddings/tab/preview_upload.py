@@ -2,9 +2,10 @@
 
 ``reencode(data) -> bytes``: the uploaded bytes decoded by Pillow (only ``FORMATS``, at most ``MAX_PIXELS``
 declared pixels, checked before decoding) and written again as a fresh PNG no larger than ``MAX_SIDE`` on either
-side; the uploaded bytes themselves are never stored. ``preview_target(entry) -> str``: ``x.preview.png`` beside
-the entry, refused when that folder resolves outside the embeddings folder or the name is taken by something
-that is not a plain file (the route then writes it with ``Library.save_preview``, the library's one atomic
+side; the uploaded bytes themselves are never stored. ``preview_target(entry, shown=False) -> str``: ``x.preview.png``
+beside the entry (with ``shown``: the plain ``x.png`` that takes precedence over it, ``shadowing_preview``),
+refused when that folder resolves outside the embeddings folder or the name is taken by something that is not a
+plain file (the route then writes it with ``Library.save_preview``, the library's one atomic
 writer). Every refusal is a ``PreviewError``.
 
 Memory: a decoded picture takes up to 4 bytes per pixel, the conversion to RGB(A) another 4 and the PNG written
@@ -84,12 +85,28 @@ def reencode(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def preview_target(entry: Entry) -> str:
+def shadowing_preview(entry: Entry) -> str | None:
+    """The picture shown instead of an uploaded ``x.preview.png``: a plain ``x.png`` beside the file (pictures are
+    looked for as ``x.png``, ``x.preview.png``, ``x.jpg`` ...), never the entry's own file (an image embedding)."""
+    name = entry.sidecars.preview
+    stem = os.path.splitext(entry.filename)[0]
+    if name and name != entry.filename and name.lower() == f"{stem.lower()}.png":
+        return name
+    return None
+
+
+def preview_target(entry: Entry, shown: bool = False) -> str:
+    """Where an upload goes: ``x.preview.png``, or with ``shown`` the ``x.png`` that shadows it."""
     folder = os.path.dirname(entry.path)
     real_root, real_folder = os.path.realpath(entry.root), os.path.realpath(folder)
     if os.path.commonpath([real_root, real_folder]) != real_root:
         raise PreviewError("the embedding's folder is outside the embeddings folder")
     target = os.path.splitext(entry.path)[0] + ".preview.png"
+    if shown:
+        name = shadowing_preview(entry)
+        if name is None:
+            raise PreviewError("no picture takes precedence over the uploaded preview; nothing to replace")
+        target = os.path.join(folder, name)
     if os.path.lexists(target) and not (os.path.islink(target) or os.path.isfile(target)):
         raise PreviewError(f"{os.path.basename(target)} exists and is not a file")
     return target

@@ -10,17 +10,23 @@
   picture extension, whose bytes sniff as a picture (``preview_serving``: sniffed type, ``nosniff``, sandboxing
   CSP). ``..``, absolute paths, backslashes, NUL, encoded traversal, links leading out, SVG/HTML behind a picture
   name, FIFOs and devices get 404 with a one-line reason.
-- ``GET  /metadata?id=<card id>`` -> ``{"card", "metadata", "description", "file": {...}}``.
+- ``GET  /metadata?id=<card id>`` -> ``{"card", "metadata", "description", "file": {...}, "preview": {...},
+  "civitai": {...}}`` (``details.preview_info`` and ``details.civitai_info``: where the preview comes from, and the
+  Civitai sidecars).
 - ``POST /metadata``  body ``{"id", "target", "weight", "description", "notes"}`` -> writes only the ``x.json``
   beside that known entry (through ``Library.save_user_metadata``), returns the updated card. Bodies over
   ``BODY_LIMIT`` get 413 (read no further, whatever ``Content-Length`` says), non-JSON or too deeply nested 400.
 - ``POST /preview?id=<card id>`` body: the picture's bytes, ``Content-Type: image/...`` (else 415) -> re-encoded
   by ``preview_upload.reencode`` into ``x.preview.png`` beside that known entry (written atomically), then a
   rescan; returns ``{"card", "preview", "shadowed_by"}`` (``shadowed_by``: a picture that takes precedence, e.g.
-  ``x.png``). Over ``preview_upload.MAX_BYTES`` 413, not a readable picture or too many pixels 400, while
+  ``x.png``). With ``&replace=shown`` that shadowing ``x.png`` is replaced instead (400 when there is none).
+  Over ``preview_upload.MAX_BYTES`` 413, not a readable picture or too many pixels 400, while
   another upload is being decoded 429.
 
-The three POST routes are refused (403, nothing read or written) unless ``guard.check_write`` accepts them: a
+Groups (``GET /groups``, ``POST /groups``, ``POST /groups/delete``) are in ``group_routes``; the inspector
+(``GET /inspect``, ``POST /inspect/nearest``) in ``inspector``.
+
+The POST routes are refused (403, nothing read or written) unless ``guard.check_write`` accepts them: a
 JSON (upload: ``image/...``) ``Content-Type``, this host's ``Origin``/``Referer`` and the page token header.
 ``dependencies`` (the host's auth) apply to every route. Routes use ``http_errors.GuardedRoute``: an unexpected
 error is a one-line answer (disk errors 400/409/507, others 500) and a log line, never a traceback or a bare 500;
@@ -47,8 +53,9 @@ from starlette.concurrency import run_in_threadpool
 from ..library import Library
 from ..library.hashing import hashable
 from ..library.sidecars import PREVIEW_EXTENSIONS
+from ..library.vectors import Vocabulary
 from ..records import Entry
-from . import cards, guard, preview_serving, preview_upload
+from . import cards, details, guard, inspector, preview_serving, preview_upload
 from .http_errors import GuardedRoute, SafeJSONResponse
 from .names import has_surrogate, shown
 
@@ -169,6 +176,7 @@ class _Tab:
     get_library: Callable[[], Library]
     api: str
     auto_negative: Callable[[], bool]
+    vocabulary: Vocabulary | None = None
 
     def payload(self, library: Library) -> dict:
         return cards.cards_payload(library, self.api, self.auto_negative())
@@ -178,15 +186,21 @@ class _Tab:
 
 
 def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
-                auto_negative: Callable[[], bool] = lambda: True, dependencies: Sequence[Any] = ()) -> APIRouter:
+                auto_negative: Callable[[], bool] = lambda: True, dependencies: Sequence[Any] = (),
+                vocabulary: Vocabulary | None = None) -> APIRouter:
     """Routes for the tab; ``api`` is the URL prefix written into preview links (relative to the page);
     ``auto_negative()`` says whether the name/folder negative rule applies (a WebUI setting); ``dependencies``
-    (``fastapi.Depends``) guard every route, e.g. the host's login."""
+    (``fastapi.Depends``) guard every route, e.g. the host's login; ``vocabulary``: a text encoder's token table
+    for the inspector's nearest tokens (``inspector.py``), None when the host has none."""
     router = APIRouter(prefix=ROUTE_PREFIX, dependencies=list(dependencies), route_class=GuardedRoute,
                        default_response_class=SafeJSONResponse)
-    tab = _Tab(get_library, api, auto_negative)
+    tab = _Tab(get_library, api, auto_negative, vocabulary)
     for add in (_add_card_routes, _add_refresh_route, _add_metadata_routes, _add_preview_routes):
         add(router, tab)
+    inspector.add_routes(router, get_library, vocabulary, _entry_for)
+    from . import group_routes  # it builds on this module's helpers
+
+    group_routes.add_routes(router, tab)
     return router
 
 
@@ -225,7 +239,8 @@ def _add_metadata_routes(router: APIRouter, tab: _Tab) -> None:
         library = tab.get_library()
         entry = _entry_for(library, id)
         return {"card": tab.card(library, entry), "metadata": library.user_metadata(entry),
-                "description": library.description(entry), "file": _file_facts(entry)}
+                "description": library.description(entry), "file": _file_facts(entry),
+                "preview": details.preview_info(entry), "civitai": details.civitai_info(library, entry)}
 
     @router.post("/metadata")
     async def write_metadata(request: Request) -> dict:
@@ -240,12 +255,16 @@ def _add_metadata_routes(router: APIRouter, tab: _Tab) -> None:
         return {"card": tab.card(library, entry), "metadata": data}
 
 
-def _store_preview(tab: _Tab, library: Library, entry: Entry, data: bytes) -> dict:
+def _store_preview(tab: _Tab, library: Library, entry: Entry, data: bytes, replace_shown: bool = False) -> dict:
+    """``replace_shown``: replace the picture that shadows ``x.preview.png`` (a plain ``x.png``) instead."""
     try:
-        preview_upload.preview_target(entry)  # refuses a folder outside the root, a name taken by a non-file
-        target = library.save_preview(entry, preview_upload.reencode(data))
+        target = preview_upload.preview_target(entry, replace_shown)  # refuses a folder outside the root, a non-file
+        name = os.path.basename(target) if replace_shown else None
+        target = library.save_preview(entry, preview_upload.reencode(data), name)
     except preview_upload.PreviewError as e:
         raise HTTPException(status_code=400, detail=str(e)) from e
+    except KeyError as e:  # the entry or its shown picture changed since the dialog opened
+        raise HTTPException(status_code=409, detail="the preview changed meanwhile; reopen the dialog") from e
     library.refresh()
     current = library.find(entry.path) or entry
     name = os.path.basename(target)
@@ -266,13 +285,15 @@ def _add_preview_routes(router: APIRouter, tab: _Tab) -> None:
             raise HTTPException(status_code=404, detail=shown(str(e))) from e
 
     @router.post("/preview")
-    async def replace_preview(request: Request, id: str = "") -> dict:
+    async def replace_preview(request: Request, id: str = "", replace: str = "") -> dict:
         guard.check_write(request, ("image/",))
+        if replace not in ("", "upload", "shown"):
+            raise HTTPException(status_code=400, detail="replace must be upload or shown")
         library = tab.get_library()
         entry = _entry_for(library, id)
         try:
             with preview_upload.upload_slot():
                 data = await _body(request, preview_upload.MAX_BYTES)
-                return await run_in_threadpool(_store_preview, tab, library, entry, data)
+                return await run_in_threadpool(_store_preview, tab, library, entry, data, replace == "shown")
         except preview_upload.UploadBusy as e:
             raise HTTPException(status_code=429, detail=str(e), headers={"Retry-After": "1"}) from e

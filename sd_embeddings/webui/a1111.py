@@ -13,6 +13,8 @@ from typing import Any
 from .host import Hooks, Patch, Probe
 
 LINE_OWNERS = ("TextConditionalModel", "FrozenCLIPEmbedderWithCustomWordsBase")
+CLIP_VOCABULARY = 49408
+"""Rows of every CLIP/OpenCLIP token table (SD1, SD2, SDXL); position tables (77 rows) are not vocabularies."""
 
 
 def line_owner(sd_hijack_clip: Any) -> type | None:
@@ -92,6 +94,19 @@ class A1111Host:
 
     def tokenize(self, model: Any, texts: list[str]) -> list[list[int]]:
         return [list(ids) for ids in model.cond_stage_model.tokenize(texts)]
+
+    def token_embeddings(self, model: Any) -> dict[int, Any]:
+        """Every ``torch.nn.Embedding`` with CLIP's vocabulary size under the text conditioning (SD1/SD2: the
+        hijacked ``cond_stage_model``; SDXL: its conditioner, which 1.10 also names ``cond_stage_model``), by width.
+        The hijack's ``EmbeddingsWithFixes`` keeps the original table as ``.wrapped``, which is found the same way.
+        """
+        import torch
+
+        found: dict[int, Any] = {}
+        for module in model.cond_stage_model.modules():
+            if isinstance(module, torch.nn.Embedding) and module.num_embeddings == CLIP_VOCABULARY:
+                found.setdefault(int(module.embedding_dim), module.weight)
+        return found
 
     def expected_shape(self, model: Any) -> int:
         return int(model.cond_stage_model.encode_embedding_init_text(",", 1).shape[1])

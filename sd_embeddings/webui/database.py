@@ -9,7 +9,9 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 * the per-generation check notices new, overwritten and deleted files in any sub-folder (``watcher``), for the
   cost of an ``Event.is_set()`` plus one ``stat`` per folder when nothing changed;
 * a model switch (also to an already-loaded model) is noticed on the next call and re-evaluates compatibility;
-* names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state.
+* names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state;
+* ``embedding:name`` (ComfyUI's syntax) always matches (``explicit_lookup``); with ``bare_keywords`` off the
+  library's names are listed in ``word_embeddings`` but left out of ``ids_lookup``, so only that form fires.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..library import watcher as watching
 from ..records import Family, Status
 from . import settings
 from .embedding import embedding_class
+from .explicit_lookup import ExplicitLookup
 from .host import Host
 
 logger = logging.getLogger(__name__)
@@ -75,6 +78,9 @@ class LibraryDatabase:
         self._ids_cache: dict[tuple[int, str], list[int]] = {}
         self._objects: dict[tuple[str, int, int], Any] = {}
         self.after_rebuild: list[Callable[[LibraryDatabase], None]] = []
+        self.bare_keywords = True
+        """False: a keyword typed alone stays a word; only ``embedding:name`` fires (the setting)."""
+        self.explicit = ExplicitLookup()
 
     @property
     def scanned(self) -> bool:
@@ -140,10 +146,23 @@ class LibraryDatabase:
         return self._tokenize(model, name) if model is not None else []
 
     def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
+        """The longest name at ``offset``: a bare keyword from ``ids_lookup`` or an ``embedding:name``."""
+        explicit = self.explicit.match(tokens, offset)
         for ids, embedding in self.ids_lookup.get(tokens[offset], ()):
             if tokens[offset:offset + len(ids)] == ids:
-                return embedding, len(ids)
-        return None, None
+                if explicit is None or len(ids) >= explicit[1]:
+                    return embedding, len(ids)
+                break
+        return explicit if explicit is not None else (None, None)
+
+    def set_bare_keywords(self, value: bool) -> None:
+        """The setting changed: rebuild the tables now (and a new ``version`` invalidates cached conditioning)."""
+        with self._lock:
+            if value == self.bare_keywords:
+                return
+            self.bare_keywords = value
+            if self._built is not None:
+                self._rebuild(self.host.current_model())
 
     # -- model ----------------------------------------------------------------------------------------------
 
@@ -226,7 +245,11 @@ class LibraryDatabase:
         self.skipped_embeddings.clear()
         self.skipped_embeddings.update(skipped)
         for name, embedding in loaded.items():
-            self._add(model, name, embedding)
+            self._add(model, name, embedding, bare=self.bare_keywords)
+        if model is None:
+            self.explicit.clear()
+        else:
+            self.explicit.build(loaded.values(), lambda text: self._tokenize(model, text))
         for name, embedding in list(self._external.items()):
             if name not in self.word_embeddings:
                 self._add(model, name, embedding)
@@ -241,8 +264,8 @@ class LibraryDatabase:
             except Exception:
                 logger.exception("Embedding database listener failed")
 
-    def _add(self, model: Any, name: str, embedding: Any) -> None:
-        if model is None:  # no tokenizer before the model loads: listed, matched once the model is there
+    def _add(self, model: Any, name: str, embedding: Any, bare: bool = True) -> None:
+        if model is None or not bare:  # listed; matched once the model is there / only as embedding:name
             self.word_embeddings[name] = embedding
             return
         try:

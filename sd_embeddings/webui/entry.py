@@ -97,6 +97,7 @@ def database() -> LibraryDatabase:
         library = Library([], hash_cache=cache, background_hashing=webui.hashing())
         watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
         db = LibraryDatabase(library, watcher, webui)
+        db.bare_keywords = settings.bare_keywords()
         db.webui_dirs = webui.webui_embedding_dirs()
         for path in folders(db.webui_dirs):
             db.add_embedding_dir(path)
@@ -118,6 +119,10 @@ def apply_folder_settings() -> None:
         for path in wanted:
             db.add_embedding_dir(path)
         db.load_textual_inversion_embeddings(force_reload=True)
+
+
+def apply_bare_keywords_setting() -> None:
+    database().set_bare_keywords(settings.bare_keywords())
 
 
 def apply_watch_setting() -> None:
@@ -231,7 +236,7 @@ def after_batch(p: Any) -> None:
     if settings.option(settings.key("diagnostics")):
         db = database()
         lines = prompt_warnings.generation_warnings(db.library, db.model_family, usage_of(p).lines.values(),
-                                                    db.keyword_ids)
+                                                    db.keyword_ids, bare_keywords=db.bare_keywords)
         for line in lines:
             p.comment(line)
     state.recorder.end()
@@ -253,6 +258,7 @@ def register() -> None:
         settings.key("collision_order"): apply_folder_settings,
         settings.OWN_FOLDER: apply_folder_settings,
         settings.key("watch"): apply_watch_setting,
+        settings.key("bare_keywords"): apply_bare_keywords_setting,
     }), name=settings.key("settings"))
     script_callbacks.on_before_ui(_before_ui, name=settings.key("page"))
     script_callbacks.on_app_started(_app_started, name=settings.key("api"))
@@ -278,9 +284,11 @@ def _app_started(_demo: Any, app: Any) -> None:
     api.add_own_routes(app, ensure_scanned, api_auth or page_auth)  # every file, listed before a model loads
     try:
         from ..tab import routes as http_routes
+        from .vocabulary import WebUIVocabulary
 
         app.include_router(http_routes.make_router(lambda: ensure_scanned().library,
-                                                   auto_negative=settings.auto_negative, dependencies=page_auth))
+                                                   auto_negative=settings.auto_negative, dependencies=page_auth,
+                                                   vocabulary=WebUIVocabulary(host())))
     except ImportError as e:  # the tab's routes need fastapi, which the WebUI always has
         logger.warning("Textual inversion tab routes unavailable: %s", e)
 

@@ -65,6 +65,9 @@ class Host(Protocol):
     def tokenize(self, model: Any, texts: list[str]) -> list[list[int]]:
         """Token ids as the model's prompt path makes them (for keywords and diagnostics)."""
 
+    def token_embeddings(self, model: Any) -> dict[int, Any]:
+        """The model's token-embedding tables (``[vocabulary, width]`` tensors) by width; {} when none is found."""
+
     def expected_shape(self, model: Any) -> int:
         """The width of one embedding vector for ``model`` (768 SD1, 1024 SD2, 2048 SDXL)."""
 

@@ -13,7 +13,7 @@ touches, with the semantics of
   added with a dependency on ``Api.auth`` (``HTTPBasic``; 401 "Incorrect username or password" otherwise).
 
 401 without credentials, 200 with, for each route: the API routes need the API's Basic credentials, the page
-routes (cards, version, previews, metadata read/write, refresh, upload) gradio's login cookie.
+routes (cards, version, previews, metadata read/write, inspector, refresh, upload) gradio's login cookie.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ def page_requests() -> list[tuple[str, str, dict]]:
     meta = json.dumps({"id": "0/one.pt", "notes": "n"})
     return [("GET", f"{P}/cards", {}), ("GET", f"{P}/version", {}),
             ("GET", f"{P}/preview?root=0&path=one.png", {}), ("GET", f"{P}/metadata?id=0/one.pt", {}),
+            ("GET", f"{P}/inspect?id=0/one.pt", {}),
             ("POST", f"{P}/metadata", {"content": meta, "headers": {**PAGE_WRITE, "content-type": "application/json"}}),
             ("POST", f"{P}/refresh", {"content": "{}", "headers": {**PAGE_WRITE, "content-type": "application/json"}}),
             ("POST", f"{P}/preview?id=0/one.pt", {"content": picture(),
