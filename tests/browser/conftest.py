@@ -172,12 +172,13 @@ def host_pool(tmp_path_factory) -> Iterator[HostPool]:
 
 @pytest.fixture
 def shared_host(host_pool: HostPool):
-    """``shared_host(build, family="sd1") -> Host``: a host over a folder written by ``build(folder) -> folder``
-    (a module-level function: it is the key), shared with other tests asking for the same ``build`` and family
-    for as long as neither its files nor its library version nor its family change. A test may change them (write
-    files, save metadata, switch the family): the next test then gets a new host over a newly built folder."""
+    """``shared_host(build, family="sd1", extra=()) -> Host``: a host over a folder written by ``build(folder) ->
+    folder`` (a module-level function: it is the key), shared with other tests asking for the same ``build``, family
+    and ``extra`` ``serve`` arguments for as long as neither its files nor its library version nor its family
+    change. A test may change them (write files, save metadata, switch the family): the next test then gets a new
+    host over a newly built folder."""
 
-    def get(build: Builder, family: str = "sd1") -> Host:
-        return host_pool.get(build, family)
+    def get(build: Builder, family: str = "sd1", extra: tuple[str, ...] = ()) -> Host:
+        return host_pool.get(build, family, extra)
 
     return get

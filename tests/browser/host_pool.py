@@ -1,7 +1,8 @@
 """Standalone hosts shared between browser tests, each handed out only while it is exactly as it started.
 
 A host takes seconds of CPU to start (python, gradio, the app); most browser tests only read what it serves and
-change nothing but their own page. ``HostPool.get(build, family)`` keeps one host per (``build``, ``family``): the
+change nothing but their own page. ``HostPool.get(build, family, extra)`` keeps one host per (``build``, ``family``,
+``extra`` ``serve`` arguments): the
 first call writes a folder with ``build(folder)`` and starts a host over it; later calls hand the same host out
 again if it is still pristine: the process runs, every file and folder under its folder has the bytes, size and
 times it had when the host was up, and the host reports the same library version and model family (a test that
@@ -53,32 +54,32 @@ class _Shared:
 
 
 class HostPool:
-    """``get(build, family) -> Host``; ``close()`` stops every host. ``start(folder, log, family) -> Host`` and
+    """``get(build, family, extra) -> Host``; ``close()`` stops every host. ``start(folder, log, family, extra)`` and
     ``stop(host)`` are the browser conftest's; a host needs ``folder``, ``process`` and ``api(path)``."""
 
     def __init__(self, root: Path, start: Callable[..., Any], stop: Callable[[Any], None]) -> None:
         self.root, self.start, self.stop = root, start, stop
-        self.live: OrderedDict[tuple[Builder, str], _Shared] = OrderedDict()
+        self.live: OrderedDict[tuple[Builder, str, tuple[str, ...]], _Shared] = OrderedDict()
         self.started = 0
 
-    def get(self, build: Builder, family: str = "sd1") -> Any:
-        key = (build, family)
+    def get(self, build: Builder, family: str = "sd1", extra: tuple[str, ...] = ()) -> Any:
+        key = (build, family, tuple(extra))
         shared = self.live.pop(key, None)
         if shared is not None and self.state(shared.host) != shared.pristine:
             self.stop(shared.host)
             shared = None
         if shared is None:
-            shared = self._start(build, family)
+            shared = self._start(*key)
         self.live[key] = shared
         while len(self.live) > LIVE_LIMIT:
             self.stop(self.live.popitem(last=False)[1].host)
         return shared.host
 
-    def _start(self, build: Builder, family: str) -> _Shared:
+    def _start(self, build: Builder, family: str, extra: tuple[str, ...]) -> _Shared:
         self.started += 1
         place = self.root / f"host-{self.started}"
         place.mkdir()
-        host = self.start(build(place / "embeddings"), place / "host.log", family)
+        host = self.start(build(place / "embeddings"), place / "host.log", family, extra)
         return _Shared(host, self.state(host))
 
     def state(self, host: Any) -> tuple:

@@ -29,6 +29,7 @@ class Process:
 class StandIn:
     folder: Path
     family: str
+    extra: tuple[str, ...]
     version: int = 1
     process: Process = field(default_factory=Process)
     stopped: bool = False
@@ -55,13 +56,15 @@ def pool(tmp_path: Path) -> HostPool:
     def stop(host: StandIn) -> None:
         host.stopped = True
 
-    return HostPool(tmp_path, lambda folder, log, family: StandIn(folder, family), stop)
+    return HostPool(tmp_path, lambda folder, log, family, extra: StandIn(folder, family, extra), stop)
 
 
 def test_an_unchanged_host_is_shared(pool: HostPool) -> None:
     first = pool.get(build)
     assert pool.get(build) is first and not first.stopped
     assert pool.get(build, "sdxl") is not first  # another family is another host
+    other = pool.get(build, "sd1", ("--explicit-only",))
+    assert other is not first and other.extra == ("--explicit-only",)
 
 
 def change_bytes_keep_size_and_times(path: Path) -> None:
