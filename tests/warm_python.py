@@ -12,6 +12,8 @@ child is killed and ``subprocess.TimeoutExpired`` raised.
 The warm interpreter is spawned once per test session (``multiprocessing``'s "spawn": a fresh python, not a copy of
 pytest and its threads) and forks each child with ``os.fork``; it is single-threaded apart from numpy's BLAS pool,
 which is fork-safe, so its children start clean. It ends with pytest (end of its pipe, or the parent-death signal).
+(Not multiprocessing's fork server: a process has one, and the browser tests' hosts use it with gradio preloaded
+and without torch, as a user's host starts.)
 Off Linux ``run`` is plain ``subprocess.run``.
 """
 

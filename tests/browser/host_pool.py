@@ -1,15 +1,14 @@
 """Standalone hosts shared between browser tests, each handed out only while it is exactly as it started.
 
 A host takes seconds of CPU to start (python, gradio, the app); most browser tests only read what it serves and
-change nothing but their own page. ``HostPool.get(build, family, extra)`` keeps one host per (``build``, ``family``,
-``extra`` ``serve`` arguments): the
-first call writes a folder with ``build(folder)`` and starts a host over it; later calls hand the same host out
-again if it is still pristine: the process runs, every file and folder under its folder has the bytes, size and
-times it had when the host was up, and the host reports the same library version and model family (a test that
-wrote a file, saved metadata, refreshed or switched the family changed one of these). Otherwise the host is stopped
-and a new one is started over a freshly built folder, so a test that changes things costs a start and never leaks
-into the next test. The check runs when a host is handed out, after the previous test closed its pages.
-"""
+change nothing but their own page. ``HostPool.get(build, family, extra)`` keeps one host per ``build``, family and
+``extra`` ``serve`` arguments: the first call writes a folder with ``build(folder)`` and starts a host over it;
+later calls hand the same host out again if it is still pristine: the process runs, every file and folder under
+its folder has the bytes, size and times it had when the host was up, and the host reports the same library
+version and model family (a test that wrote a file, saved metadata, refreshed or switched the family changed one
+of these). Otherwise the host is stopped and a new one is started over a freshly built folder, so a test that
+changes things costs a start and never leaks into the next test. The check runs when a host is handed out, after
+the previous test closed its pages."""
 
 from __future__ import annotations
 
