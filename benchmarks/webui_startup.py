@@ -39,7 +39,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-from scan import generate  # noqa: E402
 
 ARGS = ["--skip-prepare-environment", "--skip-torch-cuda-test", "--skip-version-check", "--no-half", "--use-cpu",
         "all", "--no-download-sd-model", "--do-not-download-clip", "--api"]
@@ -215,6 +214,8 @@ def main() -> int:
     if not os.environ.get("WEBUI_DIR"):
         print("set WEBUI_DIR to a WebUI checkout (see the docstring)", file=sys.stderr)
         return 2
+    from scan import generate  # torch: not needed to say what to set
+
     root = Path(os.environ["WEBUI_DIR"]).resolve()
     link = root / "extensions" / "sd-embeddings"
     made_link = not link.exists()

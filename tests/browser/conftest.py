@@ -1,4 +1,6 @@
-"""Browser tests: Debian's Chromium driven by Playwright, against the standalone host started per test."""
+"""Browser tests: Debian's Chromium driven by Playwright, against the standalone host (``host_factory``: one of
+its own per test; ``shared_host``: one shared while it stays unchanged, see ``host_pool.py``) or the host-less page
+(``static_tab``). One Chromium per session, a fresh context (cookies, storage) per page."""
 
 from __future__ import annotations
 
@@ -6,14 +8,15 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import host_process
 import pytest
+from host_pool import Builder, HostPool
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -39,7 +42,7 @@ def free_port() -> int:
 class Host:
     folder: Path
     url: str
-    process: subprocess.Popen
+    process: host_process.Forked
     log: Path
 
     def api(self, path: str, data: bytes | None = None) -> tuple[int, bytes]:
@@ -58,10 +61,8 @@ HOST_START_CAP_S = 900
 def start_host(folder: Path, log: Path, family: str = "sd1", extra: tuple[str, ...] = ()) -> Host:
     """``extra``: more ``serve`` arguments (``--model PATH``)."""
     port = free_port()
-    handle = log.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "sd_embeddings", "serve", str(folder), "--port", str(port),
-                                "--family", family, *extra], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                               env={**os.environ, "SD_EMBEDDINGS_ENCODER_LAYERS": "1"})
+    process = host_process.launch(["serve", str(folder), "--port", str(port), "--family", family, *extra],
+                                  {**os.environ, "SD_EMBEDDINGS_ENCODER_LAYERS": "1"}, str(ROOT), str(log))
     host = Host(folder, f"http://127.0.0.1:{port}/", process, log)
     # Wait for the host as long as it is alive and starting: a loaded 2-core machine can take minutes to import
     # torch and gradio. The cap only stops a host that hangs for ever; it is not a speed requirement.
@@ -160,3 +161,24 @@ def static_tab(browser):
     yield opener
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def host_pool(tmp_path_factory) -> Iterator[HostPool]:
+    pool = HostPool(tmp_path_factory.mktemp("shared-hosts"), start_host, stop_host)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def shared_host(host_pool: HostPool):
+    """``shared_host(build, family="sd1", extra=()) -> Host``: a host over a folder written by ``build(folder) ->
+    folder`` (a module-level function: it is the key), shared with other tests asking for the same ``build``, family
+    and ``extra`` ``serve`` arguments for as long as neither its files nor its library version nor its family
+    change. A test may change them (write files, save metadata, switch the family): the next test then gets a new
+    host over a newly built folder."""
+
+    def get(build: Builder, family: str = "sd1", extra: tuple[str, ...] = ()) -> Host:
+        return host_pool.get(build, family, extra)
+
+    return get

@@ -77,8 +77,8 @@ def _jpeg(color: tuple[int, int, int]) -> bytes:
 
 
 @pytest.fixture
-def tab(tmp_path, host_factory, open_page):
-    host = host_factory(build(tmp_path / "embeddings"))
+def tab(shared_host, open_page):
+    host = shared_host(build)  # a new one after a test that changed its files
     page, watch = open_page(host)
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)

@@ -14,8 +14,8 @@ def card(page, name: str):
     return page.locator(f'#txt2img_textual_inversion_cards .card[data-name="{name}"]')
 
 
-def test_click_a_negative_then_encode_shows_it_used(tmp_path, host_factory, open_page):
-    page, watch = open_page(host_factory(build(tmp_path / "embeddings")))
+def test_click_a_negative_then_encode_shows_it_used(shared_host, open_page):
+    page, watch = open_page(shared_host(build))
     page.fill("#txt2img_prompt textarea", "a photo of a cat")
     card(page, "EasyNegative").click()
     assert page.input_value(NEG) == "EasyNegative"
@@ -30,8 +30,8 @@ def test_click_a_negative_then_encode_shows_it_used(tmp_path, host_factory, open
     assert watch.errors == []
 
 
-def test_family_selector_changes_compatibility_live(tmp_path, host_factory, open_page):
-    page, watch = open_page(host_factory(build(tmp_path / "embeddings")))
+def test_family_selector_changes_compatibility_live(shared_host, open_page):
+    page, watch = open_page(shared_host(build))
     assert "sdemb-unusable" in card(page, "big-xl").get_attribute("class")
     page.click("#sdemb_family input")
     page.locator("[data-testid=dropdown-option][aria-label=SDXL]").click()
@@ -55,8 +55,8 @@ def choose_family(page, label: str) -> None:
     page.locator(f"[data-testid=dropdown-option][aria-label='{label}']").click()
 
 
-def test_family_shown_after_a_reload_is_the_servers_and_encode_uses_it(tmp_path, host_factory, open_page):
-    page, watch = open_page(host_factory(build(tmp_path / "embeddings")))
+def test_family_shown_after_a_reload_is_the_servers_and_encode_uses_it(shared_host, open_page):
+    page, watch = open_page(shared_host(build))
     choose_family(page, "SDXL")
     page.wait_for_function("() => !document.querySelector('.card[data-name=\"big-xl\"]')"
                            ".classList.contains('sdemb-unusable')", timeout=20_000)

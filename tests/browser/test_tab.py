@@ -22,8 +22,9 @@ NEG = "#txt2img_neg_prompt textarea"
 
 
 @pytest.fixture
-def tab(tmp_path, host_factory, open_page):
-    host = host_factory(build(tmp_path / "embeddings"))
+def tab(shared_host, open_page):
+    """A fresh page on a host over ``build``'s library, shared while no test changes it (``host_pool.py``)."""
+    host = shared_host(build)
     page, watch = open_page(host)
     yield page, host
     assert watch.errors == [], watch.errors

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from factories import vectors, write_safetensors
 from library_fixture import build
@@ -28,14 +30,18 @@ def chevron(page, path: str):
     return page.locator(f'{T}_tree .sdemb-chevron[data-toggle="{path}"]')
 
 
-@pytest.fixture
-def small(tmp_path, host_factory, open_page):
-    root = build(tmp_path / "embeddings")
+def build_small(root: Path) -> Path:
+    build(root)
     write_safetensors(root / "deep" / "deep-top.safetensors", {"emb_params": vectors(1, seed=20)})
     write_safetensors(root / "deep" / "er" / "deep-inner.safetensors", {"emb_params": vectors(1, seed=21)})
     write_safetensors(root / ".dotted.safetensors", {"emb_params": vectors(1, seed=22)})
     write_safetensors(root / ".stash" / "stashed.safetensors", {"emb_params": vectors(1, seed=23)})
-    page, watch = open_page(host_factory(root))
+    return root
+
+
+@pytest.fixture
+def small(shared_host, open_page):
+    page, watch = open_page(shared_host(build_small))
     yield page
     assert watch.errors == [] and watch.dialogs == []
 

@@ -1,4 +1,5 @@
 """Decode files in a child process, so a native crash (SIGSEGV) or a hang fails one test instead of killing pytest.
+(The child is forked from an interpreter that has imported the package: ``warm_python``.)
 
 The child runs the real scan (``scan_file``) and the real load (``decode``) on each file and prints one JSON line
 per file; the parent reads them back. A child killed by a signal names the file it was on.
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import warm_python
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 300
@@ -54,8 +55,7 @@ class Outcome:
 def scan_and_load(paths: list[Path]) -> dict[str, tuple[Outcome, Outcome]]:
     """``{file name: (scan outcome, load outcome)}``; fails the test if the child dies or hangs."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", _CHILD, *map(str, paths)], capture_output=True, text=True,
-                          env=env, timeout=CHILD_TIMEOUT_S, cwd=ROOT)
+    done = warm_python.run(_CHILD, list(map(str, paths)), env=env, cwd=ROOT, timeout=CHILD_TIMEOUT_S)
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0:
         last = lines[-1]["file"] if lines else "?"

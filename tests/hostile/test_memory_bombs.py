@@ -1,8 +1,9 @@
 """Memory bombs: no single image raises the peak resident memory of a scan by more than ~200 MB.
 
-Each case runs in a fresh Python process: after a warm-up scan of real image embeddings, the peak resident size is
-read before and after scanning and verifying a folder holding only the bomb (``resource.getrusage``, and on Linux
-the high-water mark reset to the current size first, so an earlier peak cannot hide this one).
+Each case runs in a new Python process (forked from one that has imported the package: ``warm_python``): after a
+warm-up scan of real image embeddings, the peak resident size is read before and after scanning and verifying a
+folder holding only the bomb (``resource.getrusage``, and on Linux the high-water mark reset to the current size
+first, so an earlier peak, this process's or the one it was forked from, cannot hide this one).
 Peak RSS is a count of bytes, not a time: it does not depend on the machine's load.
 """
 
@@ -11,12 +12,11 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
+import warm_python
 from factories import vectors, write_image
 from payloads import png_chunk
 from PIL import Image
@@ -68,8 +68,7 @@ def measure(tmp_path: Path, name: str, raw: bytes) -> dict:
     write_image(warm / "text.png", vectors(2), "text")
     bomb.mkdir()
     (bomb / name).write_bytes(raw)
-    result = subprocess.run([sys.executable, "-c", MEASURE, str(warm), str(bomb)], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = warm_python.run(MEASURE, [str(warm), str(bomb)], cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     print(name, f"{len(raw) / 1024:.0f} KB file, peak RSS +{report['growth_mib']:.0f} MiB", report["entries"])
