@@ -3,7 +3,10 @@
 ``KeywordIndex`` is the WebUI's ``ids_lookup`` (first id, longest match first) without its linear scan;
 ``usable_entries``/``unusable_entries`` say which library entries feed each index for a model family. Each entry is
 registered under its bare keyword (unless bare keywords are off) and under every ``embedding:<name>`` spelling
-(``explicit.names_for``), which always works; ``SpellingIds`` tokenizes those from their parts.
+(``explicit.names_for``), which always works; ``SpellingIds`` tokenizes those from their parts. A file that lost
+its keyword to another (``duplicate``: ``old/EasyNegative.pt`` beside ``EasyNegative.safetensors``) answers to its own
+``embedding:<name>`` spellings with the winner (``duplicate_aliases``): one keyword is one embedding, the rule the tab
+shows ("which is used instead"), and the diagnostics say so.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..library import Library
+from ..library.collisions import keyword_key
 from ..records import Entry, Family, Status
 from .explicit import PREFIX, spelling_parts
 from .tokenizer import Tokenizer
@@ -22,6 +26,13 @@ def keyword_spellings(entry: Entry, bare: bool = True, explicit: bool = True) ->
     """The texts (as parts) whose token ids stand for ``entry``: its keyword (``bare``) and ``embedding:<name>``."""
     return ([(entry.keyword,)] if bare else []) + \
         ([(PREFIX, *parts) for parts in spelling_parts(entry)] if explicit else [])
+
+
+def duplicate_aliases(entries: Iterable[Entry], usable: Iterable[Entry]) -> list[tuple[Entry, Entry]]:
+    """(duplicate, winner) for each ``duplicate`` file whose keyword's winner is among ``usable``."""
+    winners = {keyword_key(entry.keyword): entry for entry in usable}
+    return [(entry, winners[keyword_key(entry.keyword)]) for entry in entries
+            if entry.status is Status.DUPLICATE and keyword_key(entry.keyword) in winners]
 
 
 def _kind(ch: str) -> str:
@@ -56,17 +67,21 @@ class SpellingIds:
 
 class KeywordIndex:
     """Keyword token ids by first id, then by length, longest first: the WebUI's ``ids_lookup``, without its
-    linear scan (10,000 keywords sharing a first token cost one dict lookup per length, not 10,000 compares)."""
+    linear scan (10,000 keywords sharing a first token cost one dict lookup per length, not 10,000 compares).
+    ``aliases``: (spelled as, means) pairs whose ``embedding:<name>`` spellings stand for the second entry."""
 
     def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer, bare: bool = True,
-                 explicit: bool = True) -> None:
+                 explicit: bool = True, aliases: Iterable[tuple[Entry, Entry]] = ()) -> None:
         by_first: dict[int, dict[int, dict[tuple[int, ...], Entry]]] = {}
         spelled = SpellingIds(tokenizer)
-        for entry in entries:
-            for parts in keyword_spellings(entry, bare, explicit):
+        named = [(keyword_spellings(entry, bare, explicit), entry) for entry in entries]
+        named += [(keyword_spellings(alias, False, explicit), means) for alias, means in aliases]
+        for spellings, entry in named:
+            for parts in spellings:
                 ids = spelled.joined(parts)
                 if ids:
-                    # first registered wins a tie (library order), as two names can tokenize alike ("a!" / "a !")
+                    # first registered wins a tie (library order, entries before aliases), as two names can
+                    # tokenize alike ("a!" / "a !")
                     by_first.setdefault(ids[0], {}).setdefault(len(ids), {}).setdefault(ids, entry)
         self.buckets = {first: sorted(lengths.items(), reverse=True) for first, lengths in by_first.items()}
 
@@ -122,7 +137,7 @@ def indexes_for(library: Library, tokenizer: Tokenizer, family: Family | None = 
     if cached is not None and cached[0] == version and cached[1] is tokenizer:
         return cached[2]
     usable = usable_entries(library, family)
-    built = Indexes(KeywordIndex(usable, tokenizer, bare),
+    built = Indexes(KeywordIndex(usable, tokenizer, bare, aliases=duplicate_aliases(library.entries, usable)),
                     KeywordIndex(unusable_entries(library, family), tokenizer, bare),
                     None if bare else KeywordIndex(usable, tokenizer, explicit=False))
     per_key[key] = (version, tokenizer, built)
