@@ -5,6 +5,7 @@ was applied. Opt-in: ``WEBUI_DIR`` (see conftest)."""
 from __future__ import annotations
 
 import pytest
+from factories import vectors, write_a1111_pt
 from test_webui import ti_hashes
 
 pytestmark = pytest.mark.webui
@@ -40,3 +41,15 @@ def test_with_bare_keywords_off_only_embedding_name_uses_it(webui):
     finally:
         webui.post("/sdapi/v1/options", {SETTING: True})
     assert ti_hashes(webui.txt2img("a cat, negemb")) == expected
+
+
+def test_a_duplicates_own_name_means_the_keywords_file(webui):
+    """``old/deeper/negemb.pt`` loses the keyword to ``negative/negemb.safetensors`` (shallower): its own names,
+    tokenized by the model's tokenizer, use the keyword's file (the tab says it "is used instead")."""
+    expected = f"negemb: {negemb_hash(webui)}"
+    duplicate = write_a1111_pt(webui.embeddings / "old" / "deeper" / "negemb.pt", vectors(3, seed=11))
+    try:
+        assert ti_hashes(webui.txt2img("a cat, embedding:old/deeper/negemb.pt")) == expected
+        assert ti_hashes(webui.txt2img("a cat", "(embedding:negemb.pt:1.1)")) == expected
+    finally:
+        duplicate.unlink()
