@@ -45,11 +45,14 @@ def test_with_bare_keywords_off_only_embedding_name_uses_it(webui):
 
 def test_a_duplicates_own_name_means_the_keywords_file(webui):
     """``old/deeper/negemb.pt`` loses the keyword to ``negative/negemb.safetensors`` (shallower): its own names,
-    tokenized by the model's tokenizer, use the keyword's file (the tab says it "is used instead")."""
+    tokenized by the model's tokenizer, use the keyword's file (the tab says it "is used instead"). Bare keywords
+    are off here, so the bare ``negemb`` inside the name cannot be what matched."""
     expected = f"negemb: {negemb_hash(webui)}"
     duplicate = write_a1111_pt(webui.embeddings / "old" / "deeper" / "negemb.pt", vectors(3, seed=11))
+    webui.post("/sdapi/v1/options", {SETTING: False})
     try:
         assert ti_hashes(webui.txt2img("a cat, embedding:old/deeper/negemb.pt")) == expected
         assert ti_hashes(webui.txt2img("a cat", "(embedding:negemb.pt:1.1)")) == expected
     finally:
+        webui.post("/sdapi/v1/options", {SETTING: True})
         duplicate.unlink()
