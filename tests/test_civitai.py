@@ -68,6 +68,21 @@ def test_a_model_shaped_sidecar_uses_the_version_listing_this_file(tmp_path):
     assert card.description == found.description and card.base_model == "SDXL 1.0"
 
 
+def test_the_maintained_helpers_layout_gives_the_models_description_not_the_versions(tmp_path):
+    """zixaphir's Civitai Helper (1.7.2 on) moves the model's description into ``model`` and keeps the version's
+    notes at the top; older files and the bare API answer have only the top one."""
+    write_safetensors(tmp_path / "easynegative.safetensors", {"emb_params": vectors(2)})
+    info = {**HELPER_INFO, "description": "<p>v2: trained longer</p>",
+            "model": {**HELPER_INFO["model"], "description": "<p>A negative for <b>anime</b> models.</p>",
+                      "allowNoCredit": True}, "extensions": {"sd_civitai_helper": {"version": "1.7.2"}}}
+    (tmp_path / "easynegative.civitai.info").write_text(json.dumps(info))
+    library = scanned(tmp_path)
+    assert library.civitai_summary(library.entries[0]).description == "A negative for anime models."
+    (tmp_path / "easynegative.civitai.info").write_text(json.dumps({**info, "model": HELPER_INFO["model"]}))
+    library = scanned(tmp_path)
+    assert library.civitai_summary(library.entries[0]).description == "v2: trained longer"
+
+
 def test_our_description_wins_and_the_sidecars_description_fills_an_empty_one(tmp_path):
     for name in ("ours", "theirs"):
         write_a1111_pt(tmp_path / f"{name}.pt", vectors(1))

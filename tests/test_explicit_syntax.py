@@ -145,3 +145,35 @@ def test_ids_built_from_parts_equal_the_whole_texts_ids(tmp_path, name, folder):
     assert spelled.splits
     for parts in keyword_spellings(entry):
         assert spelled.joined(parts) == tuple(bundled().encode("".join(parts))), parts
+
+
+@pytest.fixture()
+def twins(tmp_path):
+    """EasyNegative three times: .safetensors at the top (the keyword's file), a .pt with other vectors in old/
+    (a duplicate) and an SDXL file in xl/ (for another model)."""
+    return library_with(tmp_path, {"EasyNegative.st": vectors(2), "old/EasyNegative": vectors(3, seed=1),
+                                   "xl/EasyNegative": sdxl_vectors(1)})
+
+
+@pytest.mark.parametrize("bare", [True, False])
+@pytest.mark.parametrize("name", ["old/EasyNegative.pt", "EasyNegative.pt", "old/EasyNegative"])
+def test_a_duplicate_named_explicitly_means_the_keywords_file_and_says_so(twins, name, bare):
+    """One keyword is one embedding (the tab says which file "is used instead"): the whole reference is consumed,
+    nothing of it is left as words, and the warning names both files."""
+    report = encode_report(twins, f"a cat, (embedding:{name}:1.2), b", conditioning=False, bare_keywords=bare)
+    plain = encode_report(twins, "a cat, , b", conditioning=False, bare_keywords=bare)
+    assert used(report) == [("EasyNegative", 1.2, 2)]
+    assert report["positive"]["token_count"] == plain["positive"]["token_count"] + 2
+    assert kinds(report) == [("duplicate", name)]
+    message = report["warnings"][0]["message"]
+    assert message.startswith(f"'embedding:{name}' is old/EasyNegative.pt, a duplicate: same keyword as ")
+    assert "EasyNegative.safetensors, which is used instead" in message
+
+
+def test_an_explicit_name_of_a_file_for_another_model_is_named_although_its_keyword_works(twins):
+    report = encode_report(twins, "embedding:xl/EasyNegative", conditioning=False, bare_keywords=False)
+    assert used(report) == []
+    warning = next(w for w in report["warnings"] if w["kind"] == "incompatible")
+    assert warning["message"].startswith("'embedding:xl/EasyNegative' names xl/EasyNegative.safetensors, which "
+                                         "does not fit this model (SDXL embedding")
+    assert warning["message"].endswith("the keyword 'EasyNegative' belongs to EasyNegative.safetensors.")

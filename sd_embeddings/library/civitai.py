@@ -4,7 +4,8 @@ Beside ``x.safetensors`` (names compared case-insensitively, found by ``sidecars
 
 - ``x.civitai.info``: Civitai Helper (and older Civitai Browser+) store the Civitai API's answer for the file, a
   *model version* (``baseModel``, ``trainedWords``, ``description`` in HTML, ``model: {name}``, ``name``,
-  ``images: [{url, ...}]``) or, from older Browser+, the *model* (``name``, ``description``, ``modelVersions``).
+  ``images: [{url, ...}]``; Civitai Helper from 1.7.2 adds the model's ``description`` to ``model``) or, from
+  older Browser+, the *model* (``name``, ``description``, ``modelVersions``).
 - ``x.api_info.json``: Civitai Browser+ ("save API info"): the model, as above.
 - ``x.json``: the WebUI's own user metadata (``description``, ``notes``; its LoRA page adds ``sd version``,
   ``activation text``, ``preferred weight``, ``negative text``), into which Civitai Browser+ merges ``activation
@@ -177,10 +178,11 @@ def extract(data: object, filename: str) -> CivitaiFile:
     is_model = "modelVersions" in data
     version = _version_for(data, filename) if is_model else data
     model = data if is_model else (data.get("model") if isinstance(data.get("model"), dict) else {})
-    description = html_to_text(model.get("description")) if is_model else ""
+    # the model's own description first: the model form has it at the top; Civitai Helper from 1.7.2 (zixaphir)
+    # moves it into ``model`` and keeps the version's notes at the top, where older files had the model's
+    description = html_to_text(model.get("description")) or html_to_text(version.get("description"))
     images = version.get("images")
-    return CivitaiFile(base_model=label(version.get("baseModel")),
-                       description=description or html_to_text(version.get("description")),
+    return CivitaiFile(base_model=label(version.get("baseModel")), description=description,
                        trigger_words=_words(version.get("trainedWords")), model_name=label(model.get("name"), 120),
                        version_name=label(version.get("name"), 80),
                        images=len(images) if isinstance(images, list) else 0)

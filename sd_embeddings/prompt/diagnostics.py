@@ -13,6 +13,9 @@ Kinds (also explained in the README, "How keywords are matched"):
 - ``explicit-only``: bare keywords are off and a usable keyword was typed bare (it stays a word); common words
   are left alone here, as turning bare keywords off is how one keeps them words.
 - ``not-found``: ``embedding:name`` names no file at all.
+- ``duplicate``: ``embedding:name`` names a file that lost its keyword to another one, which was used instead.
+  (A name of a file for another model, or one that failed, whose keyword another file holds, gets ``incompatible``
+  or ``failed``.)
 """
 
 from __future__ import annotations
@@ -183,10 +186,29 @@ def _word_warnings(tokens: PromptTokens, library: Library, family: Family | None
             add("near-miss", word, f"'{word}' stays plain text; did you mean the embedding '{entry.keyword}' "
                 f"({entry.relpath})? It {why}.")
     for name in explicit.references(tokens.text):
-        if explicit.resolve(library, name) is None:
+        entry = explicit.resolve(library, name)
+        if entry is None:
             hit = near.find(name.rsplit("/", 1)[-1])
             hint = f"; did you mean embedding:{hit[0].keyword}?" if hit else ""
             add("not-found", name, f"'embedding:{name}' names no embedding file in the embeddings folders{hint}")
+        else:
+            _shadowed_warning(name, entry, library, family, add)
+
+
+def _shadowed_warning(name: str, entry: Entry, library: Library, family: Family | None,
+                      add: Callable[[str, str, str], None]) -> None:
+    """``embedding:name`` names a file whose keyword another file holds (the keyword's own warnings cover the
+    holder): a duplicate means the holder; a file that cannot be used is named with the reason."""
+    holder = library.get(entry.keyword)
+    if holder is None or holder is entry:
+        return
+    if entry.status is Status.DUPLICATE:
+        add("duplicate", name, f"'embedding:{name}' is {entry.relpath}, a duplicate: {entry.reason}.")
+    elif not _usable(entry, family):
+        kind, reason = why_unusable(entry, family)
+        what = "could not be loaded" if kind == "failed" else "does not fit this model"
+        add(kind, name, f"'embedding:{name}' names {entry.relpath}, which {what} ({reason}); the keyword "
+            f"'{entry.keyword}' belongs to {holder.relpath}.")
 
 
 def _usable(entry: Entry, family: Family | None) -> bool:

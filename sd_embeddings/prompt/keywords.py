@@ -3,7 +3,10 @@
 ``KeywordIndex`` is the WebUI's ``ids_lookup`` (first id, longest match first) without its linear scan;
 ``usable_entries``/``unusable_entries`` say which library entries feed each index for a model family. Each entry is
 registered under its bare keyword (unless bare keywords are off) and under every ``embedding:<name>`` spelling
-(``explicit.names_for``), which always works; ``SpellingIds`` tokenizes those from their parts.
+(``explicit.names_for``), which always works; ``SpellingIds`` tokenizes those from their parts. A file that lost
+its keyword to another (``duplicate``: ``old/EasyNegative.pt`` beside ``EasyNegative.safetensors``) answers to its own
+``embedding:<name>`` spellings with the winner (``duplicate_aliases``): one keyword is one embedding, the rule the tab
+shows ("which is used instead"), and the diagnostics say so.
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ def owned_spellings(entry: Entry, bare: bool = True,
     claimed = is_claimed(entry, (entry.keyword,))
     return ([((entry.keyword,), claimed)] if bare else []) + \
         ([((PREFIX, *parts), is_claimed(entry, parts)) for parts in spelling_parts(entry)] if explicit else [])
+
+
+def duplicate_aliases(entries: Iterable[Entry], usable: Iterable[Entry]) -> list[tuple[Entry, Entry]]:
+    """(duplicate, winner) for each ``duplicate`` file whose keyword's winner is among ``usable``."""
+    winners = {keyword_key(entry.keyword): entry for entry in usable}
+    return [(entry, winners[keyword_key(entry.keyword)]) for entry in entries
+            if entry.status is Status.DUPLICATE and keyword_key(entry.keyword) in winners]
 
 
 def _kind(ch: str) -> str:
@@ -64,10 +74,11 @@ class SpellingIds:
 
 class KeywordIndex:
     """Keyword token ids by first id, then by length, longest first: the WebUI's ``ids_lookup``, without its
-    linear scan (10,000 keywords sharing a first token cost one dict lookup per length, not 10,000 compares)."""
+    linear scan (10,000 keywords sharing a first token cost one dict lookup per length, not 10,000 compares).
+    ``aliases``: (spelled as, means) pairs whose ``embedding:<name>`` spellings stand for the second entry."""
 
     def __init__(self, entries: Iterable[Entry], tokenizer: Tokenizer, bare: bool = True,
-                 explicit: bool = True) -> None:
+                 explicit: bool = True, aliases: Iterable[tuple[Entry, Entry]] = ()) -> None:
         by_first: dict[int, dict[int, dict[tuple[int, ...], Entry]]] = {}
         claimed_ids: set[tuple[int, ...]] = set()
         spelled = SpellingIds(tokenizer)
@@ -82,6 +93,11 @@ class KeywordIndex:
                 if ids not in names or (ids in claimed_ids and not claimed):
                     names[ids] = entry
                     (claimed_ids.add if claimed else claimed_ids.discard)(ids)
+        for alias, means in aliases:  # after every entry: an alias never displaces a registered spelling
+            for parts in keyword_spellings(alias, False, explicit):
+                ids = spelled.joined(parts)
+                if ids:
+                    by_first.setdefault(ids[0], {}).setdefault(len(ids), {}).setdefault(ids, means)
         self.buckets = {first: sorted(lengths.items(), reverse=True) for first, lengths in by_first.items()}
 
     def match(self, tokens: Sequence[int], position: int) -> tuple[Entry, int] | None:
@@ -136,7 +152,7 @@ def indexes_for(library: Library, tokenizer: Tokenizer, family: Family | None = 
     if cached is not None and cached[0] == version and cached[1] is tokenizer:
         return cached[2]
     usable = usable_entries(library, family)
-    built = Indexes(KeywordIndex(usable, tokenizer, bare),
+    built = Indexes(KeywordIndex(usable, tokenizer, bare, aliases=duplicate_aliases(library.entries, usable)),
                     KeywordIndex(unusable_entries(library, family), tokenizer, bare),
                     None if bare else KeywordIndex(usable, tokenizer, explicit=False))
     per_key[key] = (version, tokenizer, built)

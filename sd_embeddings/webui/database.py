@@ -270,7 +270,7 @@ class LibraryDatabase:
         if model is None:
             self.explicit.clear()
         else:
-            self.explicit.build(loaded.values(), lambda text: self._tokenize(model, text))
+            self.explicit.build(loaded.values(), lambda text: self._tokenize(model, text), self.library.entries)
         for name, embedding in list(self._external.items()):
             if name not in self.word_embeddings:
                 self._add(model, name, embedding)

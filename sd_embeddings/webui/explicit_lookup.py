@@ -5,7 +5,8 @@ token, so in ``ids_lookup`` they would all share one bucket that the WebUI's alg
 sit in a ``KeywordIndex`` (one dict lookup per length) and ``ids_lookup`` keeps only bare keywords, exactly what
 other readers of the database expect. Token ids come from the model's own tokenizer (as ``ids_lookup``'s do),
 built from the name's parts where that gives the same ids (``keywords.SpellingIds``: the keyword's ids, cached
-for the bare keyword already, are reused).
+for the bare keyword already, are reused). A ``duplicate`` file's own spellings mean the keyword's winner
+(``keywords.duplicate_aliases``), as on the standalone host.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..prompt.keywords import KeywordIndex
+from ..prompt.keywords import KeywordIndex, duplicate_aliases
+from ..records import Entry
 
 
 class _ModelIds:
@@ -30,11 +32,14 @@ class ExplicitLookup:
         self.index: KeywordIndex | None = None
         self.objects: dict[str, Any] = {}
 
-    def build(self, embeddings: Iterable[Any], ids_of: Callable[[str], list[int]]) -> None:
-        """Index the library's ``embeddings`` (objects with an ``entry``); others (Lora bundles) have no file name."""
+    def build(self, embeddings: Iterable[Any], ids_of: Callable[[str], list[int]],
+              entries: Iterable[Entry] = ()) -> None:
+        """Index the library's ``embeddings`` (objects with an ``entry``); others (Lora bundles) have no file name.
+        ``entries``: the library's entries, whose duplicates answer with their winner."""
         ours = [embedding for embedding in embeddings if getattr(embedding, "entry", None) is not None]
         self.objects = {embedding.entry.path: embedding for embedding in ours}
-        self.index = KeywordIndex([embedding.entry for embedding in ours], _ModelIds(ids_of), bare=False)
+        usable = [embedding.entry for embedding in ours]
+        self.index = KeywordIndex(usable, _ModelIds(ids_of), bare=False, aliases=duplicate_aliases(entries, usable))
 
     def clear(self) -> None:
         self.index, self.objects = None, {}

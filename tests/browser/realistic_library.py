@@ -58,3 +58,42 @@ def build_realistic(root: Path) -> Path:
             preview(base.parent / f"{base.name}.preview.png", *colours, seed)
     (root / "half-downloaded.pt").write_bytes(b"PK\x03\x04" + b"\0" * 60)
     return root
+
+
+# (relative path without extension, vectors (SDXL when a tuple), Civitai base model, Civitai description, preview)
+CIVITAI = (
+    ("negative/EasyNegative", 8, "SD 1.5", "<p>A negative embedding for <b>anime</b> models.</p>",
+     ((40, 44, 60), (120, 90, 140))),
+    ("negative/negativeXL_D", (4,), "SDXL 1.0", "<p>Negative for SDXL base and its fine-tunes.</p>",
+     ((60, 30, 50), (170, 80, 120))),
+    ("negative/zPDXL3", (1,), "Pony", "<p>Quality negative for <i>Pony Diffusion V6 XL</i>.</p>", None),
+    ("negative/lazyneg", (2,), "Illustrious", "<p>Negative for Illustrious-XL and NoobAI.</p>",
+     ((70, 60, 90), (200, 170, 150))),
+)
+
+
+def build_civitai(root: Path) -> Path:
+    """Embeddings as Civitai Helper leaves them (``x.civitai.info``: the by-hash answer for a model version), and
+    one as Civitai Browser+ leaves it (Civitai keys merged into ``x.json``, ``x.api_info.json``, ``x_0.jpg``)."""
+    for seed, (stem, count, base, description, colours) in enumerate(CIVITAI):
+        base_path = root / stem
+        tensors = sdxl_vectors(count[0], seed=seed) if isinstance(count, tuple) else {"emb_params": vectors(count)}
+        write_safetensors(base_path.with_suffix(".safetensors"), tensors)
+        name = base_path.name
+        (base_path.parent / f"{name}.civitai.info").write_text(json.dumps({
+            "id": 1000 + seed, "modelId": 500 + seed, "name": "v1.0", "baseModel": base, "trainedWords": [name],
+            "description": description, "model": {"name": name, "type": "TextualInversion", "nsfw": False},
+            "images": [{"url": f"https://image.civitai.com/{name}/1.jpeg", "width": 512, "height": 768}]}),
+            encoding="utf-8")
+        if colours:
+            preview(base_path.parent / f"{name}.preview.png", *colours, seed)
+    film = root / "styles" / "film" / "kodak-portra-400"
+    write_safetensors(film.with_suffix(".safetensors"), sdxl_vectors(6, seed=9))
+    film.with_suffix(".json").write_text(json.dumps({
+        "activation text": "kodak-portra-400", "sd version": "SDXL", "description": "Warm film colours",
+        "modelId": 601, "modelVersionId": 701}), encoding="utf-8")
+    version = {"id": 701, "name": "XL", "baseModel": "SDXL 1.0", "files": [{"name": "kodak-portra-400.safetensors"}]}
+    (film.parent / "kodak-portra-400.api_info.json").write_text(json.dumps({
+        "id": 601, "name": "Kodak Portra 400", "modelVersions": [version]}), encoding="utf-8")
+    preview(film.parent / "kodak-portra-400_0.jpg", (230, 150, 90), (90, 60, 110), 9)
+    return root

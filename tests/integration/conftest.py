@@ -10,6 +10,10 @@ Environment:
                  the stock state the tests expect (``forks.py``)
   WEBUI_ARGS     extra launch.py arguments (default: the kind's, CPU, skip environment preparation)
   WEBUI_PORT     port (default 7861, so a WebUI you are using on 7860 is left alone)
+  WEBUI_DATA_DIR a folder for the WebUI's user data (its ``--data-dir``: extensions, settings, ``params.txt``,
+                 outputs, cache; models still come from ``$WEBUI_DIR/models``). The repo is linked into
+                 ``$WEBUI_DATA_DIR/extensions`` instead, so a checkout whose ``extensions/sd-embeddings`` is someone
+                 else's link (or a real install) runs this repo without touching it
 
 The WebUI gets a fresh ``--embeddings-dir`` in a temporary folder, so your own embeddings are not touched.
 """
@@ -53,9 +57,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def data_dir() -> Path:
+    """Where the WebUI keeps user data: ``WEBUI_DATA_DIR`` or the checkout itself (the WebUI's default)."""
+    return Path(os.environ.get("WEBUI_DATA_DIR") or os.environ["WEBUI_DIR"]).resolve()
+
+
+def data_dir_args(root: Path) -> list[str]:
+    """``--data-dir`` (and the checkout's models) when ``WEBUI_DATA_DIR`` is set; nothing otherwise."""
+    if not os.environ.get("WEBUI_DATA_DIR"):
+        return []
+    (data_dir() / "extensions").mkdir(parents=True, exist_ok=True)
+    return ["--data-dir", str(data_dir()), "--models-dir", str(root / "models")]
+
+
 class WebUI:
     def __init__(self, url: str, embeddings: Path, log: Path) -> None:
         self.url, self.embeddings, self.log = url, embeddings, log
+        self.data = data_dir()  # params.txt, outputs, config.json
 
     def get(self, path: str) -> dict:
         with urllib.request.urlopen(self.url + path, timeout=60) as response:
@@ -105,8 +123,9 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
     python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
     port = int(os.environ.get("WEBUI_PORT", "7861")) + port_offset
     made_links = []
+    location_args = data_dir_args(root)
     for name, target in {"sd-embeddings": REPO, **(extensions or {})}.items():
-        link = root / "extensions" / name
+        link = data_dir() / "extensions" / name
         if link.is_symlink() and not link.exists():  # a killed run's link whose temporary target is gone
             link.unlink()
         if not link.exists():
@@ -118,7 +137,7 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
     ui_config = log.parent / "ui-config.json"  # small, fast generations from the page too (CPU)
     ui_config.write_text(json.dumps(UI_DEFAULTS))
     args = [python, "launch.py", "--api", "--port", str(port), "--embeddings-dir", str(embeddings),
-            "--ui-config-file", str(ui_config),
+            "--ui-config-file", str(ui_config), *location_args,
             *shlex.split(os.environ.get("WEBUI_ARGS", current().args)), *(extra_args or [])]
     if settings is not None:
         settings_file = log.parent / "config.json"

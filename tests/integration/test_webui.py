@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 from factories import vectors, write_safetensors
@@ -52,7 +50,7 @@ def test_negative_embedding_writes_ti_hashes_once_also_from_cache(webui):
 def test_params_txt_has_ti_hashes_once(webui):
     """The WebUI writes params.txt right after the conditioning, before the per-image infotext is built."""
     negemb = webui.get("/sdapi/v1/embeddings")["loaded"]["negemb"]["hash"][:12]
-    params = Path(os.environ["WEBUI_DIR"]) / "params.txt"
+    params = webui.data / "params.txt"
     info = webui.txt2img("a cat, negemb, [negemb:dog:1]", "negemb, blurry")  # the WebUI repeats it per prompt
     assert ti_hashes(info) == f"negemb: {negemb}"
     if (a1111_version(info) or (1, 9)) < (1, 9):

@@ -83,3 +83,17 @@ def test_a_common_word_fired_bare_is_named_under_the_generation(files):
     p = generate(files, "StableDiffusionProcessingTxt2Img", ["a cat in watercolor style"], [""])
     assert "style: " in p.extra_generation_params["TI hashes"]
     assert any("'style' is a common English word" in c for c in p.comments)
+
+
+def test_a_duplicates_own_name_means_the_keywords_file_in_the_webui_too(files):
+    """``old/EasyNegative.safetensors`` loses the keyword to the top-level ``EasyNegative.pt``; its own names
+    place the keyword's embedding and the generation says so, as on the standalone host."""
+    write_safetensors(files.folder / "old" / "EasyNegative.safetensors", {"emb_params": vectors(4, seed=7)})
+    db = entry.database()
+    db.load_textual_inversion_embeddings(force_reload=True)
+    for text in ("embedding:old/EasyNegative.safetensors", "embedding:EasyNegative.safetensors",
+                 "embedding:old/EasyNegative"):
+        assert placed(files, text) == ["EasyNegative"], text
+    p = generate(files, "StableDiffusionProcessingTxt2Img", ["a cat, embedding:old/EasyNegative"], [""])
+    assert p.extra_generation_params["TI hashes"] == f"EasyNegative: {db.word_embeddings['EasyNegative'].shorthash}"
+    assert any("'embedding:old/EasyNegative' is old/EasyNegative.safetensors, a duplicate" in c for c in p.comments)
