@@ -16,15 +16,15 @@ library's (safe, scanned once).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
+from ..formats.logs import get_logger
 from .database import LibraryDatabase
 from .explicit_lookup import ExplicitLookup
 from .lookup import Lookup, match_at
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 ENGINE_PREFIX = "text_processing_engine"
 PRIMARY_ORDER = ("text_processing_engine", "text_processing_engine_l", "text_processing_engine_g")
