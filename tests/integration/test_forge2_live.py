@@ -115,8 +115,13 @@ def test_every_engine_the_tab_and_the_api_read_one_database(forge):
     assert "SDXL" in listing["skipped"]["xlemb"]["reason"] and listing["loaded"]["zipemb"]["family"] == "sd1"
 
 
-def test_the_summary_line_comes_with_the_first_model(forge):
+def test_one_start_line_names_the_forge2_adapter_and_the_summary_comes_with_the_first_model(forge):
     log = forge.log.read_text(errors="replace")
+    lines = [line for line in log.splitlines() if "Textual inversion (sd-embeddings): " in line]
+    engines = ("backend.text_processing.classic_engine.ClassicTextProcessingEngine",  # Forge, Neo up to 2.x
+               "backend.text_processing.sd_engine.ClipEngine")  # Neo after the rename
+    assert lines in ([f"Textual inversion (sd-embeddings): using the forge2 adapter ({engine}.tokenize_line)"]
+                     for engine in engines), lines
     assert log.count("Textual inversion: 3 loaded, 1 incompatible (SDXL), 1 unsafe — see the tab") == 1, log[-3000:]
 
 
