@@ -64,6 +64,13 @@ def _routes(_demo, app):
 script_callbacks.on_app_started(_routes)
 '''
 PROMPT, NEGATIVE = "a cat, zipemb", "negemb, blurry, negemb, (negemb:1.2)"
+NEO_SETTINGS = {"VERSION_UID": "PY313"}
+"""Neo (2.x) stops at start with "Press Enter to Continue" unless its config.json carries this marker."""
+
+
+def fork_settings(settings: dict) -> dict:
+    """A fresh config.json with what the fork needs to start unattended."""
+    return {**(NEO_SETTINGS if os.environ.get("WEBUI_KIND") == "neo" else {}), **settings}
 
 
 def _probe(tmp_path_factory) -> Path:
@@ -88,7 +95,7 @@ def stock_forge(tmp_path_factory, launch_webui):
     def ready(server) -> bool:
         return bool(server.get("/sd-embeddings-probe/state"))
 
-    with launch_webui(ready, port_offset=5, settings={"disabled_extensions": ["sd-embeddings"]},
+    with launch_webui(ready, port_offset=5, settings=fork_settings({"disabled_extensions": ["sd-embeddings"]}),
                       extensions={"sd-embeddings-probe": _probe(tmp_path_factory)}) as server:
         server.first = server.txt2img(PROMPT, NEGATIVE)
         yield server
@@ -108,8 +115,13 @@ def test_every_engine_the_tab_and_the_api_read_one_database(forge):
     assert "SDXL" in listing["skipped"]["xlemb"]["reason"] and listing["loaded"]["zipemb"]["family"] == "sd1"
 
 
-def test_the_summary_line_comes_with_the_first_model(forge):
+def test_one_start_line_names_the_forge2_adapter_and_the_summary_comes_with_the_first_model(forge):
     log = forge.log.read_text(errors="replace")
+    lines = [line for line in log.splitlines() if "Textual inversion (sd-embeddings): " in line]
+    engines = ("backend.text_processing.classic_engine.ClassicTextProcessingEngine",  # Forge, Neo up to 2.x
+               "backend.text_processing.sd_engine.ClipEngine")  # Neo after the rename
+    assert lines in ([f"Textual inversion (sd-embeddings): using the forge2 adapter ({engine}.tokenize_line)"]
+                     for engine in engines), lines
     assert log.count("Textual inversion: 3 loaded, 1 incompatible (SDXL), 1 unsafe — see the tab") == 1, log[-3000:]
 
 
@@ -172,8 +184,10 @@ def test_tag_autocomplete_finds_the_families_through_the_opt_in_embedding_db(lau
     if not folder:
         pytest.skip("set TAGCOMPLETE_DIR to a tag-autocomplete checkout")
     tagcomplete = Path(folder).resolve()
-    stock = _emb_txt_after_first_generation(launch_webui, tagcomplete, 6, {"disabled_extensions": ["sd-embeddings"]})
-    ours = _emb_txt_after_first_generation(launch_webui, tagcomplete, 7, {"sd_embeddings_embedding_db_shim": True})
+    stock = _emb_txt_after_first_generation(launch_webui, tagcomplete, 6,
+                                            fork_settings({"disabled_extensions": ["sd-embeddings"]}))
+    ours = _emb_txt_after_first_generation(launch_webui, tagcomplete, 7,
+                                           fork_settings({"sd_embeddings_embedding_db_shim": True}))
     assert stock and not any(line.endswith((",v1", ",vXL")) for line in stock), stock
     assert not any("negemb" in line for line in stock)  # a .safetensors file: the fallback never lists it
     families = {line.split(",")[0].strip('"'): line.rsplit(",", 1)[1] for line in ours}
