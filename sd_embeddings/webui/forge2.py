@@ -18,6 +18,7 @@ expect it. ``uninstall_database`` undoes all of it. Every ``modules``/``backend`
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from . import forge2_engines as engines
@@ -25,6 +26,7 @@ from . import settings
 from .a1111 import CLIP_VOCABULARY
 from .host import Hooks, Patch, Probe, processing_patches
 
+logger = logging.getLogger(__name__)
 LAYOUTS = (("backend.text_processing.classic_engine", "ClassicTextProcessingEngine"),
            ("backend.text_processing.sd_engine", "ClipEngine"))
 """``(module, engine class)`` of Forge main, then Neo."""
@@ -106,9 +108,14 @@ class Forge2Host:
 
     def apply_shim(self, db: Any, on: bool | None = None) -> None:
         """``model_hijack.embedding_db`` = the shared database while the (opt-in) setting is on; removed when off,
-        as Forge's stub has no such attribute."""
-        from modules import sd_hijack
-
+        as Forge's stub has no such attribute. Neo has no ``modules.sd_hijack`` at all: nothing to publish on."""
+        try:
+            from modules import sd_hijack
+        except ImportError:
+            if on is None and settings.option(SHIM):
+                logger.warning("Textual inversion: this WebUI has no modules.sd_hijack; the setting \"%s\" has no "
+                               "effect here", settings.OPTIONS[SHIM][1])
+            return
         hijack = sd_hijack.model_hijack
         wanted = bool(settings.option(SHIM)) if on is None else on
         if wanted:

@@ -63,7 +63,8 @@ def test_family_shown_after_a_reload_is_the_servers_and_encode_uses_it(shared_ho
                            ".classList.contains('sdemb-unusable')", timeout=20_000)
     page.reload()
     page.wait_for_selector(".sdemb-pane[data-sdemb-init]", timeout=60_000)
-    page.wait_for_function("() => document.querySelector('#sdemb_family input').value === 'SDXL'", timeout=10_000)
+    # the page asks the server for its family on load: a round trip that a loaded 2-core machine can make slow
+    page.wait_for_function("() => document.querySelector('#sdemb_family input').value === 'SDXL'", timeout=60_000)
     assert "sdemb-unusable" not in card(page, "big-xl").get_attribute("class")
     assert "model is SDXL" in card(page, "cat").inner_text()
     page.fill("#txt2img_prompt textarea", "big-xl")

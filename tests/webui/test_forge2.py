@@ -4,6 +4,7 @@ one library-backed database under every engine, the tab and the API; infotext; p
 from __future__ import annotations
 
 import logging
+import sys
 import types
 
 import pytest
@@ -243,3 +244,18 @@ def test_embedding_name_syntax_and_the_bare_keywords_setting_reach_every_engine(
     registered.opts.data["sd_embeddings_bare_keywords"] = True
     entry.apply_bare_keywords_setting()
     assert placed("a cat, xlneg") == [["xlneg"], ["xlneg"]]
+
+
+def test_without_modules_sd_hijack_the_shim_setting_is_a_logged_no_op(forge, monkeypatch, caplog):  # noqa: F811
+    """Neo removed ``modules/sd_hijack.py``: register still works, and switching the setting on says it does
+    nothing rather than failing."""
+    monkeypatch.delitem(sys.modules, "modules.sd_hijack")
+    monkeypatch.delattr(forge.modules["modules"], "sd_hijack")
+    forge.opts.data["sd_embeddings_embedding_db_shim"] = True
+    entry.state.db = entry.state.original_db = entry.state.host = None
+    with caplog.at_level("WARNING"):
+        entry.register()
+    assert isinstance(entry.state.host, Forge2Host)
+    assert "no modules.sd_hijack" in caplog.text
+    entry.uninstall()
+    entry.state.db = entry.state.host = None
