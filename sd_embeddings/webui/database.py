@@ -26,6 +26,8 @@ from ..records import Family, Status
 from . import settings
 from .embedding import embedding_class
 from .host import Host
+from .keyword_index import TokenIndex, build_lookup
+from .tokens import TokenTable
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class LibraryDatabase:
     """Drop-in for ``modules.sd_hijack.model_hijack.embedding_db``."""
 
     def __init__(self, library: Library, watcher: watching.ChangeWatcher | None = None,
-                 host: Host | None = None) -> None:
+                 host: Host | None = None, tokens: TokenTable | None = None) -> None:
         if host is None:
             from .a1111 import A1111Host
 
@@ -72,8 +74,9 @@ class LibraryDatabase:
         self._model_key: tuple[int, int] | None = None
         self._built: tuple[int, tuple[int, int] | None] | None = None
         self._external: dict[str, Any] = {}
-        self._ids_cache: dict[tuple[int, str], list[int]] = {}
+        self.index = TokenIndex(host, tokens)
         self._objects: dict[tuple[str, int, int], Any] = {}
+        self._listed: dict[str, Any] = {}
         self.after_rebuild: list[Callable[[LibraryDatabase], None]] = []
 
     @property
@@ -125,14 +128,7 @@ class LibraryDatabase:
         return embedding
 
     def _tokenize(self, model: Any, name: str) -> list[int]:
-        key = (id(model.cond_stage_model), name)
-        ids = self._ids_cache.get(key)
-        if ids is None:
-            ids = self.host.tokenize(model, [name])[0]
-            if len(self._ids_cache) > 50_000:
-                self._ids_cache.clear()
-            self._ids_cache[key] = ids
-        return ids
+        return self.index.ids(model, name)
 
     def keyword_ids(self, name: str) -> list[int]:
         """A keyword's ids from the active model's tokenizer (cached; ``[]`` before a model is loaded)."""
@@ -140,6 +136,8 @@ class LibraryDatabase:
         return self._tokenize(model, name) if model is not None else []
 
     def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
+        if not self.index.ready.is_set():  # names still being tokenized after a first start: match against all
+            self.index.ready.wait()
         for ids, embedding in self.ids_lookup.get(tokens[offset], ()):
             if tokens[offset:offset + len(ids)] == ids:
                 return embedding, len(ids)
@@ -165,17 +163,19 @@ class LibraryDatabase:
     # -- loading ----------------------------------------------------------------------------------------------
 
     def load_textual_inversion_embeddings(self, force_reload: bool = False, sync_with_sd_model: bool = True) -> None:
-        """Apply file and model changes. Cheap when nothing changed; ``force_reload`` rescans every folder."""
+        """Apply file and model changes. Cheap when nothing changed: ``force_reload`` (the WebUI's refresh, every
+        model load) rescans the folders (only changed files are read) unless a complete watcher saw nothing, and
+        the tables are rebuilt only when the files or the model changed."""
         with self._lock:
             model = self.host.current_model() if sync_with_sd_model else None
             model_changed = self._sync_model(model) if sync_with_sd_model else False
-            if force_reload or self.files_may_have_changed():
+            if self.files_may_have_changed(force_reload):
                 self.library.refresh()
                 if self.watcher is not None:
                     self.watcher.watch(self.library)
             for embdir in self.embedding_dirs.values():
                 embdir.update()
-            if force_reload or model_changed or self._built != (self.library.version, self._model_key):
+            if model_changed or self._built != (self.library.version, self._model_key):
                 self._rebuild(model)
         self._print_at_load()
 
@@ -184,15 +184,16 @@ class LibraryDatabase:
         self.load_textual_inversion_embeddings(force_reload=True)
         return self.library.find(path)
 
-    def files_may_have_changed(self) -> bool:
-        """Did anything change on disk since the last scan? Never scans; see ``watcher`` for what it costs."""
+    def files_may_have_changed(self, rescan: bool = False) -> bool:
+        """Did anything change on disk since the last scan? Never scans; see ``watcher`` for what it costs.
+        ``rescan`` (a refresh asked for) is answered by a complete watcher alone, else always True."""
         if self._built is None:
             return True
         if self.watcher is not None and self.watcher.consume():
             return True
         if self.watcher is not None and self.watcher.complete:
             return False
-        return self.library.folders_changed()
+        return rescan or self.library.folders_changed()
 
     def _embedding_objects(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(fitting, skipped)`` embedding objects by name; an unchanged file keeps its object (and vectors)."""
@@ -220,36 +221,47 @@ class LibraryDatabase:
         return loaded, skipped
 
     def _rebuild(self, model: Any) -> None:
+        """New tables from the library (unchanged files keep their objects); names are indexed in one pass, and
+        when many are not tokenized yet that happens off this thread (``keyword_index``)."""
         loaded, skipped = self._embedding_objects()
-        self.ids_lookup.clear()
-        self.word_embeddings.clear()
-        self.skipped_embeddings.clear()
-        self.skipped_embeddings.update(skipped)
-        for name, embedding in loaded.items():
-            self._add(model, name, embedding)
-        for name, embedding in list(self._external.items()):
-            if name not in self.word_embeddings:
-                self._add(model, name, embedding)
-        ordered = sorted(self.word_embeddings.values(), key=lambda e: e.name.lower())
-        self.word_embeddings.clear()
-        self.word_embeddings.update((e.name, e) for e in ordered)
+        listed = dict(loaded)
+        for name, embedding in self._external.items():
+            listed.setdefault(name, embedding)
+        self._listed = listed
+        if model is not None:
+            self.index.prepare(model, listed, lambda job: self._index_after_tokenizing(model, job))
+        self._replace(self.skipped_embeddings, skipped)
+        self._index(model)
         self._built = (self.library.version, self._model_key)
-        self.version += 1
         for listener in list(self.after_rebuild):
             try:
                 listener(self)
             except Exception:
                 logger.exception("Embedding database listener failed")
 
-    def _add(self, model: Any, name: str, embedding: Any) -> None:
+    def _index(self, model: Any) -> None:
+        """``word_embeddings`` and ``ids_lookup`` from ``_listed`` with the ids known now (all, unless pending)."""
         if model is None:  # no tokenizer before the model loads: listed, matched once the model is there
-            self.word_embeddings[name] = embedding
-            return
-        try:
-            self._register(embedding, model, name)
-        except IndexError:
+            names, lookup, no_tokens = dict(self._listed), {}, []
+        else:
+            names, lookup, no_tokens = build_lookup(self._listed.items(), self.index.get)
+        for name in no_tokens:
             logger.warning("Embedding %s: its name %r gives no tokens; it cannot be used in a prompt",
-                           getattr(embedding, "filename", name), name)
+                           getattr(self._listed[name], "filename", name), name)
+        self._replace(self.word_embeddings, dict(sorted(names.items(), key=lambda item: item[0].lower())))
+        self._replace(self.ids_lookup, lookup)
+        self.version += 1
+
+    def _index_after_tokenizing(self, model: Any, job: int) -> None:
+        with self._lock:
+            if self.index.current(job):
+                self._index(model)
+
+    @staticmethod
+    def _replace(table: dict, new: dict) -> None:
+        """Same dict object (other extensions may hold it), new contents in two C-speed steps."""
+        table.clear()
+        table.update(new)
 
     def _print_at_load(self) -> None:
         shown = (tuple(self.word_embeddings), tuple(self.skipped_embeddings))

@@ -30,6 +30,7 @@ from . import console, generation, prompt_warnings, settings
 from . import host as hosts
 from .a1111 import A1111Host
 from .database import LibraryDatabase
+from .tokens import TokenTable
 from .usage import Recorder, usage_of
 
 logger = logging.getLogger(__name__)
@@ -93,10 +94,11 @@ def database() -> LibraryDatabase:
     """The process-wide database (created on first use, kept across Reload UI)."""
     if state.db is None:
         webui = host()
-        cache = HashCache(os.path.join(webui.data_dir(), "cache", Prefix.SLUG, "hashes.json"))
+        cache_dir = os.path.join(webui.data_dir(), "cache", Prefix.SLUG)
+        cache = HashCache(os.path.join(cache_dir, "hashes.json"))
         library = Library([], hash_cache=cache, background_hashing=webui.hashing())
         watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
-        db = LibraryDatabase(library, watcher, webui)
+        db = LibraryDatabase(library, watcher, webui, TokenTable(os.path.join(cache_dir, "tokens.json")))
         db.webui_dirs = webui.webui_embedding_dirs()
         for path in folders(db.webui_dirs):
             db.add_embedding_dir(path)
