@@ -101,3 +101,21 @@ def test_replaced_preview_gets_a_new_url(tmp_path: Path) -> None:
     library.refresh()
     after = cards.card_models(library)[0].preview
     assert before != after and "path=cat.preview.png" in after
+
+
+def test_the_first_page_builds_only_its_own_cards(tmp_path: Path, monkeypatch) -> None:
+    """Every file has an ``x.json``; the first page reads those of the cards it carries, not all of them."""
+    root = tmp_path / "embeddings"
+    for i in range(30):
+        write_safetensors(root / f"f{i % 4}" / f"emb{i:02}.safetensors", {"emb_params": vectors(1, seed=i)})
+        (root / f"f{i % 4}" / f"emb{i:02}.json").write_text('{"description": "d"}')
+    library = Library([root], background_hashing=False)
+    library.refresh()
+    read: list[str] = []
+    original = Library.user_metadata
+    monkeypatch.setattr(Library, "user_metadata", staticmethod(lambda entry: read.append(entry.keyword)
+                                                               or original(entry)))
+    doc = cards.first_page_payload(library, sort="path", sort_dir="desc", size=5)
+    assert len(read) == 5 and doc["total"] == 30 and doc["counts"][""] == 30
+    assert [row[doc["fields"].index("keyword")] for row in doc["cards"]] == read
+    assert read == [f"emb{i:02}" for i in sorted(range(30), key=lambda i: (i % 4, i), reverse=True)[:5]]

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from ..library import Library
@@ -195,17 +196,36 @@ def folder_list(library: Library) -> list[str]:
     return sorted((shown(f) for f in found), key=lambda f: f.casefold())
 
 
-def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
-    """``{version, family, folders, roots, fields, cards: [[...row...]], problems}``: what the script fetches."""
-    cards = card_models(library, api, auto_negative)
+def _document(library: Library, rows: list[list]) -> dict:
     return {"version": library.version, "family": library.family.value if library.family else "",
             "roots": list(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
-            "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library)}
+            "cards": rows, "problems": problem_rows(library)}
 
 
-def _path_key(card: CardModel) -> bytes:
+def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
+    """``{version, family, folders, roots, fields, cards: [[...row...]], problems}``: what the script fetches."""
+    return _document(library, [list(asdict(card).values()) for card in card_models(library, api, auto_negative)])
+
+
+def _path_key(relpath: str) -> bytes:
     # the script compares lower-cased paths by UTF-16 code units; big-endian UTF-16 bytes sort the same way
-    return card.relpath.lower().encode("utf-16-be", "surrogatepass")
+    return relpath.lower().encode("utf-16-be", "surrogatepass")
+
+
+_SORT_VALUES = {"path": lambda card: _path_key(card.relpath), "mtime": lambda card: card.mtime,
+                "size": lambda card: card.size, "vectors": lambda card: card.vectors}
+_ENTRY_SORT_VALUES = {"path": lambda entry: _path_key(shown(entry.relpath)),
+                      "mtime": lambda entry: entry.mtime_ns // 1_000_000_000,
+                      "size": lambda entry: entry.size, "vectors": lambda entry: entry.vectors}
+"""The same values as ``_SORT_VALUES`` read from entries, so the first page is ordered before any card is built."""
+
+
+def _ordered(items: list, value: Callable | None, sort_dir: str) -> list:
+    indexed = list(enumerate(items))
+    if value is not None:
+        indexed.sort(key=lambda pair: (value(pair[1]), pair[0]))
+    ordered = [item for _, item in indexed]
+    return ordered[::-1] if sort_dir == "desc" else ordered
 
 
 def view_order(models: list[CardModel], sort: str, sort_dir: str) -> list[CardModel]:
@@ -214,24 +234,22 @@ def view_order(models: list[CardModel], sort: str, sort_dir: str) -> list[CardMo
     ``name`` keeps the library order; ``path`` compares lower-cased relative paths; the others are numbers; ties
     keep the library order; ``desc`` reverses the whole list (ties included), as ``Array.reverse`` does.
     """
-    indexed = list(enumerate(models))
-    if sort == "path":
-        indexed.sort(key=lambda pair: (_path_key(pair[1]), pair[0]))
-    elif sort in ("mtime", "size", "vectors"):
-        indexed.sort(key=lambda pair: (getattr(pair[1], sort), pair[0]))
-    ordered = [card for _, card in indexed]
-    return ordered[::-1] if sort_dir == "desc" else ordered
+    return _ordered(models, _SORT_VALUES.get(sort), sort_dir)
 
 
-def folder_counts(models: list[CardModel]) -> dict[str, int]:
-    """Cards per folder, sub-folders included (``""`` = all): the numbers in the folder tree."""
+def _count_folders(folders: Iterable[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for card in models:
-        parts = card.folder.split("/") if card.folder else []
+    for folder in folders:
+        parts = folder.split("/") if folder else []
         for depth in range(len(parts) + 1):
             key = "/".join(parts[:depth])
             counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def folder_counts(models: list[CardModel]) -> dict[str, int]:
+    """Cards per folder, sub-folders included (``""`` = all): the numbers in the folder tree."""
+    return _count_folders(card.folder for card in models)
 
 
 def first_page_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True,
@@ -243,14 +261,14 @@ def first_page_payload(library: Library, api: str = API_PREFIX, auto_negative: b
     itself). Beyond that, ``cards`` holds only the first ``size`` rows the user will see (hidden cards left out
     unless ``hidden_models`` is ``Always``, in the ``sort``/``sort_dir`` order), with ``complete: false``,
     ``total`` (all cards) and ``counts`` (``folder_counts`` of the shown cards) for the tree and the "N of M"
-    count; the script then fetches the whole document.
+    count; the script then fetches the whole document. Only those ``size`` cards are built (their sidecars read):
+    the order and the counts come from the entries.
     """
-    doc = cards_payload(library, api, auto_negative)
-    doc["complete"] = len(doc["cards"]) <= size
-    if doc["complete"]:
-        return doc
-    models = [CardModel(*row) for row in doc["cards"]]
-    visible = [card for card in models if hidden_models == "Always" or not card.hidden]
-    doc["cards"] = [list(asdict(card).values()) for card in view_order(visible, sort, sort_dir)[:size]]
-    doc.update(total=len(models), counts=folder_counts(visible))
-    return doc
+    entries = [entry for entry in library.entries if entry.status in CARD_STATUSES]
+    if len(entries) <= size:
+        return {**cards_payload(library, api, auto_negative), "complete": True}
+    visible = [entry for entry in entries if hidden_models == "Always" or not is_hidden(entry.relpath)]
+    first = _ordered(visible, _ENTRY_SORT_VALUES.get(sort), sort_dir)[:size]
+    rows = [list(asdict(card_model(library, entry, api, auto_negative)).values()) for entry in first]
+    return {**_document(library, rows), "complete": False, "total": len(entries),
+            "counts": _count_folders(shown(entry.folder) for entry in visible)}

@@ -23,7 +23,7 @@ from typing import Any
 from ..library import Library
 from ..library import watcher as watching
 from ..records import Family, Status
-from . import settings
+from . import model_family, settings
 from .embedding import embedding_class
 from .host import Host
 from .keyword_index import TokenIndex, build_lookup
@@ -31,7 +31,7 @@ from .tokens import TokenTable
 
 logger = logging.getLogger(__name__)
 
-SHAPE_FAMILIES = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL}
+SHAPE_FAMILIES = model_family.SHAPE_FAMILIES
 
 
 class EmbeddingDir:
@@ -72,6 +72,7 @@ class LibraryDatabase:
         self.webui_dirs: list[str] = []
         self._lock = threading.RLock()
         self._model_key: tuple[int, int] | None = None
+        self._predicted = False
         self._built: tuple[int, tuple[int, int] | None] | None = None
         self._external: dict[str, Any] = {}
         self.index = TokenIndex(host, tokens)
@@ -83,6 +84,13 @@ class LibraryDatabase:
     def scanned(self) -> bool:
         """Has the library been scanned and the tables built at least once?"""
         return self._built is not None
+
+    def ensure_scanned(self) -> LibraryDatabase:
+        """For the tab and the API before the model is there: list from disk without waiting for a model (a scan
+        already under way, e.g. the one started at launch, is waited for, not repeated)."""
+        if not self.scanned:
+            self.load_textual_inversion_embeddings()
+        return self
 
     # -- folders ----------------------------------------------------------------------------------------
 
@@ -150,13 +158,19 @@ class LibraryDatabase:
         return self.host.expected_shape(model) if model is not None else -1
 
     def _sync_model(self, model: Any) -> bool:
-        """Notice a new active model (also a switch to an already-loaded one); re-evaluate compatibility."""
+        """Notice a new active model (also a switch to an already-loaded one); re-evaluate compatibility. Before
+        a model is there, the family is the selected checkpoint's (from its header), so the listing is right."""
         key = (id(model), id(model.cond_stage_model)) if model is not None else None
-        if key == self._model_key:
+        if key == self._model_key and (model is not None or self._predicted):
             return False
         self._model_key = key
-        self.expected_shape = self.get_expected_shape() if model is not None else -1
-        self.model_family = SHAPE_FAMILIES.get(self.expected_shape)
+        if model is not None:
+            self.expected_shape = self.get_expected_shape()
+            self.model_family = SHAPE_FAMILIES.get(self.expected_shape)
+        else:
+            self._predicted = True
+            self.model_family = model_family.selected_family(self.host)
+            self.expected_shape = model_family.shape_of(self.model_family)
         self.library.set_family(self.model_family)
         return True
 

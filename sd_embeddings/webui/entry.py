@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from ..library import Library
@@ -48,6 +49,7 @@ class _State:
     host: hosts.Host | None = None
     recorder = Recorder()
     summary = console.SummaryPrinter()
+    first_scan: threading.Thread | None = None
 
 
 state = _State()
@@ -135,10 +137,20 @@ def apply_watch_setting() -> None:
 
 def ensure_scanned() -> LibraryDatabase:
     """For the tab and the API before the model is there: list from disk without waiting for a model."""
-    db = database()
-    if not db.scanned:
-        db.load_textual_inversion_embeddings()
-    return db
+    return database().ensure_scanned()
+
+
+def scan_in_background() -> None:
+    """At launch: the first scan runs beside the WebUI's own start (imports, UI, model load), so neither the UI
+    nor the model load waits for it, and the API and the tab find it done."""
+    def scan() -> None:
+        try:
+            ensure_scanned()
+        except Exception:  # the next caller scans again and reports
+            logger.exception("Textual inversion: the first scan failed")
+
+    state.first_scan = threading.Thread(target=scan, name="sd-embeddings-first-scan", daemon=True)
+    state.first_scan.start()
 
 
 # -- patches -------------------------------------------------------------------------------------------------
@@ -267,7 +279,8 @@ def register() -> None:
 def _before_ui() -> None:
     from . import page
 
-    page.replace_builtin_page(ensure_scanned)
+    page.replace_builtin_page(database)
+    scan_in_background()
 
 
 def _app_started(_demo: Any, app: Any) -> None:
