@@ -1,8 +1,11 @@
 """What the extension prints in the WebUI's console: one summary line, and one line per broken file.
 
-The WebUI leaves logging unconfigured unless ``--loglevel``/``SD_WEBUI_LOG_LEVEL`` is given, so the adapter
-attaches one plain handler to the ``sd_embeddings`` logger in that case: warnings from the core (one line per bad
-file, no traceback) and the summary below reach the console; library chatter at INFO does not.
+The WebUI configures logging only with ``--loglevel``/``SD_WEBUI_LOG_LEVEL``. Without them, a normal launch still
+ends up with a root handler at WARNING before extensions load (its prepare step calls ``logging.debug``, which
+runs ``logging.basicConfig``), so INFO lines vanish and warnings print as ``WARNING:sd_embeddings.x:...``. The
+adapter therefore attaches one plain handler to the ``sd_embeddings`` logger unless the root logger shows INFO
+(the user asked for a log level): warnings from the core (one line per bad file, no traceback) and the summary
+below reach the console; library chatter at INFO does not.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ _HANDLER_NAME = "sd-embeddings-console"
 
 
 def setup_logging() -> None:
-    """Attach our console handler once (idempotent across Reload UI); nothing if the WebUI configured logging."""
+    """Attach our console handler once (idempotent across Reload UI); nothing if the WebUI's logging shows INFO."""
     package = logging.getLogger("sd_embeddings")
-    if logging.root.handlers or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
+    configured = logging.root.handlers and logging.root.getEffectiveLevel() <= logging.INFO
+    if configured or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
