@@ -122,6 +122,10 @@ class Library:
         """Every folder the last scan walked (sub-folders included), e.g. for a file watcher."""
         return list(self._dir_stamps) or list(self.folders)
 
+    def folder_stamps(self) -> dict[str, int]:
+        """Every folder the last scan walked, with its mtime_ns then."""
+        return dict(self._dir_stamps)
+
     def folders_changed(self) -> bool:
         """Cheap check (one stat per folder): was a file added, removed or renamed anywhere since the scan?"""
         for folder, stamp in self._dir_stamps.items():

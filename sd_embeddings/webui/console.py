@@ -3,8 +3,8 @@
 The WebUI configures logging only with ``--loglevel``/``SD_WEBUI_LOG_LEVEL``. Without them, a normal launch still
 ends up with a root handler at WARNING before extensions load (its prepare step calls ``logging.debug``, which
 runs ``logging.basicConfig``), so INFO lines vanish and warnings print as ``WARNING:sd_embeddings.x:...``. The
-adapter therefore attaches one plain handler to the ``sd_embeddings`` logger unless the root logger shows INFO
-(the user asked for a log level): warnings from the core (one line per bad file, no traceback) and the summary
+adapter therefore attaches one plain handler to the ``sd_embeddings`` logger unless logging was set up on purpose
+(``--loglevel``, or a host's own handlers): warnings from the core (one line per bad file, no traceback) and the summary
 below reach the console; library chatter at INFO does not.
 """
 
@@ -21,11 +21,18 @@ logger = logging.getLogger(__name__)
 _HANDLER_NAME = "sd-embeddings-console"
 
 
+def _configured() -> bool:
+    """Has someone set logging up on purpose? Not when the root has no handler, or only the one an implicit
+    ``logging.basicConfig`` adds (a plain stream handler with the default format)."""
+    return any(type(h) is not logging.StreamHandler or h.formatter is None or h.formatter._fmt != logging.BASIC_FORMAT
+               for h in logging.root.handlers)
+
+
 def setup_logging() -> None:
-    """Attach our console handler once (idempotent across Reload UI); nothing if the WebUI's logging shows INFO."""
+    """Attach our console handler once (idempotent across Reload UI); nothing if logging was set up on purpose
+    (``--loglevel``: the root shows what the user asked for)."""
     package = logging.getLogger("sd_embeddings")
-    configured = logging.root.handlers and logging.root.getEffectiveLevel() <= logging.INFO
-    if configured or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
+    if _configured() or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)

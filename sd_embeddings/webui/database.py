@@ -7,7 +7,7 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 
 * files come from the library: safe decoding of every format, sub-folders, collisions resolved with a reason;
 * the per-generation check notices new, overwritten and deleted files in any sub-folder (``watcher``), for the
-  cost of an ``Event.is_set()`` plus one ``stat`` per folder when nothing changed;
+  cost of an ``Event.is_set()``, or on network folders a bounded number of ``stat`` calls (``polling``);
 * a model switch (also to an already-loaded model) is noticed on the next call and re-evaluates compatibility;
 * names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state.
 """
@@ -22,6 +22,7 @@ from typing import Any
 
 from ..library import Library
 from ..library import watcher as watching
+from ..library.polling import BudgetedPoll
 from ..records import Family, Status
 from . import model_family, settings
 from .embedding import embedding_class
@@ -76,6 +77,7 @@ class LibraryDatabase:
         self._built: tuple[int, tuple[int, int] | None] | None = None
         self._external: dict[str, Any] = {}
         self.index = TokenIndex(host, tokens)
+        self.poll = BudgetedPoll()
         self._objects: dict[tuple[str, int, int], Any] = {}
         self._listed: dict[str, Any] = {}
         self.after_rebuild: list[Callable[[LibraryDatabase], None]] = []
@@ -199,15 +201,17 @@ class LibraryDatabase:
         return self.library.find(path)
 
     def files_may_have_changed(self, rescan: bool = False) -> bool:
-        """Did anything change on disk since the last scan? Never scans; see ``watcher`` for what it costs.
-        ``rescan`` (a refresh asked for) is answered by a complete watcher alone, else always True."""
+        """Did anything change on disk since the last scan? Never scans. A complete watcher answers alone (an
+        ``Event`` check); otherwise (no inotify, a network folder) a budgeted poll: at most ``polling.BUDGET``
+        stats per generation, folders first. ``rescan`` (a refresh asked for) is True unless the watcher is
+        complete."""
         if self._built is None:
             return True
         if self.watcher is not None and self.watcher.consume():
             return True
         if self.watcher is not None and self.watcher.complete:
             return False
-        return rescan or self.library.folders_changed()
+        return rescan or self.poll.check(self.library)
 
     def _embedding_objects(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(fitting, skipped)`` embedding objects by name; an unchanged file keeps its object (and vectors)."""

@@ -29,6 +29,7 @@ def clean_logging():
 
 def test_summary_and_plain_warnings_under_the_webuis_implicit_root_handler(clean_logging, capsys):
     """The WebUI's prepare step calls ``logging.debug`` before extensions load: a WARNING root handler exists."""
+    clean_logging.handlers = []  # pytest's own capture handlers, added for the test's body
     logging.debug("Installing extension")  # what launch_utils.run_extensions_installers does; runs basicConfig
     assert clean_logging.handlers and clean_logging.level == logging.WARNING
     console.setup_logging()
@@ -40,7 +41,10 @@ def test_summary_and_plain_warnings_under_the_webuis_implicit_root_handler(clean
 
 
 def test_a_log_level_the_user_asked_for_is_left_to_the_webui(clean_logging, capsys):
-    clean_logging.addHandler(logging.StreamHandler())
-    clean_logging.setLevel(logging.INFO)  # --loglevel INFO
+    clean_logging.handlers = []
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+    clean_logging.addHandler(handler)  # the WebUI's setup_logging for --loglevel
+    clean_logging.setLevel(logging.INFO)
     console.setup_logging()
     assert logging.getLogger("sd_embeddings").handlers == []

@@ -4,6 +4,7 @@ tensor names of the text encoder (random weights)."""
 
 from __future__ import annotations
 
+import os
 import types
 
 import torch
@@ -59,3 +60,24 @@ def test_the_page_reads_no_file_per_embedding_to_render(webui):
     assert made == [] and len(ours.items) == 80
     assert ours.items["emb7"]["name"] == "emb7" and len(made) == 1
     assert ours.items.get("nothing") is None
+
+
+def test_the_per_generation_check_without_a_complete_watcher_stats_at_most_its_budget(webui, monkeypatch):
+    """No watcher (as on a network folder): each generation's check does at most ``poll.budget`` stats, however
+    many folders there are, and a new file is still found within a few generations."""
+    for i in range(12):
+        write_safetensors(webui.folder / f"f{i}" / f"e{i}.safetensors", {"emb_params": vectors(1, seed=i)})
+    webui.load_model(768)
+    db = webui.make_db()
+    db.load_textual_inversion_embeddings()
+    db.poll.budget = 4
+    real_stat, calls = os.stat, []
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: calls.append(path) or real_stat(path, *a, **k))
+    for _ in range(5):
+        before = len(calls)
+        db.load_textual_inversion_embeddings()
+        assert len(calls) - before <= 4
+    write_safetensors(webui.folder / "f7" / "new.safetensors", {"emb_params": vectors(1)})
+    for _ in range(7):  # 13 folders, 2 per generation
+        db.load_textual_inversion_embeddings()
+    assert "new" in db.word_embeddings
