@@ -115,11 +115,12 @@ class Verifier:
         if record.verified or record.file_status is not Status.LOADED:
             return
         try:
-            data = _decode(raw, entry.path)
+            _decode(raw, entry.path)
         except EmbeddingError as e:
             self.records.record_bad(entry, e)
             return
-        self.remember(record, data)
+        # the values are not kept: the pass goes over every file, and 512 of them (the LRU's size, chosen by the
+        # order of the pass, not by use) held several MB for nothing; a prompt's first use reads its file again
         self.records.record_checked(record)
 
     def check_isolated(self, entry: Entry) -> None:
