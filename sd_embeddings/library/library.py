@@ -23,7 +23,7 @@ from .bulk import gc_paused
 from .collisions import keyword_key
 from .hashing import HashCache
 from .reading import read_entry
-from .scanning import walk_folders
+from .scanning import keep_unchanged, walk_folders
 from .verifier import Verifier
 
 logger = logging.getLogger(__name__)
@@ -77,17 +77,19 @@ class Library:
         if path not in self.folders:
             self.folders.append(path)
 
-    def refresh(self, force: bool = False, progress: Callable[[int, int], None] | None = None) -> ScanReport:
+    def refresh(self, force: bool = False, progress: Callable[[int, int], None] | None = None,
+                changed: Iterable[str] | None = None) -> ScanReport:
         """Rescan every folder; only new or changed files (any part of the stamp) are read. ``force`` re-reads all.
 
-        ``progress(done, total)`` is called as files are read (for a progress bar on long scans).
+        ``changed`` (from a complete watcher): only these folders are listed again, and new sub-folders in them;
+        every other file keeps its entry without a ``stat``. ``progress(done, total)`` is called as files are read
+        (for a progress bar on long scans).
         """
         with self._lock, gc_paused():
             report = ScanReport()
-            found, dir_stamps, report.loops = walk_folders(self.folders)
+            found, dir_stamps, files = self._walk(None if force or changed is None else sorted(changed), report)
             self._sweep(dir_stamps)
             previous = self._files
-            files: dict[str, Entry] = {}
             for done, item in enumerate(found, 1):
                 if progress is not None:
                     progress(done, len(found))
@@ -110,6 +112,15 @@ class Library:
             self._notify()
         self.checks.start()
         return report
+
+    def _walk(self, changed: list[str] | None, report: ScanReport) -> tuple[list, dict[str, int], dict[str, Entry]]:
+        """``(found files, folder stamps, entries kept as they are)``: everything, or only the ``changed`` folders."""
+        if changed is not None and self._dir_stamps:
+            kept = keep_unchanged(changed, self._dir_stamps, self._files, self.folders)
+            if kept is not None:
+                return kept
+        found, dir_stamps, report.loops = walk_folders(self.folders)
+        return found, dir_stamps, {}
 
     def _sweep(self, folders: Iterable[str]) -> None:
         """Once per folder and process: remove temporary files an interrupted write of ours left behind."""

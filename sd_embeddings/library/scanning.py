@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..formats import decoding as formats
 from ..records import Sidecars
@@ -90,3 +91,61 @@ def _files_in(folder: str, root: str, rel: str, items: list[os.DirEntry], stack:
         out.append(FoundFile(item.path, root, rel, item.name, kind, info.st_size, info.st_mtime_ns,
                              sidecars.find_sidecars(stem, names_lower, own_image), info.st_ctime_ns, info.st_ino))
     return out
+
+
+@dataclass
+class PartialWalk:
+    found: list[FoundFile]
+    stamps: dict[str, int]
+    """mtime_ns of every folder listed again (changed ones and new sub-folders)."""
+    gone: set[str]
+    """Known folders that no longer exist (with everything below them)."""
+
+
+def walk_changed(folders: Sequence[str], known: dict[str, int], roots: Sequence[str]) -> PartialWalk | None:
+    """List again only ``folders`` (those a watcher saw change) and sub-folders that are new in them; known
+    sub-folders are left alone (a change inside one is an event of its own). None when a full walk is needed: a
+    folder outside the roots or unknown with an unknown parent, or a symlinked folder in a listing (loops and
+    second links are told apart only by a full walk)."""
+    walk = PartialWalk([], {}, set())
+    for start in folders:
+        root = next((r for r in roots if start == r or start.startswith(r.rstrip(os.sep) + os.sep)), None)
+        if root is None or (start not in known and os.path.dirname(start) not in known):
+            return None
+        stack = [(start, os.path.relpath(start, root).replace(os.sep, "/") if start != root else "")]
+        while stack:
+            folder, rel = stack.pop()
+            if folder in walk.stamps:
+                continue
+            try:
+                info = os.stat(folder)
+                with os.scandir(folder) as listing:
+                    items = list(listing)
+            except OSError:
+                walk.gone.add(folder)
+                continue
+            if any(item.is_symlink() and item.is_dir() for item in items):
+                return None
+            walk.stamps[folder] = info.st_mtime_ns
+            subfolders: list[tuple[str, str]] = []
+            walk.found.extend(_files_in(folder, root, rel, items, subfolders))
+            present = {path for path, _ in subfolders}
+            walk.gone.update(k for k in known if os.path.dirname(k) == folder and k not in present)
+            stack.extend(item for item in subfolders if item[0] not in known)
+    return walk
+
+
+def keep_unchanged(changed: Sequence[str], known: dict[str, int], records: dict[str, Any],
+                   roots: Sequence[str]) -> tuple[list[FoundFile], dict[str, int], dict[str, Any]] | None:
+    """For a refresh of ``changed`` folders only: ``(files found there, every folder's stamp, the records of files
+    elsewhere, kept without a stat)``; None when a full walk is needed (``walk_changed``)."""
+    partial = walk_changed(changed, known, roots)
+    if partial is None:
+        return None
+    gone = tuple(folder + os.sep for folder in partial.gone)
+    stamps = {folder: stamp for folder, stamp in known.items()
+              if folder not in partial.gone and not folder.startswith(gone)}
+    stamps.update(partial.stamps)
+    kept = {path: record for path, record in records.items()
+            if (folder := path[:path.rfind(os.sep)]) not in partial.stamps and folder in stamps}
+    return partial.found, stamps, kept

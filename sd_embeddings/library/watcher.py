@@ -49,6 +49,7 @@ class ChangeWatcher:
         self._wds: dict[int, str] = {}
         self._paths: dict[str, int] = {}
         self._failed = False
+        self._changed: set[str] | None = set()
         self.remote = False
         """Some folder is on a network file system (see ``polling``)."""
         self._poll = polling.BudgetedPoll(budget=POLL_BUDGET, seconds=POLL_SECONDS)
@@ -78,6 +79,13 @@ class ChangeWatcher:
             self._dirty.clear()
             return True
         return False
+
+    def take_changed(self) -> set[str] | None:
+        """The folders inotify saw change since the last call (then forgotten); None when unknown (a queue
+        overflow, or no inotify): rescan everything."""
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        return changed if self._fd is not None else None
 
     def watch(self, library: Any) -> None:
         """(Re)start watching what ``library`` scanned; call after each refresh. Idempotent."""
@@ -159,6 +167,9 @@ class ChangeWatcher:
                 continue
             if mask & _IN_Q_OVERFLOW:
                 self._failed = True
+                self._changed = None
+            elif self._changed is not None:
+                self._changed.add(self._wds.get(wd, ""))
             if mask & _IN_ISDIR and mask & (_IN_CREATE | _IN_MOVED_TO) and wd in self._wds:
                 self._add_watch(os.path.join(self._wds[wd], os.fsdecode(name)))
             self._dirty.set()

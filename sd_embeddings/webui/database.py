@@ -186,7 +186,8 @@ class LibraryDatabase:
             model = self.host.current_model() if sync_with_sd_model else None
             model_changed = self._sync_model(model) if sync_with_sd_model else False
             if self.files_may_have_changed(force_reload):
-                self.library.refresh()
+                watcher = self.watcher
+                self.library.refresh(changed=watcher.take_changed() if watcher and watcher.complete else None)
                 if self.watcher is not None:
                     self.watcher.watch(self.library)
             for embdir in self.embedding_dirs.values():
