@@ -289,7 +289,7 @@ def _app_started(_demo: Any, app: Any) -> None:
     from . import api
 
     api_auth, page_auth = api.api_dependencies(app), api.page_dependencies(app)
-    api.replace_core_route(app, database)
+    api.replace_core_route(app, ensure_scanned)  # right from the start: a scan under way is waited for
     api.add_own_routes(app, ensure_scanned, api_auth or page_auth)  # every file, listed before a model loads
     try:
         from ..tab import routes as http_routes
