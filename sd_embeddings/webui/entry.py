@@ -27,7 +27,7 @@ from ..library import Library
 from ..library.hashing import HashCache
 from ..library.watcher import ChangeWatcher
 from ..records import Prefix
-from . import console, generation, prompt_warnings, settings
+from . import console, first_scan, generation, prompt_warnings, settings
 from . import host as hosts
 from .a1111 import A1111Host
 from .database import LibraryDatabase
@@ -92,25 +92,29 @@ def unused_own_files() -> int:
                for _root, _dirs, names in os.walk(own_folder()) for name in names)
 
 
+_creating = threading.Lock()
+
+
 def database() -> LibraryDatabase:
-    """The process-wide database (created on first use, kept across Reload UI)."""
-    if state.db is None:
-        webui = host()
-        cache_dir = os.path.join(webui.data_dir(), "cache", Prefix.SLUG)
-        cache = HashCache(os.path.join(cache_dir, "hashes.json"))
-        library = Library([], hash_cache=cache, background_hashing=webui.hashing())
-        watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
-        db = LibraryDatabase(library, watcher, webui, TokenTable(os.path.join(cache_dir, "tokens.json")))
-        db.webui_dirs = webui.webui_embedding_dirs()
-        for path in folders(db.webui_dirs):
-            db.add_embedding_dir(path)
-        db.after_rebuild.append(lambda d: state.summary(d.library, d.model_family is not None))
-        state.db = db
-        unused = unused_own_files()
-        if unused:
-            console.say(f"Textual inversion: {unused} file(s) in {own_folder()} are not used inside the WebUI; move "
-                        "them to the WebUI's embeddings folder, or switch on the setting \"" +
-                        settings.OPTIONS[settings.OWN_FOLDER][1] + "\".")
+    """The process-wide database (created once on first use, kept across Reload UI)."""
+    with _creating:  # the first-scan thread and the model-load thread may ask at the same moment
+        if state.db is None:
+            webui = host()
+            cache_dir = os.path.join(webui.data_dir(), "cache", Prefix.SLUG)
+            library = Library([], hash_cache=HashCache(os.path.join(cache_dir, "hashes.json")),
+                              background_hashing=webui.hashing())
+            watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
+            db = LibraryDatabase(library, watcher, webui, TokenTable(os.path.join(cache_dir, "tokens.json")))
+            db.webui_dirs = webui.webui_embedding_dirs()
+            for path in folders(db.webui_dirs):
+                db.add_embedding_dir(path)
+            db.after_rebuild.append(lambda d: state.summary(d.library, d.model_family is not None))
+            state.db = db
+            unused = unused_own_files()
+            if unused:
+                console.say(f"Textual inversion: {unused} file(s) in {own_folder()} are not used inside the WebUI; "
+                            "move them to the WebUI's embeddings folder, or switch on the setting \"" +
+                            settings.OPTIONS[settings.OWN_FOLDER][1] + "\".")
     return state.db
 
 
@@ -138,19 +142,6 @@ def apply_watch_setting() -> None:
 def ensure_scanned() -> LibraryDatabase:
     """For the tab and the API before the model is there: list from disk without waiting for a model."""
     return database().ensure_scanned()
-
-
-def scan_in_background() -> None:
-    """At launch: the first scan runs beside the WebUI's own start (imports, UI, model load), so neither the UI
-    nor the model load waits for it, and the API and the tab find it done."""
-    def scan() -> None:
-        try:
-            ensure_scanned()
-        except Exception:  # the next caller scans again and reports
-            logger.exception("Textual inversion: the first scan failed")
-
-    state.first_scan = threading.Thread(target=scan, name="sd-embeddings-first-scan", daemon=True)
-    state.first_scan.start()
 
 
 # -- patches -------------------------------------------------------------------------------------------------
@@ -280,7 +271,7 @@ def _before_ui() -> None:
     from . import page
 
     page.replace_builtin_page(database)
-    scan_in_background()
+    state.first_scan = first_scan.start(ensure_scanned)
 
 
 def _app_started(_demo: Any, app: Any) -> None:

@@ -1,0 +1,23 @@
+"""The first scan at launch, on its own thread: it runs beside the WebUI's own start (imports, UI, model load), so
+neither the UI nor the model load waits for it, and the API and the tab find it done (or wait for the rest)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def start(ensure_scanned: Callable[[], Any]) -> threading.Thread:
+    def scan() -> None:
+        try:
+            ensure_scanned()
+        except Exception:  # the next caller scans again and reports
+            logger.exception("Textual inversion: the first scan failed")
+
+    thread = threading.Thread(target=scan, name="sd-embeddings-first-scan", daemon=True)
+    thread.start()
+    return thread
