@@ -104,3 +104,19 @@ def test_the_cache_is_columnar_and_a_restart_reads_no_file(tmp_path, monkeypatch
     again.refresh()
     assert read == [] and len(again.usable()) == 40 and all(e.sha256 for e in again.entries)
     assert [e.vectors for e in again.entries] == [e.vectors for e in library.entries]
+
+
+def test_the_cache_file_is_read_on_first_use_not_when_made(tmp_path, monkeypatch):
+    """The WebUI makes the cache on its main thread while it builds the UI; the first scan (another thread) reads
+    it."""
+    path, _ = good_cache(tmp_path)
+    from sd_embeddings.library import cache_file
+
+    reads: list[str] = []
+    real = cache_file.decode
+    monkeypatch.setattr(cache_file, "decode", lambda raw, where: reads.append(where) or real(raw, where))
+    cache = HashCache(path)
+    assert reads == []
+    library = Library([tmp_path / "emb"], hash_cache=cache, background_hashing=False)
+    library.refresh()
+    assert reads == [str(path)] and library.get("x").sha256

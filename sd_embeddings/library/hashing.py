@@ -65,18 +65,28 @@ class HashCache:
     sha256 and the scan record (what the header says, or why the file is unusable; see ``Library``).
 
     Keyed by path (not by embedding name, unlike the WebUI's cache) so two files with the same name in
-    different folders never share a hash. ``path=None`` keeps the cache in memory only.
+    different folders never share a hash. ``path=None`` keeps the cache in memory only. The file is read on first
+    use, not when the cache is made (the WebUI makes it on its main thread, the first scan uses it on another).
     """
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path is not None else None
         self._lock = threading.Lock()
-        self._items: dict[str, cache_file.Record] = {}
-        """path -> (stamp, sha256, scan row); a new stamp starts a fresh record."""
+        self._load_lock = threading.Lock()
+        self._items_loaded: dict[str, cache_file.Record] | None = None
         self._dirty = False
-        self._load()
+
+    @property
+    def _items(self) -> dict[str, cache_file.Record]:
+        """path -> (stamp, sha256, scan row); a new stamp starts a fresh record."""
+        if self._items_loaded is None:
+            with self._load_lock:
+                if self._items_loaded is None:
+                    self._load()
+        return self._items_loaded
 
     def _load(self) -> None:
+        self._items_loaded = {}
         if self.path is None or not self.path.is_file():
             return
         remove_stale_temps(self.path.parent)
@@ -92,7 +102,7 @@ class HashCache:
         if decoded is None:
             logger.info("Hash cache %s is from another version; its files are read again", self.path)
             return
-        self._items, skipped = decoded
+        self._items_loaded, skipped = decoded
         if skipped:
             logger.warning("Ignoring %d damaged record(s) in hash cache %s", skipped, self.path)
 
