@@ -54,15 +54,20 @@
     return o && typeof o.extra_networks_add_text_separator === "string" ? o.extra_networks_add_text_separator : " ";
   }
   NS.escapePrompt = (name) => name.replace(/[\\()[\]]/g, "\\$&");
+  // The WebUI's setting "bare keywords trigger embeddings" (window.opts; the standalone host sets it too): when off,
+  // only ComfyUI's embedding:name uses an embedding, so a click inserts that form.
+  lib.explicitOnly = () => !!(window.opts && window.opts.sd_embeddings_bare_keywords === false);
   NS.promptText = (keyword, weight) => {
-    const name = NS.escapePrompt(keyword);
+    const name = (lib.explicitOnly() ? "embedding:" : "") + NS.escapePrompt(keyword);
     return weight !== null && weight !== undefined && weight !== 1 ? "(" + name + ":" + weight + ")" : name;
   };
   // A whole keyword: a letter, digit, '-' or '_' next to it makes it part of a longer word (sample-image-v2,
   // mysample-image, sample-images); start/end, spaces, commas, brackets and the ":weight" form delimit it.
   const WORD = "\\p{L}\\p{N}_\\-";
+  // Also ComfyUI's embedding:name, embedding:folder/name and embedding:name.pt forms of the same keyword.
   function pattern(keyword) {
-    const n = reEscape(NS.escapePrompt(keyword));
+    const bare = reEscape(NS.escapePrompt(keyword));
+    const n = "(?:embedding:\\s*(?:[^\\s,()[\\]:/]+/)*" + bare + "(?:\\.(?:safetensors|pt|bin|png|webp))?|" + bare + ")";
     const num = "[+-]?(?:\\d+\\.?\\d*|\\.\\d+)";
     return new RegExp("\\(\\s*" + n + "\\s*(?::\\s*" + num + "\\s*)?\\)|(?<![" + WORD + "\\\\])" + n +
       "(?![" + WORD + "])", "giu");
@@ -105,9 +110,20 @@
     textarea.dispatchEvent(new Event("input", { bubbles: true }));
   }
   // Toggle a card's keyword in the right box. other=true (Shift/Alt-click) sends it to the other box.
+  // Which box a card (or a group's member) goes to: "negative"/"positive", or "focused" = the one used last.
+  lib.isNegative = (tab, target, other) => {
+    const negative = target === "negative" || (target === "focused" && lastBox[tab] === "negative");
+    return other ? !negative : negative;
+  };
+  // Puts text at the caret (end of the box if the user never put a caret there); the caret then follows it.
+  lib.insertText = (box, text, sep) => {
+    const pos = touched.has(box) && box.selectionEnd !== null ? box.selectionEnd : box.value.length;
+    const done = NS.insertIntoPrompt(box.value, text, pos, sep);
+    box.value = done.value;
+    if (touched.has(box)) box.setSelectionRange(done.caret, done.caret);
+  };
   NS.toggle = (tab, card, other) => {
-    let negative = card.target === "negative" || (card.target === "focused" && lastBox[tab] === "negative");
-    if (other) negative = !negative;
+    const negative = lib.isNegative(tab, card.target, other);
     const box = promptBox(tab, negative);
     if (!box) return null;
     const sep = separator();
@@ -115,15 +131,13 @@
     if (removed !== null) {
       box.value = removed;
     } else {
-      const pos = touched.has(box) && box.selectionEnd !== null ? box.selectionEnd : box.value.length;
-      const done = NS.insertIntoPrompt(box.value, NS.promptText(card.keyword, card.weight), pos, sep);
-      box.value = done.value;
-      if (touched.has(box)) box.setSelectionRange(done.caret, done.caret);
+      lib.insertText(box, NS.promptText(card.keyword, card.weight), sep);
       if (card.status !== "loaded") NS.toast(box, card.keyword + " stays plain text: " + (card.reason || card.status));
     }
     fireInput(box);
     return negative ? "negative" : "positive";
   };
+  Object.assign(lib, { promptBox, separator, fireInput });
   // A short note under a prompt box (fixed position, so the WebUI's layout does not move), gone after a while.
   NS.toast = (box, text) => {
     const holder = box.closest("[id$='prompt']") || box, where = holder.getBoundingClientRect();

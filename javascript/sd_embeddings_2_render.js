@@ -71,6 +71,8 @@
       '</span><span class="sdemb-badge">' + c.vectors + "v</span>";
     if (c.target === "negative") badges += '<span class="sdemb-badge sdemb-neg">neg</span>';
     if (c.weight !== null) badges += '<span class="sdemb-badge">&times;' + esc(c.weight) + "</span>";
+    if (c.common_word) badges += '<span class="sdemb-badge sdemb-common" title="' + esc("'" + c.keyword +
+      "' is a common English word: typing it anywhere in a prompt uses this embedding") + '">word</span>';
     let notes = c.reason ? '<span class="sdemb-reason">' + esc(c.reason) + "</span>" : "";
     if (c.collides_with.length) notes += '<span class="sdemb-clash">same keyword: ' + esc(c.collides_with.join(", ")) + "</span>";
     return '<div class="' + cls.join(" ") + '" tabindex="0" role="button" data-name="' + esc(c.keyword) +
@@ -100,6 +102,7 @@
     else if (!state.view.length) box.insertAdjacentHTML("beforeend", '<div class="sdemb-empty">No embeddings match.</div>');
     box.appendChild(state.sentinel);
     renderMore(state, want);
+    if (lib.afterRender) lib.afterRender(state); // groups (part 3b) go in front of the cards
     if (keep) {
       box.scrollTop = scroll[0];
       window.scrollTo(window.scrollX, scroll[1]);
@@ -174,5 +177,5 @@
       rows.map((r) => '<li class="' + (r.quiet ? "sdemb-quiet" : "") + '"><code>' + esc(r.relpath) + "</code> <b>" +
         esc(r.status) + "</b>: " + esc(r.reason) + "</li>").join("") + "</ul></details>";
   }
-  Object.assign(lib, { decode, render, renderMore, renderTree, renderSide });
+  Object.assign(lib, { decode, render, renderMore, renderTree, renderSide, hiddenShown });
 })();

@@ -14,6 +14,7 @@ closed CORS policy, so gradio adds none (gradio's lets any ``localhost`` origin 
 from __future__ import annotations
 
 import html
+import json
 import logging
 import socket
 import threading
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .library import Library
-from .records import Family
+from .records import Family, Prefix
 from .tab import guard, host_auth, shell
 from .tab import routes as http_routes
 
@@ -40,10 +41,13 @@ def _asset(name: str) -> str:
     return (ROOT / name).read_text(encoding="utf-8")
 
 
-def head_html() -> str:
-    """The tab's script and style, inlined so the page needs no static-file route."""
+def head_html(bare_keywords: bool = True) -> str:
+    """The tab's script and style, inlined so the page needs no static-file route. The script reads the
+    bare-keywords setting where the WebUI keeps its settings for scripts (``window.opts``)."""
     scripts = "".join(f"<script>{_asset(name)}</script>" for name in shell.SCRIPTS)
-    return f"<style>{_asset('style.css')}</style>{scripts}"
+    setting = json.dumps({Prefix.setting("bare_keywords"): bare_keywords})
+    opts = f"<script>window.opts = Object.assign(window.opts || {{}}, {setting});</script>"
+    return f"<style>{_asset('style.css')}</style>{opts}{scripts}"
 
 
 def _table(headers: list[str], rows: list[list[object]]) -> str:
@@ -108,7 +112,7 @@ def report_html(report: dict) -> str:
 
 
 def encode(library: Library, positive: str, negative: str, family: str | None = None, model: str | None = None,
-           progress: Callable[..., object] | None = None) -> str:
+           progress: Callable[..., object] | None = None, bare_keywords: bool = True) -> str:
     """The Encode report for the family the page's dropdown shows (``family``; the library's when None).
 
     Without ``model`` no text encoder runs (fast, light); a model loads once, with ``progress``, and stays."""
@@ -119,24 +123,24 @@ def encode(library: Library, positive: str, negative: str, family: str | None = 
         chosen = Family.parse(family) if family else library.family
         if model and loading.loaded(model) is None and progress is not None:
             progress(0, desc=f"Loading the text encoder from {model} (first Encode only)")
-        report = encode_report(library, positive, negative, family=chosen, model=model)
+        report = encode_report(library, positive, negative, family=chosen, model=model, bare_keywords=bare_keywords)
     except Exception as e:  # show the failure on the page; the host keeps running
         logger.exception("Encode failed")
         return f'<p class="sdemb-warning">Encode failed: {html.escape(type(e).__name__)}: {html.escape(str(e))}</p>'
     return report_html(report)
 
 
-def encode_handler(library: Library, model: str | None) -> Callable[..., str]:
+def encode_handler(library: Library, model: str | None, bare_keywords: bool = True) -> Callable[..., str]:
     """The Encode click handler; gradio shows a progress bar for a ``gr.Progress`` default argument."""
     import gradio as gr
 
     def handler(positive: str, negative: str, family: str, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
-        return encode(library, positive, negative, family, model, progress)
+        return encode(library, positive, negative, family, model, progress, bare_keywords)
 
     return handler
 
 
-def build_blocks(library: Library, model: str | None = None):
+def build_blocks(library: Library, model: str | None = None, bare_keywords: bool = True):
     import gradio as gr
 
     with gr.Blocks(title="Textual Inversion embeddings") as blocks:
@@ -160,14 +164,15 @@ def build_blocks(library: Library, model: str | None = None):
 
         family.change(switch, inputs=family, outputs=None).then(
             None, js="() => { if (window.sdEmbeddings) window.sdEmbeddings.reload(); }")
-        button.click(encode_handler(library, model), inputs=[positive, negative, family], outputs=report)
+        button.click(encode_handler(library, model, bare_keywords), inputs=[positive, negative, family], outputs=report)
     return blocks
 
 
 def create_app(library: Library, model: str | None = None, credentials: host_auth.Credentials | None = None,
-               loopback_only: bool = False):
+               loopback_only: bool = False, bare_keywords: bool = True):
     """FastAPI app: the tab's routes plus the gradio page at ``/``; ``credentials``: HTTP Basic on everything;
-    ``loopback_only``: refuse requests whose ``Host`` is not a loopback name."""
+    ``loopback_only``: refuse requests whose ``Host`` is not a loopback name; ``bare_keywords=False``: only
+    ``embedding:name`` uses an embedding (Encode, and what a card click inserts)."""
     import gradio as gr
     from fastapi import FastAPI
     from starlette.middleware.cors import CORSMiddleware
@@ -180,8 +185,8 @@ def create_app(library: Library, model: str | None = None, credentials: host_aut
         app.add_middleware(host_auth.BasicAuthMiddleware, credentials=credentials)
     if loopback_only:
         app.add_middleware(host_auth.LoopbackHostMiddleware)
-    return gr.mount_gradio_app(app, build_blocks(library, model), path="/",
-                               head=head_html() + guard.token_meta_html())
+    return gr.mount_gradio_app(app, build_blocks(library, model, bare_keywords), path="/",
+                               head=head_html(bare_keywords) + guard.token_meta_html())
 
 
 def watch(library: Library, stop: threading.Event, every: float = WATCH_MS / 1000) -> threading.Thread:
@@ -202,7 +207,7 @@ def watch(library: Library, stop: threading.Event, every: float = WATCH_MS / 100
 
 def serve(folder: str, host: str = "127.0.0.1", port: int = 7861, family: Family | None = Family.SD1,
           model: str | None = None, sock: socket.socket | None = None,
-          credentials: host_auth.Credentials | None = None, no_auth: bool = False) -> None:
+          credentials: host_auth.Credentials | None = None, no_auth: bool = False, bare_keywords: bool = True) -> None:
     """``sock``: already bound by the caller (the CLI binds first, so a busy port is one line, not a traceback).
     A ``host`` other than loopback needs ``credentials`` or ``no_auth`` (else ``host_auth.PolicyError``)."""
     import uvicorn
@@ -217,7 +222,8 @@ def serve(folder: str, host: str = "127.0.0.1", port: int = 7861, family: Family
     watch(library, stop)
     logger.info("Serving %s on http://%s:%d", folder, host, port)
     try:
-        app = create_app(library, model, credentials, loopback_only=host_auth.is_loopback(host))
+        app = create_app(library, model, credentials, loopback_only=host_auth.is_loopback(host),
+                         bare_keywords=bare_keywords)
         if sock is None:
             uvicorn.run(app, host=host, port=port, log_level="warning")
         else:

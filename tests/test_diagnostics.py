@@ -61,9 +61,9 @@ def test_failed_files_are_reported_by_keyword(library) -> None:
 
 
 def test_too_long_embedding_warns(tmp_path) -> None:
-    library = library_with(tmp_path, {"huge": vectors(80)})
-    report = encode_report(library, "huge", conditioning=False)
-    assert kinds(report) == [("too-long", "huge")]
+    library = library_with(tmp_path, {"hugeemb": vectors(80)})
+    report = encode_report(library, "hugeemb", conditioning=False)
+    assert kinds(report) == [("too-long", "hugeemb")]
     assert [(e["chunk"], e["vectors"]) for e in report["embeddings"]] == [(0, 75), (1, 5)]
 
 

@@ -51,3 +51,10 @@ def add_verbose(parser: argparse.ArgumentParser, default: object = False) -> Non
     """``-v`` before or after the sub-command; the sub-command's copy keeps the main one's value when absent."""
     parser.add_argument("-v", "--verbose", action="store_true", default=default,
                         help="log every file as it is read")
+
+
+def add_explicit_only(parser: argparse.ArgumentParser) -> None:
+    """``--explicit-only``: the "bare keywords trigger embeddings" setting turned off (``encode``, ``serve``)."""
+    parser.add_argument("--explicit-only", action="store_true",
+                        help="only embedding:name uses an embedding; a keyword typed alone stays a word "
+                             "(default: a keyword anywhere in the prompt uses its embedding, as in the WebUI)")

@@ -20,7 +20,7 @@ from ..library import Library
 from ..library.hashing import HashCache, default_cache_path
 from ..prompt.syntax import DEFAULT_STEPS
 from ..prompt.tokenizer import for_model
-from .arguments import USAGE_ERROR, at_least_one, family_arg
+from .arguments import USAGE_ERROR, add_explicit_only, at_least_one, family_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="apply --clip-skip to SDXL's CLIP-L too (the WebUI's 'Clip skip SDXL' option)")
     parser.add_argument("--steps", type=at_least_one, default=DEFAULT_STEPS, metavar="N",
                         help=f"sampling steps for prompt editing [a:b:when] and [a|b] (default {DEFAULT_STEPS})")
+    add_explicit_only(parser)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 
@@ -67,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         library.set_family(family)
         library.refresh()
         report = encode_report(library, args.prompt, args.negative, family, args.model, clip_skip=args.clip_skip,
-                               steps=args.steps, sdxl_clip_l_skip=args.sdxl_clip_l_skip)
+                               steps=args.steps, sdxl_clip_l_skip=args.sdxl_clip_l_skip,
+                               bare_keywords=not args.explicit_only)
         if args.model:
             print(f"Encoded in {time.monotonic() - started:.1f} s", file=sys.stderr)
     except ValueError as e:

@@ -3,7 +3,8 @@
 ``--json`` prints a JSON array, one object per file (schema in the README, "CLI"): ``keyword``, ``path`` (relative
 to the scanned folder, ``/``-separated), ``root``, ``folder``, ``format``, ``layout``, ``family``
 (``sd1``/``sd2``/``sdxl``/``unknown``), ``vectors``, ``width``, ``status``, ``reason``, ``sha256`` (null until
-known), ``size``, ``mtime``, ``preview``, ``collides_with``. The summary then goes to stderr.
+known), ``size``, ``mtime``, ``preview``, ``collides_with``. The summary then goes to stderr. The table is followed
+by the groups (``<name>.tigroup.json``): members with weights, and which are missing or unusable.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..formats.text import json_text, printable
 from ..library import Library, shown
+from ..library.group_store import MemberLookup, groups_of
 from ..library.hashing import HashCache, default_cache_path
 from ..records import Entry, Family, Status
 from .arguments import family_arg
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         print(summary(library), file=sys.stderr)
     else:
         print_table(entries)
+        print_groups(library)
         print(summary(library))
     return 1 if any(entry.is_problem for entry in entries) else 0
 
@@ -97,6 +100,26 @@ def print_table(entries: tuple[Entry, ...]) -> None:
         cells = [cell.ljust(width) if len(cell) <= width else cell[: width - 1] + "…"
                  for cell, width in zip(row[:5], widths)]
         print("  ".join(cells + [row[5]]).rstrip())
+
+
+def print_groups(library: Library) -> None:
+    """``Groups (N):`` then one line per group: name, target, members, and what will stay plain text."""
+    groups = groups_of(library)
+    if not groups:
+        return
+    lookup = MemberLookup(library)
+    print(f"Groups ({len(groups)}):")
+    for group in groups:
+        if group.problem:
+            print(f"  {printable(group.relpath)}: cannot be used: {printable(group.problem)}")
+            continue
+        states = [lookup.state(member) for member in group.members]
+        texts = [f"({m.keyword}:{m.weight:g})" if m.weight is not None else m.keyword for m in group.members]
+        line = f"  {group.name} ({group.target}): {', '.join(texts)}"
+        for label, kinds in (("missing", ("missing",)), ("not usable", ("incompatible", "failed"))):
+            names = [state.member.keyword for state in states if state.status in kinds]
+            line += f"; {label}: {', '.join(names)}" if names else ""
+        print(printable(line))
 
 
 def summary(library: Library) -> str:

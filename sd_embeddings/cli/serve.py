@@ -14,7 +14,7 @@ import socket
 import sys
 
 from ..records import Family
-from .arguments import USAGE_ERROR, family_arg
+from .arguments import USAGE_ERROR, add_explicit_only, family_arg
 
 CANNOT_START = 1
 
@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="require this user and password (HTTP Basic); needed with a --host other than loopback")
     parser.add_argument("--no-auth", action="store_true",
                         help="serve a non-loopback --host without a password (prints a warning)")
+    add_explicit_only(parser)
     parser.set_defaults(func=run)
 
 
@@ -110,5 +111,5 @@ def run(args: argparse.Namespace) -> int:
           flush=True)
     with sock:
         serve(args.folder, host=args.host, port=port, family=args.family, model=args.model, sock=sock,
-              credentials=credentials, no_auth=args.no_auth)
+              credentials=credentials, no_auth=args.no_auth, bare_keywords=not args.explicit_only)
     return 0

@@ -40,8 +40,8 @@ edited parts are found there). The negative prompt is only expanded (no tags, no
 ``chunks``, ``shape``, ``pooled_shape`` and ``checksum`` are those of its first part (the whole prompt when it uses
 none of this syntax); ``token_count`` is the largest part's (the WebUI's counter); ``embeddings`` and ``warnings``
 cover every part. ``sdxl_clip_l_skip=True`` applies ``clip_skip`` to SDXL's CLIP-L too (the WebUI option).
-    WARNING = {"kind": "incompatible" | "failed" | "near-miss" | "too-long" | "not-finite", "word", "message",
-               "prompt"}
+    WARNING = {"kind": "incompatible" | "failed" | "near-miss" | "too-long" | "common-word" | "explicit-only" |
+               "not-found" | "not-finite", "word", "message", "prompt"}
 
 Chunk ``tokens`` are the ids fed to the encoder: start id, body, end-id padding, end id; embedding rows hold the
 placeholder id 0 and are replaced by the file's vectors. Text models are cached per (family, model path).
@@ -92,12 +92,15 @@ def pick_family(library: Library, family: Family | None, model: str | None) -> F
 def encode_report(library: Library, positive: str, negative: str = "", family: Family | None = None,
                   model: str | None = None, tokenizer: Tokenizer | None = None, conditioning: bool = True,
                   *, clip_skip: int = 1, emphasis: str = "Original", options: ChunkOptions | None = None,
-                  steps: int = prompt_syntax.DEFAULT_STEPS, sdxl_clip_l_skip: bool = False) -> dict[str, Any]:
+                  steps: int = prompt_syntax.DEFAULT_STEPS, sdxl_clip_l_skip: bool = False,
+                  bare_keywords: bool = True) -> dict[str, Any]:
     """Tokenize, match, chunk and (optionally) encode both prompts; see the module docstring for the result.
+    ``bare_keywords=False``: only ``embedding:name`` uses an embedding (when ``options`` is not given).
 
     A file replaced between the scan and the read of its vectors (``ChangedFileError``) makes the matches stale:
     the library is rescanned and the whole report made again, once; a second such error is raised.
     """
+    options = options or ChunkOptions(parse_attention=emphasis != "None", bare_keywords=bare_keywords)
     settings = {"clip_skip": clip_skip, "emphasis": emphasis, "options": options, "steps": steps,
                 "sdxl_clip_l_skip": sdxl_clip_l_skip}
     try:
@@ -110,14 +113,13 @@ def encode_report(library: Library, positive: str, negative: str = "", family: F
 
 def _report(library: Library, positive: str, negative: str, family: Family | None, model: str | None,
             tokenizer: Tokenizer | None, conditioning: bool, *, clip_skip: int, emphasis: str,
-            options: ChunkOptions | None, steps: int, sdxl_clip_l_skip: bool) -> dict[str, Any]:
+            options: ChunkOptions, steps: int, sdxl_clip_l_skip: bool) -> dict[str, Any]:
     family = pick_family(library, family, model)
     text_encoders.check_clip_skip(family, clip_skip)
     if steps < 1:
         raise ValueError(f"steps {steps} is out of range: use 1 or more")
     tokenizer = tokenizer or for_model(model)
-    options = options or ChunkOptions(parse_attention=emphasis != "None")
-    indexes = indexes_for(library, tokenizer, family)
+    indexes = indexes_for(library, tokenizer, family, bare=options.bare_keywords)
     encoders = None
     if conditioning:
         encoders = loading.encoders_for(family, model) if model else _test_encoders(family)

@@ -140,7 +140,7 @@ class Chunk:
 
 @dataclass
 class Notice:
-    kind: str  # "too-long" | "unusable"
+    kind: str  # "too-long" | "unusable" | "bare" (a usable keyword typed bare while bare keywords are off)
     entry: Entry
     weight: float = 1.0
 
@@ -152,6 +152,8 @@ class PromptTokens:
     token_count: int
     """As the WebUI's counter shows it: 75 per full chunk before the last, then the last chunk's tokens."""
     notices: list[Notice] = field(default_factory=list)
+    bare_keywords: bool = True
+    """Whether bare keywords fired (``ChunkOptions.bare_keywords``); the diagnostics word their hints by it."""
 
     @property
     def token_limit(self) -> int:
@@ -170,6 +172,9 @@ class ChunkOptions:
     """False reproduces the WebUI bug where a moved embedding is left behind and becomes ``!`` tokens."""
     parse_attention: bool = True
     """False = the WebUI's emphasis mode "None": brackets are plain text."""
+    bare_keywords: bool = True
+    """False: only ``embedding:name`` uses an embedding; a keyword typed alone stays a word. Pass the same value to
+    ``indexes_for(..., bare=...)``."""
 
 
 class _Chunker:
@@ -231,6 +236,8 @@ class _Chunker:
     def fragment(self, ids: list[int], weight: float, indexes: Indexes | None, notices: list[Notice]) -> None:
         backtrack = self.options.comma_backtrack
         position = 0
+        hints = [(kind, index) for kind, index in (("unusable", indexes.unusable), ("bare", indexes.plain))
+                 if index is not None and index.buckets] if indexes else []
         while position < len(ids):
             token = ids[position]
             if token == self.tok.comma_id:
@@ -245,10 +252,10 @@ class _Chunker:
                 self.place(found[0], weight, notices)
                 position += found[1]
                 continue
-            if indexes and indexes.unusable.buckets:
-                missed = indexes.unusable.match(ids, position)
+            for kind, index in hints:
+                missed = index.match(ids, position)
                 if missed is not None:
-                    notices.append(Notice("unusable", missed[0], weight))
+                    notices.append(Notice(kind, missed[0], weight))
             self.ids.append(token)
             self.weights.append(weight)
             position += 1
@@ -268,4 +275,4 @@ def tokenize_prompt(text: str, tokenizer: Tokenizer, indexes: Indexes | None = N
         chunker.fragment(tokenizer.encode(piece), weight, indexes, notices)
     if chunker.ids or not chunker.chunks:
         chunker.next_chunk(is_last=True)
-    return PromptTokens(text, chunker.chunks, chunker.token_count, notices)
+    return PromptTokens(text, chunker.chunks, chunker.token_count, notices, options.bare_keywords)

@@ -8,17 +8,25 @@ Kinds (also explained in the README, "How keywords are matched"):
   spaces, or by one letter or two swapped neighbours (keywords of 5+ letters). Case alone never warns: matching
   ignores case.
 - ``too-long``: an embedding has more than 75 vectors and is spread over several chunks.
+- ``common-word``: a keyword that is a common English word (``library.common_words``) was typed bare and used as
+  the embedding; the message names the word and the two ways out.
+- ``explicit-only``: bare keywords are off and a usable keyword was typed bare (it stays a word); common words
+  are left alone here, as turning bare keywords off is how one keeps them words.
+- ``not-found``: ``embedding:name`` names no file at all.
 """
 
 from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..library import Library
 from ..library.collisions import compatibility
+from ..library.common_words import is_common_word
 from ..records import Entry, Family, Status
+from . import explicit
 from .chunks import BREAK_WEIGHT, CHUNK_LENGTH, PromptTokens, parse_attention
 
 _WORD = re.compile(r"[^\s,()\[\]{}|:<>]+")
@@ -130,9 +138,20 @@ def warnings_for(tokens: PromptTokens, library: Library, family: Family | None) 
     def add(kind: str, word: str, message: str) -> None:
         found.setdefault((kind, word.casefold()), PromptWarning(kind, word, message))
 
+    _notice_warnings(tokens, family, add)
+    _word_warnings(tokens, library, family, add)
+    return list(found.values())
+
+
+def _notice_warnings(tokens: PromptTokens, family: Family | None, add: Callable[[str, str, str], None]) -> None:
+    """What the chunker noticed: unusable files' keywords, too-long embeddings, bare keywords that stayed words."""
     for notice in tokens.notices:
         entry = notice.entry
-        if notice.kind == "too-long":
+        if notice.kind == "bare":
+            if not is_common_word(entry.keyword):
+                add("explicit-only", entry.keyword, f"'{entry.keyword}' stays plain text: bare keywords are off; "
+                    f"write embedding:{entry.keyword} to use {entry.relpath}.")
+        elif notice.kind == "too-long":
             parts = -(-entry.vectors // CHUNK_LENGTH)
             add("too-long", entry.keyword, f"{entry.keyword} has {entry.vectors} vectors, more than the "
                 f"{CHUNK_LENGTH} a chunk holds: it is spread over {parts} chunks (the WebUI would fail here).")
@@ -140,13 +159,31 @@ def warnings_for(tokens: PromptTokens, library: Library, family: Family | None) 
             kind, reason = why_unusable(entry, family)
             what = "could not be loaded" if kind == "failed" else "does not fit this model"
             add(kind, entry.keyword, f"'{entry.keyword}' stays plain text: {entry.relpath} {what} ({reason}).")
+
+
+def _word_warnings(tokens: PromptTokens, library: Library, family: Family | None,
+                   add: Callable[[str, str, str], None]) -> None:
+    """What the words say: near misses, common words used as embeddings, ``embedding:name`` naming nothing."""
     near = near_miss_index(library, family)
-    for word in words_of(tokens.text):
-        if library.get(word) is not None:
-            continue  # the exact keyword (any case): matched, or reported above
+    for word in words_of(explicit.without_references(tokens.text)):
+        known = library.get(word)
+        if known is not None:  # the exact keyword (any case): matched, or reported above
+            if tokens.bare_keywords and is_common_word(word) and _usable(known, family):
+                add("common-word", word, f"'{word}' is a common English word and the keyword of {known.relpath}, "
+                    "so it was used as that embedding. If you meant the word, rename the file or turn off \"bare "
+                    f"keywords trigger embeddings\" (then embedding:{known.keyword} uses the embedding).")
+            continue
         hit = near.find(word)
         if hit is not None:
             entry, why = hit
             add("near-miss", word, f"'{word}' stays plain text; did you mean the embedding '{entry.keyword}' "
                 f"({entry.relpath})? It {why}.")
-    return list(found.values())
+    for name in explicit.references(tokens.text):
+        if explicit.resolve(library, name) is None:
+            hit = near.find(name.rsplit("/", 1)[-1])
+            hint = f"; did you mean embedding:{hit[0].keyword}?" if hit else ""
+            add("not-found", name, f"'embedding:{name}' names no embedding file in the embeddings folders{hint}")
+
+
+def _usable(entry: Entry, family: Family | None) -> bool:
+    return entry.status is Status.LOADED and (family is None or entry.family is family)

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 from ..library import Library
+from ..library.common_words import is_common_word
 from ..records import Entry, Status
 from .names import shown
 
@@ -118,6 +119,8 @@ class CardModel:
     weight: float | None
     collides_with: list[str] = field(default_factory=list)
     hidden: bool = False
+    common_word: bool = False
+    """The keyword is a common English word (``library.common_words``): the card gets a warning badge."""
 
     @property
     def usable(self) -> bool:
@@ -174,7 +177,7 @@ def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negat
         description=description[:DESCRIPTION_LIMIT], shorthash=entry.shorthash or "",
         preview=preview_url(library, entry, api), target=target, target_source=source,
         weight=prompt_weight(metadata), collides_with=[shown(_shown_path(library, p)) for p in entry.collides_with],
-        hidden=is_hidden(entry.relpath))
+        hidden=is_hidden(entry.relpath), common_word=is_common_word(entry.keyword))
 
 
 def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> list[CardModel]:
@@ -196,15 +199,19 @@ def folder_list(library: Library) -> list[str]:
     return sorted((shown(f) for f in found), key=lambda f: f.casefold())
 
 
-def _document(library: Library, rows: list[list]) -> dict:
+def _document(library: Library, rows: list[list], auto_negative: bool) -> dict:
+    from .groups import groups_payload  # groups use this module's card rules
+
     return {"version": library.version, "family": library.family.value if library.family else "",
             "roots": list(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
-            "cards": rows, "problems": problem_rows(library)}
+            "cards": rows, "problems": problem_rows(library), "groups": groups_payload(library, auto_negative)}
 
 
 def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
-    """``{version, family, folders, roots, fields, cards: [[...row...]], problems}``: what the script fetches."""
-    return _document(library, [list(asdict(card).values()) for card in card_models(library, api, auto_negative)])
+    """``{version, family, folders, roots, fields, cards: [[...row...]], problems, groups}``: what the script
+    fetches (``groups``: ``groups.groups_payload``)."""
+    rows = [list(asdict(card).values()) for card in card_models(library, api, auto_negative)]
+    return _document(library, rows, auto_negative)
 
 
 def _path_key(relpath: str) -> bytes:
@@ -270,5 +277,5 @@ def first_page_payload(library: Library, api: str = API_PREFIX, auto_negative: b
     visible = [entry for entry in entries if hidden_models == "Always" or not is_hidden(entry.relpath)]
     first = _ordered(visible, _ENTRY_SORT_VALUES.get(sort), sort_dir)[:size]
     rows = [list(asdict(card_model(library, entry, api, auto_negative)).values()) for entry in first]
-    return {**_document(library, rows), "complete": False, "total": len(entries),
+    return {**_document(library, rows, auto_negative), "complete": False, "total": len(entries),
             "counts": _count_folders(shown(entry.folder) for entry in visible)}

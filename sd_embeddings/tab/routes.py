@@ -20,7 +20,9 @@
   ``x.png``). Over ``preview_upload.MAX_BYTES`` 413, not a readable picture or too many pixels 400, while
   another upload is being decoded 429.
 
-The three POST routes are refused (403, nothing read or written) unless ``guard.check_write`` accepts them: a
+Groups (``GET /groups``, ``POST /groups``, ``POST /groups/delete``) are in ``group_routes``.
+
+The POST routes are refused (403, nothing read or written) unless ``guard.check_write`` accepts them: a
 JSON (upload: ``image/...``) ``Content-Type``, this host's ``Origin``/``Referer`` and the page token header.
 ``dependencies`` (the host's auth) apply to every route. Routes use ``http_errors.GuardedRoute``: an unexpected
 error is a one-line answer (disk errors 400/409/507, others 500) and a log line, never a traceback or a bare 500;
@@ -187,6 +189,9 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
     tab = _Tab(get_library, api, auto_negative)
     for add in (_add_card_routes, _add_refresh_route, _add_metadata_routes, _add_preview_routes):
         add(router, tab)
+    from . import group_routes  # it builds on this module's helpers
+
+    group_routes.add_routes(router, tab)
     return router
 
 

@@ -23,7 +23,8 @@ from ..library import Library
 from . import cards
 
 SCRIPTS = ("javascript/sd_embeddings_1_prompt.js", "javascript/sd_embeddings_2_render.js",
-           "javascript/sd_embeddings_3_dialog.js", "javascript/sd_embeddings_4_events.js")
+           "javascript/sd_embeddings_3_dialog.js", "javascript/sd_embeddings_3b_groups.js",
+           "javascript/sd_embeddings_4_events.js")
 """The tab's one classic script in its parts, relative to the repository root, in the order they must run: the
 WebUI loads an extension's ``javascript/*.js`` in alphabetical order, so this is that order (a test checks it) and
 the standalone host inlines them the same way."""

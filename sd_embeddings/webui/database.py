@@ -9,13 +9,14 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 * the per-generation check notices new, overwritten and deleted files in any sub-folder (``watcher``), for the
   cost of an ``Event.is_set()``, or on network folders a bounded number of ``stat`` calls (``polling``);
 * a model switch (also to an already-loaded model) is noticed on the next call and re-evaluates compatibility;
-* names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state.
+* names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state;
+* ``embedding:name`` (ComfyUI's syntax) always matches (``explicit_lookup``); with ``bare_keywords`` off the
+  library's names are listed in ``word_embeddings`` but left out of ``ids_lookup``, so only that form fires.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,29 +26,15 @@ from ..library import watcher as watching
 from ..library.polling import BudgetedPoll
 from ..records import Family, Status
 from . import model_family, settings
-from .embedding import embedding_class
+from .embedding import EmbeddingDir, embedding_class
+from .explicit_lookup import ExplicitLookup
 from .host import Host
-from .keyword_index import TokenIndex, build_lookup
+from .keyword_index import TokenIndex, build_lookup, replace_contents
 from .tokens import TokenTable
 
 logger = logging.getLogger(__name__)
 
 SHAPE_FAMILIES = model_family.SHAPE_FAMILIES
-
-
-class EmbeddingDir:
-    """Stands in for the WebUI's ``DirWithTextualInversionEmbeddings`` (``path``, ``mtime``, ``has_changed``)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.mtime: float | None = None
-
-    def has_changed(self) -> bool:
-        return os.path.isdir(self.path) and (self.mtime is None or os.path.getmtime(self.path) > self.mtime)
-
-    def update(self) -> None:
-        if os.path.isdir(self.path):
-            self.mtime = os.path.getmtime(self.path)
 
 
 class LibraryDatabase:
@@ -81,6 +68,9 @@ class LibraryDatabase:
         self._objects: dict[tuple[str, int, int], Any] = {}
         self._listed: dict[str, Any] = {}
         self.after_rebuild: list[Callable[[LibraryDatabase], None]] = []
+        self.bare_keywords = True
+        """False: a keyword typed alone stays a word; only ``embedding:name`` fires (the setting)."""
+        self.explicit = ExplicitLookup()
 
     @property
     def scanned(self) -> bool:
@@ -88,8 +78,7 @@ class LibraryDatabase:
         return self._built is not None
 
     def ensure_scanned(self) -> LibraryDatabase:
-        """For the tab and the API before the model is there: list from disk without waiting for a model (a scan
-        already under way, e.g. the one started at launch, is waited for, not repeated)."""
+        """List from disk without waiting for a model; a scan under way (the first, at launch) is waited for."""
         if not self.scanned:
             self.load_textual_inversion_embeddings()
         return self
@@ -146,12 +135,25 @@ class LibraryDatabase:
         return self._tokenize(model, name) if model is not None else []
 
     def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
+        """The longest name at ``offset``: a bare keyword from ``ids_lookup`` or an ``embedding:name``."""
         if not self.index.ready.is_set():  # names still being tokenized after a first start: match against all
             self.index.ready.wait()
+        explicit = self.explicit.match(tokens, offset)
         for ids, embedding in self.ids_lookup.get(tokens[offset], ()):
             if tokens[offset:offset + len(ids)] == ids:
-                return embedding, len(ids)
-        return None, None
+                if explicit is None or len(ids) >= explicit[1]:
+                    return embedding, len(ids)
+                break
+        return explicit if explicit is not None else (None, None)
+
+    def set_bare_keywords(self, value: bool) -> None:
+        """The setting changed: rebuild the tables now (and a new ``version`` invalidates cached conditioning)."""
+        with self._lock:
+            if value == self.bare_keywords:
+                return
+            self.bare_keywords = value
+            if self._built is not None:
+                self._rebuild(self.host.current_model())
 
     # -- model ----------------------------------------------------------------------------------------------
 
@@ -160,8 +162,7 @@ class LibraryDatabase:
         return self.host.expected_shape(model) if model is not None else -1
 
     def _sync_model(self, model: Any) -> bool:
-        """Notice a new active model (also a switch to an already-loaded one); re-evaluate compatibility. Before
-        a model is there, the family is the selected checkpoint's (from its header), so the listing is right."""
+        """Notice a new model (also a switch to a loaded one; before any, the checkpoint header's family)."""
         key = (id(model), id(model.cond_stage_model)) if model is not None else None
         if key == self._model_key and (model is not None or self._predicted):
             return False
@@ -202,10 +203,8 @@ class LibraryDatabase:
         return self.library.find(path)
 
     def files_may_have_changed(self, rescan: bool = False) -> bool:
-        """Did anything change on disk since the last scan? Never scans. A complete watcher answers alone (an
-        ``Event`` check); otherwise (no inotify, a network folder) a budgeted poll: at most ``polling.BUDGET``
-        stats per generation, folders first. ``rescan`` (a refresh asked for) is True unless the watcher is
-        complete."""
+        """Did anything change on disk since the last scan? Never scans: a complete watcher answers alone, else a
+        budgeted poll (``polling``); ``rescan`` (a refresh asked for) is True unless the watcher is complete."""
         if self._built is None:
             return True
         if self.watcher is not None and self.watcher.consume():
@@ -240,17 +239,18 @@ class LibraryDatabase:
         return loaded, skipped
 
     def _rebuild(self, model: Any) -> None:
-        """New tables from the library (unchanged files keep their objects); names are indexed in one pass, and
-        when many are not tokenized yet that happens off this thread (``keyword_index``)."""
+        """New tables from the library (unchanged files keep their objects), indexed by ``keyword_index``."""
         loaded, skipped = self._embedding_objects()
         listed = dict(loaded)
         for name, embedding in self._external.items():
             listed.setdefault(name, embedding)
         self._listed = listed
+        complete = True
         if model is not None:
             self.index.prepare(model, listed, lambda job: self._index_after_tokenizing(model, job))
-        self._replace(self.skipped_embeddings, skipped)
-        self._index(model)
+            complete = self.index.ready.is_set()
+        replace_contents(self.skipped_embeddings, skipped)
+        self._index(model, complete)
         self._built = (self.library.version, self._model_key)
         for listener in list(self.after_rebuild):
             try:
@@ -258,29 +258,34 @@ class LibraryDatabase:
             except Exception:
                 logger.exception("Embedding database listener failed")
 
-    def _index(self, model: Any) -> None:
-        """``word_embeddings`` and ``ids_lookup`` from ``_listed`` with the ids known now (all, unless pending)."""
+    def _index(self, model: Any, complete: bool = True) -> None:
+        """The tables from ``_listed`` with the ids known now (``complete``: all; else ``embedding:name`` waits for
+        the tokenizing thread). Bare keywords off: only names registered from outside go into ``ids_lookup``."""
         if model is None:  # no tokenizer before the model loads: listed, matched once the model is there
             names, lookup, no_tokens = dict(self._listed), {}, []
         else:
-            names, lookup, no_tokens = build_lookup(self._listed.items(), self.index.get)
+            bare = [(name, embedding) for name, embedding in self._listed.items()
+                    if self.bare_keywords or self._external.get(name) is embedding]
+            names, lookup, no_tokens = build_lookup(bare, self.index.get)
+            for name, embedding in self._listed.items():
+                names.setdefault(name, embedding)
+        if model is not None and complete:
+            self.explicit.build(self._listed.values(), lambda text: self._tokenize(model, text))
+        else:
+            self.explicit.clear()
         for name in no_tokens:
+            names.pop(name, None)
             logger.warning("Embedding %s: its name %r gives no tokens; it cannot be used in a prompt",
                            getattr(self._listed[name], "filename", name), name)
-        self._replace(self.word_embeddings, dict(sorted(names.items(), key=lambda item: item[0].lower())))
-        self._replace(self.ids_lookup, lookup)
+        replace_contents(self.word_embeddings, dict(sorted(names.items(), key=lambda item: item[0].lower())))
+        replace_contents(self.ids_lookup, lookup)
         self.version += 1
+        self.index.save_later()
 
     def _index_after_tokenizing(self, model: Any, job: int) -> None:
         with self._lock:
             if self.index.current(job):
-                self._index(model)
-
-    @staticmethod
-    def _replace(table: dict, new: dict) -> None:
-        """Same dict object (other extensions may hold it), new contents in two C-speed steps."""
-        table.clear()
-        table.update(new)
+                self._index(model, complete=True)
 
     def _print_at_load(self) -> None:
         shown = (tuple(self.word_embeddings), tuple(self.skipped_embeddings))

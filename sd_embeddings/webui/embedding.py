@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -134,3 +135,18 @@ class LibraryEmbeddingMixin:
 def embedding_class(base: type) -> type:
     """A subclass of the WebUI's ``Embedding`` (given by the host, imported lazily) backed by a ``Library`` entry."""
     return type("LibraryEmbedding", (LibraryEmbeddingMixin, base), {"__module__": __name__})
+
+
+class EmbeddingDir:
+    """Stands in for the WebUI's ``DirWithTextualInversionEmbeddings`` (``path``, ``mtime``, ``has_changed``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.mtime: float | None = None
+
+    def has_changed(self) -> bool:
+        return os.path.isdir(self.path) and (self.mtime is None or os.path.getmtime(self.path) > self.mtime)
+
+    def update(self) -> None:
+        if os.path.isdir(self.path):
+            self.mtime = os.path.getmtime(self.path)

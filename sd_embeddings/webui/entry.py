@@ -49,7 +49,7 @@ class _State:
     host: hosts.Host | None = None
     recorder = Recorder()
     summary = console.SummaryPrinter()
-    first_scan: threading.Thread | None = None
+    creating = threading.Lock()
 
 
 state = _State()
@@ -92,19 +92,16 @@ def unused_own_files() -> int:
                for _root, _dirs, names in os.walk(own_folder()) for name in names)
 
 
-_creating = threading.Lock()
-
-
 def database() -> LibraryDatabase:
     """The process-wide database (created once on first use, kept across Reload UI)."""
-    with _creating:  # the first-scan thread and the model-load thread may ask at the same moment
+    with state.creating:  # the first-scan thread and the model-load thread may ask at the same moment
         if state.db is None:
             webui = host()
-            cache_dir = os.path.join(webui.data_dir(), "cache", Prefix.SLUG)
-            library = Library([], hash_cache=HashCache(os.path.join(cache_dir, "hashes.json")),
-                              background_hashing=webui.hashing())
+            cache = HashCache(os.path.join(webui.data_dir(), "cache", Prefix.SLUG, "hashes.json"))
+            library = Library([], hash_cache=cache, background_hashing=webui.hashing())
             watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
-            db = LibraryDatabase(library, watcher, webui, TokenTable(os.path.join(cache_dir, "tokens.json")))
+            db = LibraryDatabase(library, watcher, webui, TokenTable(cache.path.with_name("tokens.json")))
+            db.bare_keywords = settings.bare_keywords()
             db.webui_dirs = webui.webui_embedding_dirs()
             for path in folders(db.webui_dirs):
                 db.add_embedding_dir(path)
@@ -126,6 +123,10 @@ def apply_folder_settings() -> None:
         for path in wanted:
             db.add_embedding_dir(path)
         db.load_textual_inversion_embeddings(force_reload=True)
+
+
+def apply_bare_keywords_setting() -> None:
+    database().set_bare_keywords(settings.bare_keywords())
 
 
 def apply_watch_setting() -> None:
@@ -236,7 +237,7 @@ def after_batch(p: Any) -> None:
     if settings.option(settings.key("diagnostics")):
         db = database()
         lines = prompt_warnings.generation_warnings(db.library, db.model_family, usage_of(p).lines.values(),
-                                                    db.keyword_ids)
+                                                    db.keyword_ids, bare_keywords=db.bare_keywords)
         for line in lines:
             p.comment(line)
     state.recorder.end()
@@ -258,6 +259,7 @@ def register() -> None:
         settings.key("collision_order"): apply_folder_settings,
         settings.OWN_FOLDER: apply_folder_settings,
         settings.key("watch"): apply_watch_setting,
+        settings.key("bare_keywords"): apply_bare_keywords_setting,
     }), name=settings.key("settings"))
     script_callbacks.on_before_ui(_before_ui, name=settings.key("page"))
     script_callbacks.on_app_started(_app_started, name=settings.key("api"))
@@ -271,7 +273,7 @@ def _before_ui() -> None:
     from . import page
 
     page.replace_builtin_page(database)
-    state.first_scan = first_scan.start(ensure_scanned)
+    first_scan.start(ensure_scanned)
 
 
 def _app_started(_demo: Any, app: Any) -> None:

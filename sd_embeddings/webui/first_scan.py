@@ -9,9 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
+thread: threading.Thread | None = None
+"""The last one started (tests wait for it)."""
 
 
 def start(ensure_scanned: Callable[[], Any]) -> threading.Thread:
+    global thread
+
     def scan() -> None:
         try:
             ensure_scanned()

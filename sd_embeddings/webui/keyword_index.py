@@ -49,6 +49,12 @@ def build_lookup(pairs: Iterable[tuple[str, Any]], ids_of: Callable[[str], tuple
     return names, lookup, no_tokens
 
 
+def replace_contents(table: dict, new: dict) -> None:
+    """Same dict object (other extensions may hold the database's tables), new contents in two C-speed steps."""
+    table.clear()
+    table.update(new)
+
+
 class TokenIndex:
     """Token ids of names for the active model; see the module docstring."""
 
@@ -97,7 +103,6 @@ class TokenIndex:
         if len(missing) <= SYNC_LIMIT:
             if missing:
                 self.table.fill(missing, tokenize, key)
-                self._save_later()
             self.ready.set()
             return job
         self.ready.clear()
@@ -121,5 +126,7 @@ class TokenIndex:
                 self.ready.set()
         self.table.save()
 
-    def _save_later(self) -> None:
-        threading.Thread(target=self.table.save, daemon=True, name="sd-embeddings-tokens-save").start()
+    def save_later(self) -> None:
+        """Write the table on a thread of its own if anything was added (never on a generation's path)."""
+        if self.table.dirty:
+            threading.Thread(target=self.table.save, daemon=True, name="sd-embeddings-tokens-save").start()

@@ -7,7 +7,9 @@ placed), so no prompt is tokenized a second time:
 * incompatible / failed: a keyword of such a file found in the line's ids (keyword ids from the model's tokenizer,
   as the WebUI registers names);
 * too-long: an embedding placed with more vectors than a chunk holds;
-* near-miss: the line's words compared with the usable keywords.
+* near-miss: the line's words compared with the usable keywords;
+* explicit-only (bare keywords off): a usable keyword found alone in the line's ids; common-word and not-found come
+  from the line's text, as on the host.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from ..library import Library
-from ..prompt.chunks import CHUNK_LENGTH, KeywordIndex, Notice, PromptTokens, unusable_entries
+from ..prompt.chunks import CHUNK_LENGTH, KeywordIndex, Notice, PromptTokens, unusable_entries, usable_entries
 from ..prompt.diagnostics import PromptWarning, warnings_for
 from ..records import Family
 from .usage import LineRecord
@@ -41,31 +43,38 @@ def line_for(warning: PromptWarning) -> str:
             "cannot place it in a prompt and this generation may fail or use it cut short.")
 
 
-def notices_of(record: LineRecord, library: Library, unusable: KeywordIndex) -> list[Notice]:
+def notices_of(record: LineRecord, library: Library, unusable: KeywordIndex,
+               plain: KeywordIndex | None = None) -> list[Notice]:
+    """Too-long embeddings placed, unusable files' names in the ids, and (``plain``: bare keywords off) usable
+    keywords typed alone, which stayed words."""
     notices = [Notice("too-long", entry) for entry in (getattr(e, "entry", None) for e in record.embeddings)
                if entry is not None and entry.vectors > CHUNK_LENGTH]
-    if unusable.buckets:
+    for kind, index in (("unusable", unusable), ("bare", plain)):
+        if index is None or not index.buckets:
+            continue
         position = 0
         while position < len(record.ids):
-            found = unusable.match(record.ids, position)
+            found = index.match(record.ids, position)
             if found is not None:
-                notices.append(Notice("unusable", found[0]))
+                notices.append(Notice(kind, found[0]))
             position += found[1] if found is not None else 1
     return notices
 
 
 def generation_warnings(library: Library, family: Family | None, records: Iterable[LineRecord],
-                        keyword_ids: Callable[[str], list[int]]) -> list[str]:
+                        keyword_ids: Callable[[str], list[int]], bare_keywords: bool = True) -> list[str]:
     """One line per warning over every encoded line of a generation; never raises (a failure is logged)."""
     found: dict[str, None] = {}
     try:
-        unusable = KeywordIndex(unusable_entries(library, family), KeywordIds(keyword_ids))
+        ids = KeywordIds(keyword_ids)
+        unusable = KeywordIndex(unusable_entries(library, family), ids, bare_keywords)
+        plain = None if bare_keywords else KeywordIndex(usable_entries(library, family), ids, explicit=False)
     except Exception:  # diagnostics must never stop a generation
         logger.exception("Textual inversion: could not index the keywords of unusable files")
         return []
     for record in records:
         try:
-            tokens = PromptTokens(record.text, [], 0, notices_of(record, library, unusable))
+            tokens = PromptTokens(record.text, [], 0, notices_of(record, library, unusable, plain), bare_keywords)
             found.update(dict.fromkeys(line_for(w) for w in warnings_for(tokens, library, family)))
         except Exception:  # diagnostics must never stop a generation
             logger.exception("Textual inversion: could not check the prompt %r for embedding warnings",

@@ -38,6 +38,11 @@ OPTIONS: dict[str, tuple[Any, str, str]] = {
         False, "Also use the extension's own embeddings/ folder",
         "That folder is for the standalone host. Off = only --embeddings-dir and the extra folders, as other "
         "extensions that read the embedding database (tag autocomplete) expect."),
+    key("bare_keywords"): (
+        True, "Bare keywords trigger embeddings",
+        "On (the WebUI's way): typing an embedding's name anywhere uses it. Off: only embedding:name (ComfyUI's "
+        "syntax, always accepted) does, so an embedding named like a common word ('style') leaves that word alone; "
+        "clicking a card then inserts embedding:name."),
     key("diagnostics"): (
         True, "Warn under the generation info about embedding names that were not applied",
         "For example an SDXL embedding on an SD1.5 model, an unsafe file, or Easy_Negative for EasyNegative."),
@@ -60,6 +65,11 @@ def webui_option(name: str, default: Any) -> Any:
     from modules import shared
 
     return getattr(shared.opts, name, default)
+
+
+def bare_keywords() -> bool:
+    """Whether a keyword typed alone uses its embedding (else only ``embedding:name`` does)."""
+    return bool(option(key("bare_keywords")))
 
 
 def auto_negative() -> bool:

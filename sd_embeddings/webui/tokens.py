@@ -61,6 +61,10 @@ class TokenTable:
                 return
             self.fingerprint, self._ids, self._dirty = key, self._read(key), False
 
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
     def get(self, name: str) -> tuple[int, ...] | None:
         return self._ids.get(name)
 

@@ -55,11 +55,11 @@ class Host:
 HOST_START_CAP_S = 900
 
 
-def start_host(folder: Path, log: Path, family: str = "sd1") -> Host:
+def start_host(folder: Path, log: Path, family: str = "sd1", extra: tuple[str, ...] = ()) -> Host:
     port = free_port()
     handle = log.open("w")
     process = subprocess.Popen([sys.executable, "-m", "sd_embeddings", "serve", str(folder), "--port", str(port),
-                                "--family", family], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                                "--family", family, *extra], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
                                env={**os.environ, "SD_EMBEDDINGS_ENCODER_LAYERS": "1"})
     host = Host(folder, f"http://127.0.0.1:{port}/", process, log)
     # Wait for the host as long as it is alive and starting: a loaded 2-core machine can take minutes to import
@@ -131,11 +131,12 @@ def open_page(browser, tmp_path: Path):
 
 @pytest.fixture
 def host_factory(tmp_path: Path):
-    """``host_factory(folder) -> Host``: the standalone host over ``folder``, stopped after the test."""
+    """``host_factory(folder, family, extra) -> Host``: the standalone host over ``folder`` (``extra``: more
+    ``serve`` options), stopped after the test."""
     hosts: list[Host] = []
 
-    def factory(folder: Path, family: str = "sd1") -> Host:
-        host = start_host(folder, tmp_path / f"host-{len(hosts)}.log", family)
+    def factory(folder: Path, family: str = "sd1", extra: tuple[str, ...] = ()) -> Host:
+        host = start_host(folder, tmp_path / f"host-{len(hosts)}.log", family, extra)
         hosts.append(host)
         return host
 

@@ -9,7 +9,7 @@ import types
 import pytest
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
 
-from sd_embeddings.webui import api, entry, paste
+from sd_embeddings.webui import api, entry, first_scan, paste
 from sd_embeddings.webui.a1111 import A1111Host
 from sd_embeddings.webui.page import TITLE
 
@@ -22,9 +22,9 @@ def registered(webui):
     entry.state.db = entry.state.original_db = entry.state.host = None
     entry.register()
     yield types.SimpleNamespace(webui=webui, original=original)
-    if entry.state.first_scan is not None:  # started by the before_ui callback; never outlives its test
-        entry.state.first_scan.join(60)
-        entry.state.first_scan = None
+    if first_scan.thread is not None:  # started by the before_ui callback; never outlives its test
+        first_scan.thread.join(60)
+        first_scan.thread = None
     entry.uninstall()
     entry.state.db = entry.state.host = None
 
@@ -172,12 +172,14 @@ def test_one_tokenization_per_prompt_text(registered, monkeypatch):
     tokenized = [text for call in model.cond_stage_model.calls for text in call]
     prompt_texts = [text for group in texts.values() for text in group]
     assert sorted(text for text in tokenized if text in prompt_texts) == sorted(prompt_texts)  # once each
-    assert set(tokenized) - set(prompt_texts) <= {"xlonly"}  # the only other call: an unusable keyword's ids
+    # the only other calls: an unusable keyword's ids, bare and as ComfyUI's embedding:name spellings
+    assert set(tokenized) - set(prompt_texts) <= {"xlonly", "embedding:xlonly", "embedding:xlonly.safetensors"}
     assert bundled_calls == []
     assert "style: " in p.extra_generation_params["TI hashes"] and "EasyNegative: " in \
         p.extra_generation_params["TI hashes"]
-    assert len(p.comments) == 2
-    assert "'xlonly' stays plain text" in p.comments[0] or "'xlonly' stays plain text" in p.comments[1]
+    assert len(p.comments) == 3  # "style" is also a common English word used as an embedding (a third line)
+    assert any("'xlonly' stays plain text" in c for c in p.comments)
+    assert any("'style' is a common English word" in c for c in p.comments)
     assert any("'Easy_Negative' stays plain text; did you mean the embedding 'EasyNegative'" in c for c in p.comments)
 
 

@@ -54,14 +54,14 @@ def test_an_applied_embedding_is_not_reported_even_if_its_name_looks_unusable(en
 
 
 def test_too_long_says_what_the_webui_does(webui):
-    write_a1111_pt(webui.folder / "huge.pt", vectors(80))
+    write_a1111_pt(webui.folder / "hugeemb.pt", vectors(80))
     model = webui.load_model(768)
     db = webui.make_db()
     db.load_textual_inversion_embeddings()
     cond = model.cond_stage_model
-    record = usage.line_record("huge", cond.tokenize_line("huge")[0], cond.id_end)
+    record = usage.line_record("hugeemb", cond.tokenize_line("hugeemb")[0], cond.id_end)
     (line,) = prompt_warnings.generation_warnings(db.library, db.model_family, [record], db.keyword_ids)
-    assert line.startswith("Textual inversion: 'huge' has more than the 75 vectors") and "WebUI" in line
+    assert line.startswith("Textual inversion: 'hugeemb' has more than the 75 vectors") and "WebUI" in line
 
 
 def test_never_raises_into_the_generation(encoded, monkeypatch, caplog):

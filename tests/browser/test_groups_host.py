@@ -1,0 +1,69 @@
+"""Groups and ``--explicit-only`` on the real standalone host: the dialog creates, renames and deletes a group file
+through the guarded routes (page token, same origin), the new card inserts its members, and a host started with
+``--explicit-only`` makes a card click insert ``embedding:name``, which Encode then uses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from library_fixture import build
+
+pytestmark = pytest.mark.browser
+
+POS, NEG = "#txt2img_prompt textarea", "#txt2img_neg_prompt textarea"
+
+
+def group(page, name: str):
+    return page.locator(".sdemb-group").filter(has=page.locator(".name", has_text=name)).first
+
+
+def test_the_dialog_creates_edits_and_deletes_a_group(tmp_path, host_factory, open_page):
+    folder = build(tmp_path / "embeddings")
+    page, watch = open_page(host_factory(folder))
+    page.click(".sdemb-new-group")
+    dialog = page.locator("dialog.sdemb-group-dialog")
+    dialog.locator("[name=name]").fill("My negatives")
+    dialog.locator("[name=keyword]").first.fill("EasyNegative")
+    dialog.locator(".sdemb-member-add").click()
+    dialog.locator("[name=keyword]").nth(1).fill("styled")
+    dialog.locator("[name=weight]").nth(1).fill("0.8")
+    dialog.locator("[name=target]").select_option("negative")
+    dialog.locator(".sdemb-save").click()
+    group(page, "My negatives").wait_for()
+    saved = json.loads((folder / "My negatives.tigroup.json").read_text(encoding="utf-8"))
+    assert saved["members"] == [{"keyword": "EasyNegative"}, {"keyword": "styled", "weight": 0.8}]
+    group(page, "My negatives").click()
+    assert page.input_value(NEG) == "EasyNegative (styled:0.8)" and page.input_value(POS) == ""
+
+    group(page, "My negatives").hover()
+    group(page, "My negatives").locator(".sdemb-group-edit").click()
+    dialog.locator("[name=name]").fill("bad/name")
+    dialog.locator(".sdemb-save").click()
+    assert "a group name cannot hold" in dialog.locator(".sdemb-error").inner_text()  # still open, nothing written
+    dialog.locator("[name=name]").fill("Negs")
+    dialog.locator(".sdemb-save").click()
+    group(page, "Negs").wait_for()
+    assert not (folder / "My negatives.tigroup.json").exists() and (folder / "Negs.tigroup.json").exists()
+
+    page.evaluate("() => { window.confirm = () => true; }")
+    group(page, "Negs").hover()
+    group(page, "Negs").locator(".sdemb-group-edit").click()
+    dialog.locator(".sdemb-delete").click()
+    page.wait_for_function("() => !document.querySelector('.sdemb-group')")
+    assert not (folder / "Negs.tigroup.json").exists()
+    assert watch.errors == []
+
+
+def test_explicit_only_host_inserts_embedding_name_and_encode_uses_it(tmp_path, host_factory, open_page):
+    page, watch = open_page(host_factory(build(tmp_path / "embeddings"), extra=("--explicit-only",)))
+    page.locator('#txt2img_textual_inversion_cards .card[data-name="EasyNegative"]').click()
+    assert page.input_value(NEG) == "embedding:EasyNegative"
+    page.fill(POS, "img-embed")  # a keyword typed alone stays a word here
+    page.click("#sdemb_encode")
+    report = page.locator("#sdemb_report .sdemb-report")
+    report.wait_for(timeout=120_000)
+    text = report.inner_text()
+    assert "EasyNegative.safetensors" in text and "TI hashes:" in text and "img-embed: " not in text
+    assert "'img-embed' stays plain text: bare keywords are off" in text
+    assert watch.errors == []

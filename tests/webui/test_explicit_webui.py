@@ -1,0 +1,85 @@
+"""``embedding:name`` and the bare-keywords setting inside the WebUI, against the fake ``modules`` (conftest).
+
+Faked: the WebUI's model and prompt path (``FakeCond``: its tokenizer splits on spaces and commas only, so a whole
+``embedding:name`` word is one token, and its ``tokenize_line`` follows the WebUI's algorithm without attention
+parsing, so weights are covered by the core's tests with the real CLIP tokenizer), ``processing``, ``shared.opts``
+(the setting is read from ``opts.data``, as the WebUI stores it) and ``p.comment``. Real: the files, the library, our
+database and its lookups, the generation record, ``TI hashes`` and the warnings.
+"""
+
+from __future__ import annotations
+
+import pytest
+from factories import vectors, write_a1111_pt, write_safetensors
+from test_entry import generate, registered  # noqa: F401  (the fixture)
+
+from sd_embeddings.webui import entry
+
+
+@pytest.fixture
+def files(registered):  # noqa: F811
+    webui = registered.webui
+    write_a1111_pt(webui.folder / "EasyNegative.pt", vectors(2))
+    write_safetensors(webui.folder / "neg" / "bad-hands-5.safetensors", {"emb_params": vectors(3, seed=1)})
+    write_a1111_pt(webui.folder / "style.pt", vectors(1, seed=2))
+    webui.load_model(768)
+    entry.database().load_textual_inversion_embeddings()
+    return webui
+
+
+def placed(webui, text: str) -> list[str]:
+    chunks = webui.modules["modules.shared"].sd_model.cond_stage_model.tokenize_line(text)[0]
+    return [fix.embedding.name for chunk in chunks for fix in chunk.fixes]
+
+
+@pytest.mark.parametrize("text", ["embedding:EasyNegative", "embedding:easynegative", "embedding:EasyNegative.pt",
+                                  "a cat, embedding:EasyNegative, b"])
+def test_the_explicit_form_matches_in_the_webuis_chunker(files, text):
+    assert placed(files, text) == ["EasyNegative"]
+
+
+@pytest.mark.parametrize("text", ["embedding:bad-hands-5", "embedding:neg/bad-hands-5",
+                                  "embedding:neg/bad-hands-5.safetensors", "embedding:bad-hands-5.safetensors"])
+def test_sub_folder_and_extension_spellings(files, text):
+    assert placed(files, text) == ["bad-hands-5"]
+
+
+def test_explicit_names_stay_out_of_what_other_extensions_read(files):
+    db = entry.database()
+    assert sorted(db.word_embeddings) == ["EasyNegative", "bad-hands-5", "style"]
+    first_ids = [ids for bucket in db.ids_lookup.values() for ids, _ in bucket]
+    assert len(first_ids) == 3  # one bare keyword each; the explicit spellings live in db.explicit
+
+
+def test_bare_keywords_off_keeps_the_names_listed_and_fires_only_the_explicit_form(files):
+    files.opts.data["sd_embeddings_bare_keywords"] = False
+    db = entry.database()
+    version = db.version
+    entry.apply_bare_keywords_setting()
+    assert db.version > version  # cached conditioning made with bare keywords is not reused
+    assert sorted(db.word_embeddings) == ["EasyNegative", "bad-hands-5", "style"]  # tag autocomplete lists them
+    assert placed(files, "EasyNegative, style") == []
+    assert placed(files, "embedding:EasyNegative, embedding:style") == ["EasyNegative", "style"]
+    files.opts.data["sd_embeddings_bare_keywords"] = True
+    entry.apply_bare_keywords_setting()
+    assert placed(files, "EasyNegative, style") == ["EasyNegative", "style"]
+
+
+def test_a_generation_hashes_explicit_embeddings_and_warns_as_the_host_does(files):
+    files.opts.data["sd_embeddings_bare_keywords"] = False
+    entry.apply_bare_keywords_setting()
+    p = generate(files, "StableDiffusionProcessingTxt2Img", ["a cat, embedding:style"],
+                 ["embedding:neg/bad-hands-5, EasyNegative, style, embedding:nothere"])
+    db = entry.database()
+    hashes = p.extra_generation_params["TI hashes"]
+    assert f"style: {db.word_embeddings['style'].shorthash}" in hashes
+    assert f"bad-hands-5: {db.word_embeddings['bad-hands-5'].shorthash}" in hashes and "EasyNegative" not in hashes
+    assert any("'EasyNegative' stays plain text: bare keywords are off" in c for c in p.comments)
+    assert any("'embedding:nothere' names no embedding file" in c for c in p.comments)
+    assert not any("'style'" in c for c in p.comments)  # a common word left alone is what the setting is for
+
+
+def test_a_common_word_fired_bare_is_named_under_the_generation(files):
+    p = generate(files, "StableDiffusionProcessingTxt2Img", ["a cat in watercolor style"], [""])
+    assert "style: " in p.extra_generation_params["TI hashes"]
+    assert any("'style' is a common English word" in c for c in p.comments)
