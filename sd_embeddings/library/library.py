@@ -72,6 +72,7 @@ class Library:
         self._winners: dict[str, Entry] = {}
         self._by_path: dict[str, Entry] = {}
         self._swept: set[str] = set()
+        self._reading: list[Entry] | None = None
         self.skipped: tuple[Skipped, ...] = ()
         """What the last scan did not walk, and why (see ``scanning.Skipped``)."""
         self.checks = Verifier(self, self.hash_cache, background_hashing, cache_size)
@@ -92,31 +93,42 @@ class Library:
         (for a progress bar on long scans).
         """
         with self._lock, gc_paused():
-            report = ScanReport()
-            found, dir_stamps, files = self._walk(None if force or changed is None else sorted(changed), report)
-            self._sweep(dir_stamps)
-            previous = self._files
-            for done, item in enumerate(found, 1):
-                if progress is not None:
-                    progress(done, len(found))
-                old = previous.get(item.path)
-                if old is not None and not force and old.stamp == item.stamp:
-                    if old.sidecars != item.sidecars:
-                        old = dataclasses.replace(old, sidecars=item.sidecars)
-                        report.sidecars_changed = True
-                    files[item.path] = old
-                    continue
-                files[item.path] = read_entry(item, self.hash_cache, self.deep, self.checks.remember)
-                (report.changed if old is not None else report.added).append(item.path)
-            report.removed = [path for path in previous if path not in files]
-            self.checks.forget(report.removed + report.changed)
-            self._files = files
-            self._dir_stamps = dir_stamps
-            if report.any or force:
-                self._resolve()
+            self._reading = [] if not self._files else None  # the first scan shows its progress
+            try:
+                report = self._scan(force, changed, progress)
+            finally:
+                self._reading = None
         if report.any or force:
             self._notify()
         self.checks.start()
+        return report
+
+    def _scan(self, force: bool, changed: Iterable[str] | None,
+              progress: Callable[[int, int], None] | None) -> ScanReport:
+        report, reading = ScanReport(), self._reading
+        found, dir_stamps, files = self._walk(None if force or changed is None else sorted(changed), report)
+        self._sweep(dir_stamps)
+        previous = self._files
+        for done, item in enumerate(found, 1):
+            if progress is not None:
+                progress(done, len(found))
+            old = previous.get(item.path)
+            if old is not None and not force and old.stamp == item.stamp:
+                if old.sidecars != item.sidecars:
+                    old = dataclasses.replace(old, sidecars=item.sidecars)
+                    report.sidecars_changed = True
+                files[item.path] = old
+                continue
+            files[item.path] = record = read_entry(item, self.hash_cache, self.deep, self.checks.remember)
+            (report.changed if old is not None else report.added).append(item.path)
+            if reading is not None:
+                reading.append(record)
+        report.removed = [path for path in previous if path not in files]
+        self.checks.forget(report.removed + report.changed)
+        self._files = files
+        self._dir_stamps = dir_stamps
+        if report.any or force:
+            self._resolve()
         return report
 
     def _walk(self, changed: list[str] | None, report: ScanReport) -> tuple[list, dict[str, int], dict[str, Entry]]:
@@ -182,6 +194,14 @@ class Library:
     def entries(self) -> tuple[Entry, ...]:
         """Every file found, sorted by keyword (case-insensitive)."""
         return self._entries
+
+    def entries_so_far(self) -> tuple[bool, list[Entry]]:
+        """``(complete, entries)`` without waiting for a scan: during a first scan, the file records read so far
+        (statuses from each file alone: no compatibility or collisions applied yet), else ``entries``."""
+        reading = self._reading
+        if reading is not None:
+            return False, list(reading)
+        return True, list(self._entries)
 
     def usable(self) -> list[Entry]:
         return [entry for entry in self._entries if entry.status is Status.LOADED]

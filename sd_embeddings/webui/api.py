@@ -23,12 +23,17 @@ import hmac
 from typing import Any
 
 from ..formats.logs import get_logger
-from ..records import Status
+from ..library.collisions import compatibility
+from ..records import Entry, Status
+from . import first_scan
 
 logger = get_logger(__name__)
 
 CORE_PATH = "/sdapi/v1/embeddings"
 OWN_PATH = "/sd-embeddings/v1/embeddings"
+FIRST_SCAN_WAIT_S = 0.25
+"""How long a listing waits for a first scan under way before answering with what it has read so far (a small
+library is then listed whole; 10,000 files cold take seconds, and the API must answer within half a second)."""
 
 
 def item(embedding: Any) -> dict:
@@ -51,18 +56,45 @@ def item(embedding: Any) -> dict:
     return out
 
 
-def core_listing(db: Any) -> dict:
-    return {
-        "loaded": {e.name: item(e) for e in list(db.word_embeddings.values())},
-        "skipped": {e.name: item(e) for e in list(db.skipped_embeddings.values())},
-    }
+def entry_item(entry: Entry, reason: str) -> dict:
+    """``item`` from a file record alone (the first scan is still under way: no embedding object yet)."""
+    header = entry.header
+    out = {"step": header.step if header else None, "sd_checkpoint": header.sd_checkpoint if header else None,
+           "sd_checkpoint_name": header.sd_checkpoint_name if header else None, "shape": entry.width,
+           "vectors": entry.vectors, "family": entry.family.value}
+    if reason:
+        out["reason"] = reason
+    if entry.shorthash:
+        out["shorthash"] = entry.shorthash
+    return out
 
 
-def own_listing(db: Any) -> dict:
-    """Every file found, including the ones the WebUI's listing cannot show (unsafe, corrupt, duplicate)."""
+def core_listing(db: Any, wait: float = FIRST_SCAN_WAIT_S) -> dict:
+    """The WebUI's listing. During the first scan (after waiting at most ``wait`` s for it): the files read so far,
+    as the WebUI would list them (compatibility with the known family; collisions not yet resolved, the first
+    file of a keyword listed) and ``"scanning": true``; the key is absent once the listing is complete."""
+    if first_scan.wait(db, wait):
+        return {
+            "loaded": {e.name: item(e) for e in list(db.word_embeddings.values())},
+            "skipped": {e.name: item(e) for e in list(db.skipped_embeddings.values())},
+        }
+    loaded: dict[str, dict] = {}
+    skipped: dict[str, dict] = {}
+    for entry in db.library.entries_so_far()[1]:
+        if entry.status is Status.DUPLICATE or (entry.file_status or entry.status) is not Status.LOADED:
+            continue
+        fits, reason = compatibility(entry, db.model_family)
+        (loaded if fits else skipped).setdefault(entry.keyword, entry_item(entry, reason))
+    return {"loaded": loaded, "skipped": skipped, "scanning": True}
+
+
+def own_listing(db: Any, wait: float = FIRST_SCAN_WAIT_S) -> dict:
+    """Every file found, including the ones the WebUI's listing cannot show (unsafe, corrupt, duplicate);
+    ``scanning``: the first scan is still under way and these are the files read so far (see ``core_listing``)."""
     library = db.library
+    scanned = first_scan.wait(db, wait)
     rows = []
-    for entry in library.entries:
+    for entry in library.entries if scanned else library.entries_so_far()[1]:
         rows.append({
             "keyword": entry.keyword, "path": entry.path, "folder": entry.folder, "status": entry.status.value,
             "reason": entry.reason, "family": entry.family.value, "vectors": entry.vectors, "shape": entry.width,
@@ -71,7 +103,7 @@ def own_listing(db: Any) -> dict:
         })
     family = db.model_family.value if db.model_family is not None else None
     return {"model_family": family, "expected_shape": db.expected_shape, "version": db.version,
-            "folders": list(library.folders), "embeddings": rows}
+            "folders": list(library.folders), "scanning": not scanned, "embeddings": rows}
 
 
 def _route(app: Any, path: str, method: str = "GET") -> Any:

@@ -273,7 +273,7 @@ def _before_ui() -> None:
     from . import page
 
     page.replace_builtin_page(database)
-    first_scan.start(ensure_scanned)
+    first_scan.begin(database())
 
 
 def _app_started(_demo: Any, app: Any) -> None:
@@ -281,8 +281,8 @@ def _app_started(_demo: Any, app: Any) -> None:
     from . import api
 
     api_auth, page_auth = api.api_dependencies(app), api.page_dependencies(app)
-    api.replace_core_route(app, ensure_scanned)  # right from the start: a scan under way is waited for
-    api.add_own_routes(app, ensure_scanned, api_auth or page_auth)  # every file, listed before a model loads
+    api.replace_core_route(app, database)  # right from the start: a first scan under way lists what it has read
+    api.add_own_routes(app, database, api_auth or page_auth)  # every file, listed before a model loads
     try:
         from ..tab import routes as http_routes
         from .vocabulary import WebUIVocabulary

@@ -1,9 +1,11 @@
 """The first scan at launch, on its own thread: it runs beside the WebUI's own start (imports, UI, model load), so
-neither the UI nor the model load waits for it, and the API and the tab find it done (or wait for the rest)."""
+neither the UI nor the model load waits for it. The API never waits for it longer than ``wait``'s budget: it lists
+what the scan has read so far (``Library.entries_so_far``) and says it is still scanning."""
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,8 @@ from ..formats.logs import get_logger
 logger = get_logger(__name__)
 thread: threading.Thread | None = None
 """The last one started (tests wait for it)."""
+_by_db: weakref.WeakKeyDictionary[Any, threading.Thread] = weakref.WeakKeyDictionary()
+_starting = threading.Lock()
 
 
 def start(ensure_scanned: Callable[[], Any]) -> threading.Thread:
@@ -26,3 +30,19 @@ def start(ensure_scanned: Callable[[], Any]) -> threading.Thread:
     thread = threading.Thread(target=scan, name="sd-embeddings-first-scan", daemon=True)
     thread.start()
     return thread
+
+
+def begin(db: Any) -> threading.Thread:
+    """``db``'s first scan on its own thread: started once, or again if the last one ended without a scan."""
+    with _starting:
+        running = _by_db.get(db)
+        if running is None or (not running.is_alive() and not db.scanned):
+            running = _by_db[db] = start(db.ensure_scanned)
+        return running
+
+
+def wait(db: Any, timeout: float) -> bool:
+    """Is ``db`` scanned, after waiting at most ``timeout`` seconds for its first scan (started if need be)?"""
+    if not db.scanned:
+        begin(db).join(timeout)
+    return db.scanned

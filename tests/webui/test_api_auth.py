@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from sd_embeddings.tab import guard
-from sd_embeddings.webui import entry
+from sd_embeddings.webui import entry, first_scan
 
 P = "/sd-embeddings/v1"
 API_USER, API_PASSWORD = "api", "api-secret"
@@ -174,12 +174,16 @@ def test_without_any_flag_everything_stays_open(mounted) -> None:
     assert client.get(f"{P}/cards").status_code == 200
 
 
-def test_the_core_listing_never_answers_before_the_first_scan(mounted) -> None:
-    """Asked before anything scanned (right after start, the first scan still running): the answer is the scan's,
-    not an empty list."""
+def test_the_core_listing_answers_during_the_first_scan_and_is_whole_after_it(mounted) -> None:
+    """Asked right after start (the first scan may still run): an answer at once, which says ``scanning`` while
+    it is partial; once the scan is done the listing is the scan's (the partial listing itself:
+    ``test_listing_cost.test_the_listing_answers_while_the_first_scan_is_still_reading``)."""
     client = mounted()
-    assert not entry.database().scanned
-    assert list(client.get("/sdapi/v1/embeddings").json()["loaded"]) == ["one"]
+    first = client.get("/sdapi/v1/embeddings").json()
+    assert "scanning" not in first or first["scanning"] is True
+    first_scan.begin(entry.database()).join(60)
+    listing = client.get("/sdapi/v1/embeddings").json()
+    assert list(listing["loaded"]) == ["one"] and "scanning" not in listing
 
 
 def test_api_listings_carry_names_that_are_not_utf8(mounted, webui) -> None:

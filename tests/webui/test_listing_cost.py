@@ -83,3 +83,44 @@ def test_the_per_generation_check_without_a_complete_watcher_stats_at_most_its_b
     for _ in range(7):  # 13 folders, 2 per generation
         db.load_textual_inversion_embeddings()
     assert "new" in db.word_embeddings
+
+
+def test_the_listing_answers_while_the_first_scan_is_still_reading(webui, monkeypatch):
+    """10,000 files take seconds to scan cold; the API answers at once with the files read so far (and says it
+    is still scanning), never waiting for the rest. The scan is held after its third file until the listings
+    have answered: a listing that waited for the scan would never return (caught by the join below)."""
+    import threading
+
+    from sd_embeddings.library import library as library_module
+    from sd_embeddings.webui import first_scan
+
+    for name in ("a1", "a2", "a3", "b1", "b2"):
+        write_a1111_pt(webui.folder / f"{name}.pt", vectors(2))
+    write_safetensors(webui.folder / "a0xl.safetensors", sdxl_vectors(1))
+    db = webui.make_db()
+    real, read, held, release = library_module.read_entry, [], threading.Event(), threading.Event()
+
+    def read_entry(item, *args):
+        if len(read) == 3:
+            held.set()
+            release.wait(60)
+        read.append(item.name)
+        return real(item, *args)
+
+    monkeypatch.setattr(library_module, "read_entry", read_entry)
+    scan = first_scan.begin(db)
+    assert held.wait(60)
+    answers: list[dict] = []
+    asking = threading.Thread(target=lambda: answers.extend([api.core_listing(db, wait=0), api.own_listing(db, 0)]))
+    asking.start()
+    asking.join(60)
+    release.set()
+    scan.join(60)
+    assert not asking.is_alive() and len(answers) == 2, "a listing waited for the first scan"
+    core, own = answers
+    assert core["scanning"] is True and sorted(core["loaded"]) == ["a0xl", "a1", "a2"]  # no model: all fit
+    assert core["loaded"]["a1"]["vectors"] == 2 and core["loaded"]["a0xl"]["family"] == "sdxl"
+    assert own["scanning"] is True and len(own["embeddings"]) == 3
+    listing = api.core_listing(db)
+    assert "scanning" not in listing and sorted(listing["loaded"]) == ["a0xl", "a1", "a2", "a3", "b1", "b2"]
+    assert api.own_listing(db)["scanning"] is False
