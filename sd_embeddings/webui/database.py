@@ -24,6 +24,7 @@ from ..formats.logs import get_logger
 from ..formats.text import printable
 from ..library import Library
 from ..library import watcher as watching
+from ..library.bulk import gc_paused
 from ..library.polling import BudgetedPoll
 from ..records import Family
 from . import model_family, settings
@@ -197,7 +198,7 @@ class LibraryDatabase:
         ``sync_with_sd_model=False`` (the WebUI's API and Forge's tab ask so) keeps the model the tables were built
         for: names stay matched with its tokenizer; only a switch to another model waits for the next synced call.
         """
-        with self._lock:
+        with self._lock, gc_paused():
             model = self.host.current_model()
             model_changed = self._sync_model(model) if sync_with_sd_model else False
             if model_key(model) != self._model_key:
@@ -231,6 +232,15 @@ class LibraryDatabase:
 
     def _rebuild(self, model: Any) -> None:
         """New tables from the library (unchanged files keep their objects), indexed by ``keyword_index``."""
+        with gc_paused():  # tens of thousands of small objects: the collector's passes over the WebUI's heap cost
+            self._tables(model)  # more than building them
+        for listener in list(self.after_rebuild):
+            try:
+                listener(self)
+            except Exception:
+                logger.exception("Embedding database listener failed")
+
+    def _tables(self, model: Any) -> None:
         loaded, skipped, self._objects = embedding_objects(self)
         listed = dict(loaded)
         for name, embedding in self._external.items():
@@ -243,11 +253,6 @@ class LibraryDatabase:
         replace_contents(self.skipped_embeddings, skipped)
         self._index(model, complete)
         self._built = (self.library.version, self._model_key if model is not None else None)
-        for listener in list(self.after_rebuild):
-            try:
-                listener(self)
-            except Exception:
-                logger.exception("Embedding database listener failed")
 
     def _index(self, model: Any, complete: bool = True) -> None:
         """The tables from ``_listed`` with the ids known now (``complete``: all; else ``embedding:name`` waits for
@@ -274,7 +279,7 @@ class LibraryDatabase:
         self.index.save_later()
 
     def _index_after_tokenizing(self, model: Any, job: int) -> None:
-        with self._lock:
+        with self._lock, gc_paused():
             if self.index.current(job):
                 self._index(model, complete=True)
 

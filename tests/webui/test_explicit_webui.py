@@ -97,3 +97,26 @@ def test_a_duplicates_own_name_means_the_keywords_file_in_the_webui_too(files):
     p = generate(files, "StableDiffusionProcessingTxt2Img", ["a cat, embedding:old/EasyNegative"], [""])
     assert p.extra_generation_params["TI hashes"] == f"EasyNegative: {db.word_embeddings['EasyNegative'].shorthash}"
     assert any("'embedding:old/EasyNegative' is old/EasyNegative.safetensors, a duplicate" in c for c in p.comments)
+
+
+def test_the_explicit_index_is_built_when_a_prompt_may_use_it_not_at_each_refresh(webui):
+    """Building it costs a tokenizer lookup per spelling (34,000 at 10,000 files), on every change of the files.
+    With a tokenizer that cuts ``embedding`` off what follows it (the bundled CLIP tokenizer stands in for the
+    model's), refreshes build nothing; the first prompt holding ``embedding:`` builds it, once per change."""
+    from sd_embeddings.prompt.tokenizer import bundled
+
+    for i in range(5):
+        write_a1111_pt(webui.folder / f"emb{i}.pt", vectors(1, seed=i))
+    model, clip = webui.load_model(768), bundled()
+    model.cond_stage_model.tokenize = lambda texts: [clip.encode(text) for text in texts]
+    db = webui.make_db()
+    db.load_textual_inversion_embeddings()
+    write_a1111_pt(webui.folder / "emb9.pt", vectors(2, seed=9))
+    db.load_textual_inversion_embeddings(force_reload=True)
+    assert db.explicit.builds == 0
+    assert placed(webui, "a cat, emb3, more") == ["emb3"] and db.explicit.builds == 0
+    assert placed(webui, "a cat, embedding:emb9") == ["emb9"] and db.explicit.builds == 1
+    assert placed(webui, "embedding:emb2 and embedding:emb4.pt") == ["emb2", "emb4"] and db.explicit.builds == 1
+    (webui.folder / "emb9.pt").unlink()
+    db.load_textual_inversion_embeddings(force_reload=True)
+    assert placed(webui, "embedding:emb9, embedding:emb1") == ["emb1"] and db.explicit.builds == 2

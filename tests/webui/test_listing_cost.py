@@ -124,3 +124,35 @@ def test_the_listing_answers_while_the_first_scan_is_still_reading(webui, monkey
     listing = api.core_listing(db)
     assert "scanning" not in listing and sorted(listing["loaded"]) == ["a0xl", "a1", "a2", "a3", "b1", "b2"]
     assert api.own_listing(db)["scanning"] is False
+
+
+def test_a_refresh_runs_no_garbage_collection_pass(webui):
+    """A rebuild makes tens of thousands of small objects at 10,000 files; the collector's passes they trigger
+    walk ever older generations, up to the WebUI's whole heap (the model, gradio), and cost more than the rebuild
+    itself. Counted through ``gc.callbacks`` (no other thread runs here): at most the one pass over the young
+    objects when the collector resumes."""
+    import gc
+    import threading
+
+    for i in range(300):
+        write_safetensors(webui.folder / f"g{i % 3}" / f"e{i}.safetensors", {"emb_params": vectors(1, seed=i)})
+    webui.load_model(768)
+    db = webui.make_db()
+    db.load_textual_inversion_embeddings()
+    for thread in threading.enumerate():  # 300 names are tokenized on a thread of their own: let it finish
+        if thread.name.startswith("sd-embeddings-tokens"):
+            thread.join(60)
+    write_safetensors(webui.folder / "g1" / "new.safetensors", {"emb_params": vectors(1)})
+    passes: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+
+    gc.callbacks.append(count)
+    try:
+        db.load_textual_inversion_embeddings(force_reload=True)
+    finally:
+        gc.callbacks.remove(count)
+    assert "new" in db.word_embeddings and len(passes) <= 1  # the one the collector may run on resuming
