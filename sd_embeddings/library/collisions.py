@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from ..records import Entry, Family, Status
 from .clip_text import keyword_key
 
-__all__ = ["claims_name", "compatibility", "keyword_key", "resolve"]
+__all__ = ["claims_name", "compatibility", "keyword_key", "listing_order", "public", "resolve", "settle"]
 
 _WIDTH_NAMES = {Family.SD1: "768", Family.SD2: "1024", Family.SDXL: "768+1280"}
 
@@ -40,37 +40,56 @@ def resolve(records: Iterable[Entry], family: Family | None,
     """Public entries (fresh copies of the file records) with statuses applied, and the winner per keyword."""
     entries: list[Entry] = []
     groups: dict[str, list[Entry]] = collections.defaultdict(list)
-    root_order = {root: i for i, root in enumerate(folders)}
     for record in records:
-        entry = _copy(record)
+        entry = public(record, family)
         if record.file_status is Status.LOADED:
-            ok, reason = compatibility(record, family)
-            entry.status, entry.reason = (Status.LOADED, "") if ok else (Status.INCOMPATIBLE, reason)
             groups[keyword_key(entry.keyword)].append(entry)
         entries.append(entry)
-    winners: dict[str, Entry] = {}
-    for key, group in groups.items():
-        if len(group) == 1:  # the common case: nothing to compare (the sort key reads paths, 10,000 times)
-            winners[key] = group[0]
-            continue
-        group.sort(key=lambda e: (claims_name(e), e.status is not Status.LOADED, e.folder.count("/") + bool(e.folder),
-                                  root_order.get(e.root, 0), e.relpath.casefold(), e.relpath))
-        winner = winners[key] = group[0]
-        for loser in group[1:]:
-            winner.collides_with.append(loser.path)
-            loser.collides_with.append(winner.path)
-            if loser.status is winner.status or claims_name(loser) > claims_name(winner):
-                why = _why(winner, loser)
-                loser.status = Status.DUPLICATE
-                loser.reason = f"same keyword as {_shown(winner)}, which is used instead ({why})"
-    entries.sort(key=lambda e: (e.keyword.casefold(), e.relpath))
+    root_order = {root: i for i, root in enumerate(folders)}
+    winners = {key: settle(group, root_order) for key, group in groups.items()}
+    entries.sort(key=listing_order)
     return tuple(entries), winners
+
+
+def public(record: Entry, family: Family | None) -> Entry:
+    """A fresh public entry of a file record, with its compatibility with ``family`` applied."""
+    entry = _copy(record)
+    if record.file_status is Status.LOADED:
+        ok, reason = compatibility(record, family)
+        entry.status, entry.reason = (Status.LOADED, "") if ok else (Status.INCOMPATIBLE, reason)
+    return entry
+
+
+def settle(group: list[Entry], root_order: dict[str, int]) -> Entry:
+    """Apply the collision rule to the public entries sharing one keyword; returns the winner."""
+    if len(group) == 1:  # the common case: nothing to compare (the sort key reads paths, 10,000 times)
+        return group[0]
+    group.sort(key=lambda e: (claims_name(e), e.status is not Status.LOADED, e.folder.count("/") + bool(e.folder),
+                              root_order.get(e.root, 0), e.relpath.casefold(), e.relpath))
+    winner = group[0]
+    for loser in group[1:]:
+        winner.collides_with.append(loser.path)
+        loser.collides_with.append(winner.path)
+        if loser.status is winner.status or claims_name(loser) > claims_name(winner):
+            why = _why(winner, loser)
+            loser.status = Status.DUPLICATE
+            loser.reason = f"same keyword as {_shown(winner)}, which is used instead ({why})"
+    return winner
+
+
+def listing_order(entry: Entry) -> tuple[str, str]:
+    """How ``Library.entries`` is sorted: by keyword (case-insensitive), then path."""
+    return entry.keyword.casefold(), entry.relpath
 
 
 def claims_name(entry: Entry) -> bool:
     """Does the keyword come from inside the file (a stored name) rather than from the file's own name?"""
-    stem = os.path.splitext(os.path.basename(entry.path))[0]
-    return keyword_key(entry.keyword) != keyword_key(stem)
+    keyword, path = entry.keyword, entry.path
+    rest = path[path.rfind(os.sep) + 1 + len(keyword):]
+    if path.endswith(keyword, 0, len(path) - len(rest)) and (not rest or rest[0] == "." and "." not in rest[1:]):
+        return False  # the file's own stem (the common case, asked for every entry on every rebuild)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return keyword_key(keyword) != keyword_key(stem)
 
 
 def _copy(record: Entry) -> Entry:

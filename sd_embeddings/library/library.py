@@ -18,12 +18,13 @@ from pathlib import Path
 from ..errors import EmbeddingError
 from ..formats.logs import get_logger
 from ..records import EmbeddingData, Entry, Family, Status
-from . import atomic, collisions, scan_record, sidecars
+from . import atomic, scan_record, sidecars
 from .bulk import gc_paused
 from .collisions import keyword_key
 from .containment import Root
 from .hashing import HashCache
 from .reading import read_entry
+from .resolution import Resolution
 from .scanning import Skipped, keep_unchanged, walk_folders
 from .verifier import Verifier, needs_fingerprint
 
@@ -71,6 +72,10 @@ class Library:
         self._entries: tuple[Entry, ...] = ()
         self._winners: dict[str, Entry] = {}
         self._by_path: dict[str, Entry] = {}
+        self._resolution = Resolution()
+        self.changes: tuple[int, frozenset[str] | None] = (0, None)
+        """``(version before, paths)``: the last change of ``entries`` touched only the public entries of these
+        paths (None: maybe all). A reader built from that version can update instead of rebuilding."""
         self._swept: set[str] = set()
         self._reading: list[Entry] | None = None
         self.skipped: tuple[Skipped, ...] = ()
@@ -105,7 +110,7 @@ class Library:
 
     def _scan(self, force: bool, changed: Iterable[str] | None,
               progress: Callable[[int, int], None] | None) -> ScanReport:
-        report, reading = ScanReport(), self._reading
+        report, reading, touched = ScanReport(), self._reading, []
         found, dir_stamps, files = self._walk(None if force or changed is None else sorted(changed), report)
         self._sweep(dir_stamps)
         previous = self._files
@@ -117,6 +122,7 @@ class Library:
                 if old.sidecars != item.sidecars:
                     old = dataclasses.replace(old, sidecars=item.sidecars)
                     report.sidecars_changed = True
+                    touched.append(item.path)
                 files[item.path] = old
                 continue
             files[item.path] = record = read_entry(item, self.hash_cache, self.deep, self.checks.remember)
@@ -128,7 +134,7 @@ class Library:
         self._files = files
         self._dir_stamps = dir_stamps
         if report.any or force:
-            self._resolve()
+            self._resolve(None if force else [*touched, *report.added, *report.changed, *report.removed])
         return report
 
     def _walk(self, changed: list[str] | None, report: ScanReport) -> tuple[list, dict[str, int], dict[str, Entry]]:
@@ -183,9 +189,15 @@ class Library:
         self._notify()
         return True
 
-    def _resolve(self) -> None:
-        self._entries, self._winners = collisions.resolve(self._files.values(), self.family, self.folders)
-        self._by_path = {entry.path: entry for entry in self._entries}
+    def _resolve(self, touched: list[str] | None = None) -> None:
+        """Statuses for every entry, or (``touched``) only for the keywords those paths were or are in."""
+        state = self._resolution
+        if touched is None or not state.by_path:
+            state.full(self._files, self.family, self.folders)
+        else:
+            state.update(self._files, touched, self.family, self.folders)
+        self._entries, self._winners, self._by_path = state.entries, state.winners, state.by_path
+        self.changes = (self.version, state.changed)
         self.version += 1
 
     # -- reading ------------------------------------------------------------------------------------------
