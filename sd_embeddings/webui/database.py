@@ -27,7 +27,7 @@ from ..library import watcher as watching
 from ..library.bulk import gc_paused
 from ..library.polling import BudgetedPoll
 from ..records import Family
-from . import model_family, settings
+from . import model_family, settings, table_update
 from .embedding import EmbeddingDir, embedding_objects
 from .explicit_lookup import ExplicitLookup
 from .host import Host
@@ -73,7 +73,8 @@ class LibraryDatabase:
         self._external: dict[str, Any] = {}
         self.index = TokenIndex(host, tokens)
         self.poll = BudgetedPoll()
-        self._objects: dict[tuple[str, int, int], Any] = {}
+        self._objects: dict[str, Any] = {}
+        self._loaded: dict[str, Any] = {}
         self._listed: dict[str, Any] = {}
         self.after_rebuild: list[Callable[[LibraryDatabase], None]] = []
         self.bare_keywords = True
@@ -233,7 +234,8 @@ class LibraryDatabase:
     def _rebuild(self, model: Any) -> None:
         """New tables from the library (unchanged files keep their objects), indexed by ``keyword_index``."""
         with gc_paused():  # tens of thousands of small objects: the collector's passes over the WebUI's heap cost
-            self._tables(model)  # more than building them
+            if not table_update.update(self, model):  # more than building them; a few changed files: no rebuild
+                self._tables(model)
         for listener in list(self.after_rebuild):
             try:
                 listener(self)
@@ -242,7 +244,7 @@ class LibraryDatabase:
 
     def _tables(self, model: Any) -> None:
         loaded, skipped, self._objects = embedding_objects(self)
-        listed = dict(loaded)
+        self._loaded, listed = loaded, dict(loaded)
         for name, embedding in self._external.items():
             listed.setdefault(name, embedding)
         self._listed = listed

@@ -152,27 +152,40 @@ class EmbeddingDir:
             self.mtime = os.path.getmtime(self.path)
 
 
-def embedding_objects(db: Any) -> tuple[dict[str, Any], dict[str, Any], dict[tuple, Any]]:
-    """``(fitting, skipped)`` embedding objects by name for the database ``db``, and the objects by file stamp (the
-    next call's ``db._objects``): an unchanged file keeps its object (and vectors)."""
-    cls = embedding_class(db.host.embedding_base())
-    device, hashing = db.host.device(), db.host.hashing()
+def embedding_objects(db: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``(fitting, skipped)`` embedding objects by name for the database ``db``, and the objects by path (the next
+    call's ``db._objects``): an unchanged file keeps its object (and vectors)."""
     loaded: dict[str, Any] = {}
     skipped: dict[str, Any] = {}
-    objects: dict[tuple[str, int, int], Any] = {}
-    loaded_before = {old.entry.path: old for old in db._objects.values() if old.vec_loaded}
+    objects: dict[str, Any] = {}
+    make = object_maker(db)
     for entry in db.library.entries:
         if entry.status not in (Status.LOADED, Status.INCOMPATIBLE):
             continue
-        stamp = (entry.path, *entry.stamp)
-        embedding = db._objects.get(stamp)
-        if embedding is None:
+        embedding = objects[entry.path] = make(entry, db._objects.get(entry.path))
+        (loaded if fits(db, entry) else skipped)[embedding.name] = embedding
+    return loaded, skipped, objects
+
+
+def fits(db: Any, entry: Entry) -> bool:
+    """Does a listed entry go into ``word_embeddings`` (else ``skipped_embeddings``), as the WebUI decides?"""
+    return entry.status is Status.LOADED and (db.expected_shape == -1 or entry.width == db.expected_shape)
+
+
+def object_maker(db: Any) -> Callable[[Entry, Any], Any]:
+    """``make(entry, before)``: the object for ``entry``: ``before`` (the last object of that path) while the file
+    is unchanged, else a new one that keeps ``before``'s vectors as the last resort (``previous_vec``)."""
+    cls = embedding_class(db.host.embedding_base())
+    device, hashing = db.host.device(), db.host.hashing()
+
+    def make(entry: Entry, before: Any) -> Any:
+        if before is not None and before.stamp() == (entry.path, *entry.stamp):
+            embedding = before
+        else:
             embedding = cls(db.library, entry, device, hashing, db.rescan_after_replace)
-            before = loaded_before.get(entry.path)
-            if before is not None and before.vectors == entry.vectors:
+            if before is not None and before.vec_loaded and before.vectors == entry.vectors:
                 embedding.previous_vec = before.vec
         embedding.entry = entry
-        objects[stamp] = embedding
-        fits = entry.status is Status.LOADED and (db.expected_shape == -1 or entry.width == db.expected_shape)
-        (loaded if fits else skipped)[embedding.name] = embedding
-    return loaded, skipped, objects
+        return embedding
+
+    return make
