@@ -51,7 +51,14 @@ class Resolution:
                 winners[key] = settle(group, root_order)
             else:
                 winners.pop(key, None)
-        kept = [entry for entry in self.entries if entry.path not in stale]
+        kept = list(self.entries)
+        for path in stale:  # found by bisection: a pass over every entry costs more than the rest of the update
+            old = self.by_path.get(path)
+            if old is not None:
+                at = bisect.bisect_left(kept, listing_order(old), key=listing_order)
+                while kept[at] is not old:  # equal keys (the same relative path in two roots): the next ones
+                    at += 1
+                del kept[at]
         for entry in fresh.values():
             bisect.insort(kept, entry, key=listing_order)
         by_path = dict(self.by_path)
