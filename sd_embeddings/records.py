@@ -108,6 +108,9 @@ def family_for_widths(widths: dict[str, int]) -> Family:
     return {SD1_WIDTH: Family.SD1, SD2_WIDTH: Family.SD2}.get(width, Family.UNKNOWN)
 
 
+_SHAPES: dict[tuple, Shape] = {}
+
+
 @dataclass(frozen=True)
 class Shape:
     """What a file holds, known from its header without loading tensors.
@@ -117,6 +120,17 @@ class Shape:
     """
 
     parts: dict[str, tuple[int, int]]
+
+    @classmethod
+    def shared(cls, parts: dict[str, tuple[int, int]]) -> Shape:
+        """One object per distinct shape: a library of 10,000 files has a few dozen (rows x width per family)."""
+        key = tuple(parts.items())
+        found = _SHAPES.get(key)
+        if found is None:
+            found = cls(dict(parts))
+            if len(_SHAPES) < 4096:  # a library of odd shapes still gets its objects, just not shared
+                _SHAPES[key] = found
+        return found
 
     @property
     def vectors(self) -> int:

@@ -12,6 +12,7 @@ import errno
 import functools
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -222,7 +223,7 @@ def shape_of(data: Any, path: str, container: str) -> Header:
     what = {"": "string_to_param" if layout == "a1111" else "the tensor"}
     shapes = {key: _matrix_shape(value, path, what.get(key, key)) for key, value in parts.items()}
     _check_sdxl_rows(shapes, path)
-    return Header(Shape(shapes), f"{container}:{layout}", **meta)
+    return Header(Shape.shared(shapes), sys.intern(f"{container}:{layout}"), **meta)  # shared: 10,000 files
 
 
 SCAN_READ_BYTES = 1024 * 1024

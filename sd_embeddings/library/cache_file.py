@@ -26,6 +26,8 @@ SCAN_COLUMNS = ("status", "reason", "keyword", "verified", "fingerprint", "parts
                 "sd_checkpoint", "sd_checkpoint_name")
 """A scan record's fields (``scan_record.store``), ``parts`` flattened to ``[key, rows, width, ...]``."""
 COLUMNS = ("path", *STAMP_COLUMNS, "sha256", *SCAN_COLUMNS)
+SHARED_COLUMNS = ("status", "reason", "layout", "sd_checkpoint", "sd_checkpoint_name")
+"""Columns with few distinct values, read as one object per value."""
 MAX_BYTES = 256 * 1024 * 1024
 LIMITS = json_limits.JsonLimits(size=MAX_BYTES, values=4_000_000, containers=300_000, strings=3_000_000)
 """About twice what a 100,000-file cache holds (17 values, 1 list and 9 strings per file)."""
@@ -87,6 +89,10 @@ def decode(raw: bytes, path: str) -> tuple[dict[str, Record], int] | None:
     count = len(columns["path"])
     if any(len(columns[name]) != count for name in COLUMNS):
         raise ValueError("the columns differ in length")
+    for name in SHARED_COLUMNS:  # one string object per distinct value, not one per file (json makes copies)
+        seen: dict[Any, Any] = {}
+        columns[name] = [seen.setdefault(value, value) if isinstance(value, str) else value
+                         for value in columns[name]]
     records: dict[str, Record] = {}
     for values in zip(*(columns[name] for name in COLUMNS)):
         record = _record(values)

@@ -23,34 +23,42 @@ class Resolution:
         self.by_path: dict[str, Entry] = {}
         self.changed: frozenset[str] | None = None
         """Paths whose public entry is new (or gone) in the last update; None: all of them (a full resolve)."""
-        self._groups: dict[str, list[str]] = {}
-        """keyword key -> paths of the decodable files claiming it (the collision groups)."""
-        self._keys: dict[str, str] = {}
 
     def full(self, records: dict[str, Entry], family: Family | None, folders: Sequence[str]) -> None:
         self.entries, self.winners = resolve(records.values(), family, folders)
         self.by_path = {entry.path: entry for entry in self.entries}
-        self._keys = {path: keyword_key(record.keyword) for path, record in records.items()
-                      if record.file_status is Status.LOADED}
-        self._groups = {}
-        for path, key in self._keys.items():
-            self._groups.setdefault(key, []).append(path)
         self.changed = None
 
     def update(self, records: dict[str, Entry], touched: Collection[str], family: Family | None,
                folders: Sequence[str]) -> None:
-        """Re-resolve after ``touched`` paths were added, changed or removed in ``records``."""
-        keys = self._regroup(records, touched)
-        stale = set(touched).union(*(self._groups.get(key, ()) for key in keys))
+        """Re-resolve after ``touched`` paths were added, changed or removed in ``records``. A keyword's group is
+        its winner and the paths it collides with (kept on the public entries: no index of groups is held)."""
+        keys = {keyword_key(item.keyword) for path in touched
+                for item in (records.get(path), self.by_path.get(path))
+                if item is not None and item.file_status is Status.LOADED}
+        stale = set(touched)
+        for key in keys:
+            winner = self.winners.get(key)
+            if winner is not None:
+                stale.add(winner.path)
+                stale.update(winner.collides_with)
         fresh = {path: public(records[path], family) for path in stale if path in records}
+        groups: dict[str, list[Entry]] = {key: [] for key in keys}
+        for path, entry in fresh.items():
+            if records[path].file_status is Status.LOADED:
+                groups.setdefault(keyword_key(entry.keyword), []).append(entry)
         root_order = {root: i for i, root in enumerate(folders)}
         winners = dict(self.winners)
-        for key in keys:
-            group = [fresh[path] for path in self._groups.get(key, ())]
+        for key, group in groups.items():
             if group:
                 winners[key] = settle(group, root_order)
             else:
                 winners.pop(key, None)
+        self.entries, self.by_path = self._spliced(stale, fresh)
+        self.winners, self.changed = winners, frozenset(stale)
+
+    def _spliced(self, stale: set[str], fresh: dict[str, Entry]) -> tuple[tuple[Entry, ...], dict[str, Entry]]:
+        """The sorted entries and the by-path table with the stale paths' entries replaced by the fresh ones."""
         kept = list(self.entries)
         for path in stale:  # found by bisection: a pass over every entry costs more than the rest of the update
             old = self.by_path.get(path)
@@ -65,22 +73,4 @@ class Resolution:
         for path in stale:
             by_path.pop(path, None)
         by_path.update(fresh)
-        self.entries, self.winners, self.by_path, self.changed = tuple(kept), winners, by_path, frozenset(stale)
-
-    def _regroup(self, records: dict[str, Entry], touched: Collection[str]) -> set[str]:
-        """Move the touched paths to the groups of their records now; returns every group key that changed."""
-        keys: set[str] = set()
-        for path in touched:
-            old = self._keys.pop(path, None)
-            if old is not None:
-                keys.add(old)
-                group = self._groups[old]
-                group.remove(path)
-                if not group:
-                    del self._groups[old]
-            record = records.get(path)
-            if record is not None and record.file_status is Status.LOADED:
-                key = self._keys[path] = keyword_key(record.keyword)
-                self._groups.setdefault(key, []).append(path)
-                keys.add(key)
-        return keys
+        return tuple(kept), by_path

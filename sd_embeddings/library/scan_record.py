@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from ..records import Entry, Header, Shape, Status
@@ -60,7 +61,10 @@ def _header(record: dict[str, Any]) -> Header | None:
         return None
     if fields["step"] is not None and not (type(fields["step"]) is int and abs(fields["step"]) < 2**63):
         return None
-    return Header(Shape(shapes), **fields)
+    for name in ("layout", "sd_checkpoint", "sd_checkpoint_name"):  # a few distinct values over 10,000 files
+        if fields[name] is not None:
+            fields[name] = sys.intern(fields[name])
+    return Header(Shape.shared(shapes), **fields)
 
 
 def _text(value: object, required: bool = False) -> bool:
