@@ -60,6 +60,8 @@ class Run:
     api_first_after: float = 0.0
     api_first_call: float = 0.0
     api_first_skipped_xl: bool = False
+    api_first_xl_loaded: bool = False
+    api_first_partial: bool = False
     cards: float = 0.0
     api_size: int = 0
     refresh_same: float = 0.0
@@ -169,6 +171,8 @@ def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
         run.api_first_after, run.api_first_call = webui.first_api_answer()
         first = json.loads(request(webui.url + "/sdapi/v1/embeddings")[0])
         run.api_first_skipped_xl = any(name.startswith("xl") for name in first.get("skipped", {}))
+        run.api_first_xl_loaded = any(name.startswith("xl") for name in first.get("loaded", {}))
+        run.api_first_partial = bool(first.get("scanning"))  # the first scan still under way: what it has read
         run.ti_load = timer_parts(webui.wait_for("Model loaded in")).get("load textual inversion embeddings", 0.0)
         payload, _ = request(webui.url + "/sdapi/v1/embeddings")
         run.api_size = len(payload)
@@ -219,8 +223,9 @@ def report(runs: list[Run], held: dict[str, float]) -> None:
     for label, stock_value, ext_value, goal in rows:
         met = "yes" if ext_value <= goal else "NO"
         print(f"{label:56} {stock_value:9.2f} {ext_value:10.2f} {goal:8.2f}  {met}")
-    print(f"listing family-correct right after start (SDXL skipped): stock {stock[0].api_first_skipped_xl}, "
-          f"extension {ext[0].api_first_skipped_xl}")
+    for mode, one in (("stock", stock[0]), ("extension", ext[0])):
+        print(f"{mode} listing right after start: SDXL among skipped {one.api_first_skipped_xl}, among loaded "
+              f"{one.api_first_xl_loaded}, partial (scanning) {one.api_first_partial}")
     for mode, pair in (("stock", stock), ("extension", ext)):
         for label, one in zip(("cold", "warm"), pair):
             top = sorted(one.startup_parts.items(), key=lambda item: -item[1])[:6]
