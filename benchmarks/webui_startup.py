@@ -19,7 +19,8 @@ Per run it records, from the WebUI's own console lines and from the outside:
   cards        GET /sd-embeddings/v1/cards (the tab's full document; the extension only): the bulk of a browser
                Refresh, whose rescan is the refresh row
   generation   a 64x64, 1-step txt2img with nothing changed, and the next one after a .pt is dropped in a sub-folder
-  rss          the WebUI process's resident memory after the model loaded, minus the same mode on an empty folder
+  rss          the WebUI process's resident memory at the end, minus the same mode on an empty folder after the same
+               kinds of requests (generations included)
 The library's paths are new for each invocation, so with --runs 2 the first run of each mode is cold (no cache
 knows these files) and the second warm. It prints the issue's table: stock, extension, goal, met. Nothing here is
 asserted: it is a measurement.
@@ -191,9 +192,14 @@ def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
 
 
 def baseline_rss(root: Path, empty: Path, mode: str, work: Path, port: int) -> float:
+    """The same mode on an empty folder, after the same kinds of requests as ``measure`` (a generation's buffers
+    stay resident: without them here, "held for the library" counted about 90 MiB of the WebUI's own)."""
     with WebUI(root, port, empty, mode, work) as webui:
         webui.wait_for("Model loaded in")
         request(webui.url + "/sdapi/v1/embeddings")
+        request(webui.url + "/sdapi/v1/refresh-embeddings", {})
+        for _ in range(3):
+            request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)
         return rss_mib(webui.process.pid)
 
 

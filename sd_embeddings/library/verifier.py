@@ -20,12 +20,15 @@ from ..formats import decoding as formats
 from ..formats.logs import get_logger
 from ..records import EmbeddingData, Entry, Status, stat_stamp
 from . import vectors
+from .bulk import release_memory
 from .containment import Root, read_embedding
 from .hashing import HashCache
 
 logger = get_logger(__name__)
 
 IDLE_EXIT_S = 30
+RELEASE_AFTER = 256
+"""A pass over at least this many files ends by handing the memory it freed back (``bulk.release_memory``)."""
 """The worker thread ends after this long without work; the next scan starts a new one."""
 
 
@@ -197,9 +200,12 @@ class Verifier:
                     self.idle.set()
 
     def _one_pass(self) -> None:
-        for entry in self.records.unchecked_files():
+        pending = self.records.unchecked_files()
+        for entry in pending:
             self.check_isolated(entry)
         self.hash_cache.save()
+        if len(pending) >= RELEASE_AFTER:
+            release_memory()
 
 
 def _decode(raw: bytes, path: str) -> EmbeddingData:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..formats.logs import get_logger
+from ..library.bulk import release_memory
 
 logger = get_logger(__name__)
 thread: threading.Thread | None = None
@@ -26,6 +27,7 @@ def start(ensure_scanned: Callable[[], Any]) -> threading.Thread:
             ensure_scanned()
         except Exception:  # the next caller scans again and reports
             logger.exception("Textual inversion: the first scan failed")
+        release_memory()  # what reading thousands of headers left behind, beside the model loading meanwhile
 
     thread = threading.Thread(target=scan, name="sd-embeddings-first-scan", daemon=True)
     thread.start()

@@ -156,3 +156,16 @@ def test_a_refresh_runs_no_garbage_collection_pass(webui):
     finally:
         gc.callbacks.remove(count)
     assert "new" in db.word_embeddings and len(passes) <= 1  # the one the collector may run on resuming
+
+
+def test_the_first_scan_hands_the_memory_it_freed_back(webui, monkeypatch):
+    """The first scan reads every header beside the WebUI's model load; what it freed is handed back at its end
+    (``bulk.release_memory``), or the process keeps it resident for good."""
+    from sd_embeddings.webui import first_scan
+
+    write_a1111_pt(webui.folder / "one.pt", vectors(1))
+    released: list[int] = []
+    monkeypatch.setattr(first_scan, "release_memory", lambda: released.append(1) or True)
+    db = webui.make_db()
+    first_scan.begin(db).join(60)
+    assert db.scanned and released == [1]
