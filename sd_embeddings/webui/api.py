@@ -31,7 +31,7 @@ logger = get_logger(__name__)
 
 CORE_PATH = "/sdapi/v1/embeddings"
 OWN_PATH = "/sd-embeddings/v1/embeddings"
-FIRST_SCAN_WAIT_S = 0.25
+FIRST_SCAN_WAIT_S = 0.1
 """How long a listing waits for a first scan under way before answering with what it has read so far (a small
 library is then listed whole; 10,000 files cold take seconds, and the API must answer within half a second)."""
 
