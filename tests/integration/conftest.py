@@ -118,7 +118,8 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
                   extra_args: list[str] | None = None) -> Iterator[WebUI]:
     """Start the WebUI (the repo linked in as ``extensions/sd-embeddings``, plus ``extensions`` name -> folder
     links), wait until it has started and ``ready(server)``, stop it and remove the links it made. ``settings``
-    seeds a fresh ``--ui-settings-file`` (the WebUI's ``config.json``); without it the WebUI's own file is used."""
+    seeds a fresh ``--ui-settings-file`` (the WebUI's ``config.json``, with what the fork needs to start unattended,
+    ``Fork.settings``); without it the WebUI's own file is used."""
     root = Path(os.environ["WEBUI_DIR"]).resolve()
     python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
     port = int(os.environ.get("WEBUI_PORT", "7861")) + port_offset
@@ -141,7 +142,7 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
             *shlex.split(os.environ.get("WEBUI_ARGS", current().args)), *(extra_args or [])]
     if settings is not None:
         settings_file = log.parent / "config.json"
-        settings_file.write_text(json.dumps(settings))
+        settings_file.write_text(json.dumps({**current().settings, **settings}))
         args += ["--ui-settings-file", str(settings_file)]
     process = None
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -19,6 +19,12 @@ A1111_ARGS = "--skip-prepare-environment --skip-torch-cuda-test --skip-version-c
 # Forge-derived forks: ``--always-cpu`` (fp32 on CPU); they ask for Python 3.10 and the harness runs 3.11
 FORGE_ARGS = "--skip-prepare-environment --skip-python-version-check --skip-torch-cuda-test --skip-version-check " \
              "--always-cpu --no-download-sd-model"
+# Neo has neither ``--always-cpu`` (its CPU flag is ``--cpu``) nor ``--no-download-sd-model``, and its argument parser
+# stops at unknown ones
+NEO_ARGS = "--skip-prepare-environment --skip-python-version-check --skip-torch-cuda-test --skip-version-check --cpu"
+# Forge2's page takes txt2img's width/height from these options (``modules_forge/main_entry.py``), not from
+# ui-config.json: without them a generation from the page is 512x512 (minutes a step on CPU)
+FORGE2_SETTINGS = {"sd_t2i_width": 64, "sd_t2i_height": 64}
 A1111_STOCK_DB = "modules.textual_inversion.textual_inversion.EmbeddingDatabase"
 # ``module:Class.attribute`` the extension may wrap on the A1111 prompt path; the probe reports those the running
 # WebUI has and that are wrapped in the class itself (``tokenize_line`` is on ``TextConditionalModel`` from A1111
@@ -41,6 +47,13 @@ class Fork:
     patched: tuple[str, ...]
     adapter: str
     """The adapter name the start line must name (``using the <adapter> adapter``)."""
+    stock_api_skips: bool = True
+    """Whether the stock ``/sdapi/v1/embeddings`` lists embeddings of another model family under ``skipped``. Forge2's
+    API builds its own database and loads it with ``sync_with_sd_model=False``, so it never learns the model's
+    width: every readable file is ``loaded``, ``skipped`` is always empty."""
+    settings: dict = field(default_factory=dict)
+    """What a fresh ``--ui-settings-file`` (config.json) must hold for the fork to start unattended and generate
+    small from the page."""
 
 
 FORKS = {
@@ -50,8 +63,10 @@ FORKS = {
     # Panchovix/stable-diffusion-webui-reForge ``main``: same, ``forge_clip`` subclasses keep ``tokenize_line``
     "reforge": Fork("reforge", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
     # lllyasviel Forge main / Forge Neo: the Forge2 backend; the facts below are for the forge2 adapter to fill in
-    "forge": Fork("forge", FORGE_ARGS, None, (), "forge2"),
-    "neo": Fork("neo", FORGE_ARGS, None, (), "forge2"),
+    "forge": Fork("forge", FORGE_ARGS, None, (), "forge2", False, FORGE2_SETTINGS),
+    # Neo 2.x stops at start ("You are updating from an old version... Press Enter") unless config.json carries
+    # its VERSION_UID marker
+    "neo": Fork("neo", NEO_ARGS, None, (), "forge2", False, {**FORGE2_SETTINGS, "VERSION_UID": "PY313"}),
 }
 
 
