@@ -11,7 +11,7 @@ from PIL import Image
 
 from sd_embeddings.library import Library
 from sd_embeddings.records import Family
-from sd_embeddings.tab import cards, shell
+from sd_embeddings.tab import cards, first_page, shell
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -151,7 +151,7 @@ def test_shell_has_the_webui_ids_and_no_card_markup(library: Library) -> None:
     for suffix in ("extra_search", "extra_sort", "extra_sort_dir", "extra_refresh", "cards", "tree", "problems"):
         assert f'id="txt2img_textual_inversion_{suffix}"' in markup
     assert "class=\"card" not in markup and "broken.pt" not in markup.partition("<script")[0]
-    assert inline_doc(markup) == json.loads(json.dumps(cards.first_page_payload(library)))
+    assert inline_doc(markup) == json.loads(json.dumps(first_page.first_page_payload(library)))
 
 
 def test_inline_document_cannot_close_its_script_element(tmp_path: Path) -> None:

@@ -237,6 +237,6 @@ def test_cache_dir_env_moves_the_scan_cache(mixed, tmp_path, run, monkeypatch):
     moved = tmp_path / "elsewhere"
     monkeypatch.setenv("SD_EMBEDDINGS_CACHE_DIR", str(moved))
     assert run("scan", str(mixed), "--json").returncode == 1
-    cached = json.loads((moved / "hashes.json").read_text())["files"]
+    cached = json.loads((moved / "hashes.json").read_text())["columns"]["path"]
     assert str(mixed / "EasyNegative.pt") in cached
     assert not (tmp_path / "cache-home" / "sd-embeddings").exists()

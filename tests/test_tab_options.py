@@ -9,7 +9,7 @@ import pytest
 from factories import vectors, write_safetensors
 
 from sd_embeddings.library import Library
-from sd_embeddings.tab import cards, shell
+from sd_embeddings.tab import cards, first_page, shell
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_payload_flags_hidden_cards(dotted: Library) -> None:
     ("bogus", {"plain"}),
 ])
 def test_a_first_page_leaves_hidden_cards_out_unless_always(dotted: Library, mode: str, shown: set[str]) -> None:
-    doc = cards.first_page_payload(dotted, hidden_models=mode, size=3)
+    doc = first_page.first_page_payload(dotted, hidden_models=mode, size=3)
     keywords = {row[doc["fields"].index("keyword")] for row in doc["cards"]}
     assert keywords <= shown and len(keywords) == min(3, len(shown))
     assert not doc["complete"] and doc["total"] == 4 and doc["counts"][""] == len(shown)
@@ -54,7 +54,7 @@ def test_a_first_page_leaves_hidden_cards_out_unless_always(dotted: Library, mod
 
 
 def test_a_small_library_goes_inline_whole(dotted: Library) -> None:
-    doc = cards.first_page_payload(dotted, sort="mtime", sort_dir="desc")
+    doc = first_page.first_page_payload(dotted, sort="mtime", sort_dir="desc")
     assert doc["complete"] and doc["cards"] == cards.cards_payload(dotted)["cards"]
 
 
@@ -71,8 +71,8 @@ def test_a_first_page_is_the_head_of_the_sorted_view(tmp_path: Path, sort: str, 
     keys = {"name": lambda c: 0, "path": lambda c: c.relpath.lower()}.get(sort, lambda c: getattr(c, sort))
     ordered = sorted(models, key=keys)  # stable: ties keep the library order, as in the script
     expected = [c.keyword for c in (ordered[::-1] if direction == "desc" else ordered)]
-    assert [c.keyword for c in cards.view_order(models, sort, direction)] == expected
-    doc = cards.first_page_payload(library, sort=sort, sort_dir=direction, size=4)
+    assert [c.keyword for c in first_page.view_order(models, sort, direction)] == expected
+    doc = first_page.first_page_payload(library, sort=sort, sort_dir=direction, size=4)
     assert [row[doc["fields"].index("keyword")] for row in doc["cards"]] == expected[:4]
     assert doc["counts"] == {"": 9, "Zed": 3, "abc": 3}
 
@@ -101,3 +101,21 @@ def test_replaced_preview_gets_a_new_url(tmp_path: Path) -> None:
     library.refresh()
     after = cards.card_models(library)[0].preview
     assert before != after and "path=cat.preview.png" in after
+
+
+def test_the_first_page_builds_only_its_own_cards(tmp_path: Path, monkeypatch) -> None:
+    """Every file has an ``x.json``; the first page reads those of the cards it carries, not all of them."""
+    root = tmp_path / "embeddings"
+    for i in range(30):
+        write_safetensors(root / f"f{i % 4}" / f"emb{i:02}.safetensors", {"emb_params": vectors(1, seed=i)})
+        (root / f"f{i % 4}" / f"emb{i:02}.json").write_text('{"description": "d"}')
+    library = Library([root], background_hashing=False)
+    library.refresh()
+    read: list[str] = []
+    original = Library.user_metadata
+    monkeypatch.setattr(Library, "user_metadata", staticmethod(lambda entry: read.append(entry.keyword)
+                                                               or original(entry)))
+    doc = first_page.first_page_payload(library, sort="path", sort_dir="desc", size=5)
+    assert len(read) == 5 and doc["total"] == 30 and doc["counts"][""] == 30
+    assert [row[doc["fields"].index("keyword")] for row in doc["cards"]] == read
+    assert read == [f"emb{i:02}" for i in sorted(range(30), key=lambda i: (i % 4, i), reverse=True)[:5]]

@@ -3,13 +3,15 @@ nearest vocabulary tokens against a real token table. Files are written here; th
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_image, write_safetensors
 from token_tables import VOCABULARY, crafted_table, token_id
 
 from sd_embeddings.formats import decoding
-from sd_embeddings.library import Library
+from sd_embeddings.library import Library, cache_file
 from sd_embeddings.library import vectors as vector_math
 from sd_embeddings.library.hashing import HashCache
 from sd_embeddings.records import EmbeddingData
@@ -117,11 +119,13 @@ def test_an_older_scan_cache_without_fingerprints_gets_them(tmp_path) -> None:
     library = Library([folder], hash_cache=cache)
     library.refresh()
     assert library.checks.idle.wait(60)
-    for _stamp, fields in cache._items.values():  # as an earlier version stored them: verified, no fingerprint
-        assert fields["scan"].pop("fingerprint") and fields["scan"]["verified"]
+    column, verified = cache_file.SCAN_COLUMNS.index("fingerprint"), cache_file.SCAN_COLUMNS.index("verified")
+    for path, (stamp, sha256, row) in list(cache._items.items()):  # as an earlier version stored them: verified,
+        assert row[column] and row[verified]  # no fingerprint
+        cache._items[path] = (stamp, sha256, (*row[:column], None, *row[column + 1:]))
     cache._dirty = True
     cache.save()
-    assert "fingerprint" not in (tmp_path / "hashes.json").read_text()
+    assert json.loads((tmp_path / "hashes.json").read_text())["columns"]["fingerprint"] == [None]
     again = Library([folder], hash_cache=HashCache(tmp_path / "hashes.json"))
     again.refresh()
     assert again.entries[0].verified and again.checks.idle.wait(60)

@@ -106,3 +106,16 @@ def test_a_fifo_swapped_in_after_the_scan_never_blocks_hashing_or_checks(tmp_pat
         pytest.fail("opening a FIFO blocked the library")
     assert results == {"hash": None, "done": True}
     assert library.find(tmp_path / "y.pt").status is Status.LOADED
+
+
+def test_the_background_pass_keeps_no_values(tmp_path):
+    """Verifying every file decodes each one; none of them stays in memory (only what prompts load does)."""
+    for i in range(6):
+        write_safetensors(tmp_path / f"e{i}.safetensors", {"emb_params": vectors(2, seed=i)})
+    library = Library([tmp_path], background_hashing=False)
+    library.refresh()
+    for entry in library.entries:
+        library.verify(entry)
+    assert all(e.verified for e in library.entries) and len(library.checks._cache) == 0
+    library.load(library.entries[0])
+    assert len(library.checks._cache) == 1

@@ -11,13 +11,9 @@ from typing import Any
 
 import torch
 
+from ..formats.checkpoint_header import SD1_PREFIX, SD2_PREFIX, SDXL_G_PREFIX, SDXL_L_PREFIX, family_of
 from ..records import Family
 from .text_encoders import SPECS, EncoderSpec, TextEncoders, config_for, fit_depth
-
-SD1_PREFIX = "cond_stage_model.transformer."
-SD2_PREFIX = "cond_stage_model.model."
-SDXL_L_PREFIX = "conditioner.embedders.0.transformer."
-SDXL_G_PREFIX = "conditioner.embedders.1.model."
 
 
 def encoders_from_checkpoint(path: str | os.PathLike, family: Family | None = None) -> TextEncoders:
@@ -25,7 +21,7 @@ def encoders_from_checkpoint(path: str | os.PathLike, family: Family | None = No
 
     with safe_open(os.fspath(path), framework="pt", device="cpu") as handle:
         keys = list(handle.keys())
-        found = _family_of(keys)
+        found = family_of(keys)
         if found is None or (family is not None and family is not found):
             wanted = family.long_label if family else "SD1/SD2/SDXL"
             raise ValueError(f"{path}: no {wanted} text encoder found in this checkpoint")
@@ -38,16 +34,6 @@ def encoders_from_checkpoint(path: str | os.PathLike, family: Family | None = No
                 tensors = openclip_to_transformers(tensors)
             encoders.append(_build(spec, tensors))
     return TextEncoders(found, encoders, random_weights=False, source=os.fspath(path))
-
-
-def _family_of(keys: list[str]) -> Family | None:
-    if any(key.startswith(SDXL_G_PREFIX) for key in keys):
-        return Family.SDXL
-    if any(key.startswith(SD2_PREFIX) for key in keys):
-        return Family.SD2
-    if any(key.startswith(SD1_PREFIX) for key in keys):
-        return Family.SD1
-    return None
 
 
 def _build(spec: EncoderSpec, tensors: dict[str, torch.Tensor]) -> tuple[EncoderSpec, Any]:

@@ -24,7 +24,7 @@ from .collisions import keyword_key
 from .containment import Root
 from .hashing import HashCache
 from .reading import read_entry
-from .scanning import Skipped, walk_folders
+from .scanning import Skipped, keep_unchanged, walk_folders
 from .verifier import Verifier, needs_fingerprint
 
 logger = get_logger(__name__)
@@ -83,20 +83,19 @@ class Library:
         if path not in self.folders:
             self.folders.append(path)
 
-    def refresh(self, force: bool = False, progress: Callable[[int, int], None] | None = None) -> ScanReport:
+    def refresh(self, force: bool = False, progress: Callable[[int, int], None] | None = None,
+                changed: Iterable[str] | None = None) -> ScanReport:
         """Rescan every folder; only new or changed files (any part of the stamp) are read. ``force`` re-reads all.
 
-        ``progress(done, total)`` is called as files are read (for a progress bar on long scans).
+        ``changed`` (from a complete watcher): only these folders are listed again, and new sub-folders in them;
+        every other file keeps its entry without a ``stat``. ``progress(done, total)`` is called as files are read
+        (for a progress bar on long scans).
         """
         with self._lock, gc_paused():
             report = ScanReport()
-            walk = walk_folders(self.folders)
-            found, dir_stamps, report.loops, report.skipped = walk.found, walk.stamps, walk.loops, walk.skipped
-            report.skipped_changed = tuple(walk.skipped) != self.skipped
-            self.skipped = tuple(walk.skipped)
+            found, dir_stamps, files = self._walk(None if force or changed is None else sorted(changed), report)
             self._sweep(dir_stamps)
             previous = self._files
-            files: dict[str, Entry] = {}
             for done, item in enumerate(found, 1):
                 if progress is not None:
                     progress(done, len(found))
@@ -120,6 +119,18 @@ class Library:
         self.checks.start()
         return report
 
+    def _walk(self, changed: list[str] | None, report: ScanReport) -> tuple[list, dict[str, int], dict[str, Entry]]:
+        """``(found files, folder stamps, entries kept as they are)``: everything, or only the ``changed`` folders."""
+        if changed is not None and self._dir_stamps:
+            kept = keep_unchanged(changed, self._dir_stamps, self._files, self.folders)
+            if kept is not None:
+                return kept
+        walk = walk_folders(self.folders)
+        report.loops, report.skipped = walk.loops, walk.skipped
+        report.skipped_changed = tuple(walk.skipped) != self.skipped
+        self.skipped = tuple(walk.skipped)
+        return walk.found, walk.stamps, {}
+
     def _sweep(self, folders: Iterable[str]) -> None:
         """Once per folder and process: remove temporary files an interrupted write of ours left behind."""
         for folder in folders:
@@ -130,6 +141,10 @@ class Library:
     def scanned_folders(self) -> list[str]:
         """Every folder the last scan walked (sub-folders included), e.g. for a file watcher."""
         return list(self._dir_stamps) or list(self.folders)
+
+    def folder_stamps(self) -> dict[str, int]:
+        """Every folder the last scan walked, with its mtime_ns then."""
+        return dict(self._dir_stamps)
 
     def folders_changed(self) -> bool:
         """Cheap check (one stat per folder): was a file added, removed or renamed anywhere since the scan?"""

@@ -14,6 +14,7 @@ import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..formats import decoding as formats
 from ..formats.logs import get_logger
@@ -181,3 +182,59 @@ def _files_in(walk: Walk, place: Root, folder: str, rel: str, items: list[os.Dir
                              info.st_mtime_ns, sidecars.find_sidecars(stem, names_lower, own_image),
                              info.st_ctime_ns, info.st_ino, refused or "", place))
     return out
+
+
+@dataclass
+class PartialWalk:
+    found: list[FoundFile]
+    stamps: dict[str, int]
+    """mtime_ns of every folder listed again (changed ones and new sub-folders)."""
+    gone: set[str]
+    """Known folders that no longer exist (with everything below them)."""
+
+
+def walk_changed(folders: Sequence[str], known: dict[str, int], roots: Sequence[str]) -> PartialWalk | None:
+    """List again only ``folders`` (those a watcher saw change) and sub-folders that are new in them; known
+    sub-folders are left alone (a change inside one is an event of its own). None when a full walk is needed: a
+    folder outside the roots or unknown with an unknown parent, a symlinked folder in a listing (loops and second
+    links are told apart only by a full walk), a refused folder or a cap reached (the full walk reports those)."""
+    walk = Walk(folders_left=MAX_FOLDERS, names_left=MAX_NAMES)
+    gone: set[str] = set()
+    seen: set[tuple[int, int]] = set()
+    for start in folders:
+        root = next((r for r in roots if start == r or start.startswith(r.rstrip(os.sep) + os.sep)), None)
+        if root is None or (start not in known and os.path.dirname(start) not in known):
+            return None
+        place = Root.scanned(root)
+        stack = [(start, os.path.relpath(start, root).replace(os.sep, "/") if start != root else "")]
+        while stack:
+            folder, rel = stack.pop()
+            if folder in walk.stamps:
+                continue
+            if not os.path.isdir(folder):
+                gone.add(folder)
+                continue
+            children: list[tuple[str, str]] = []
+            _walk_one(walk, seen, place, folder, rel, children)
+            if walk.stopped or walk.skipped or walk.loops or any(os.path.islink(path) for path, _ in children):
+                return None
+            present = {path for path, _ in children}
+            gone.update(k for k in known if os.path.dirname(k) == folder and k not in present)
+            stack.extend(item for item in children if item[0] not in known)
+    return PartialWalk(walk.found, walk.stamps, gone)
+
+
+def keep_unchanged(changed: Sequence[str], known: dict[str, int], records: dict[str, Any],
+                   roots: Sequence[str]) -> tuple[list[FoundFile], dict[str, int], dict[str, Any]] | None:
+    """For a refresh of ``changed`` folders only: ``(files found there, every folder's stamp, the records of files
+    elsewhere, kept without a stat)``; None when a full walk is needed (``walk_changed``)."""
+    partial = walk_changed(changed, known, roots)
+    if partial is None:
+        return None
+    gone = tuple(folder + os.sep for folder in partial.gone)
+    stamps = {folder: stamp for folder, stamp in known.items()
+              if folder not in partial.gone and not folder.startswith(gone)}
+    stamps.update(partial.stamps)
+    kept = {path: record for path, record in records.items()
+            if (folder := path[:path.rfind(os.sep)]) not in partial.stamps and folder in stamps}
+    return partial.found, stamps, kept

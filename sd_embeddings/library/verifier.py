@@ -88,14 +88,17 @@ class Verifier:
 
     def remember(self, entry: Entry, data: EmbeddingData) -> None:
         """Keep decoded vectors (small LRU) and note their fingerprint on the entry and its records."""
-        if entry.fingerprint is None:
-            entry.fingerprint = vectors.fingerprint(data)
-            self.records.record_fingerprint(entry, entry.fingerprint)
+        self.note_fingerprint(entry, data)
         with self._lock:
             self._cache[entry.path] = (entry.stamp, data)
             self._cache.move_to_end(entry.path)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+
+    def note_fingerprint(self, entry: Entry, data: EmbeddingData) -> None:
+        if entry.fingerprint is None:
+            entry.fingerprint = vectors.fingerprint(data)
+            self.records.record_fingerprint(entry, entry.fingerprint)
 
     def forget(self, paths: list[str]) -> None:
         with self._lock:
@@ -128,7 +131,10 @@ class Verifier:
         except EmbeddingError as e:
             self.records.record_bad(entry, e)
             return
-        self.remember(record, data)
+        # only the fingerprint is kept, not the values: the pass goes over every file, and 512 of them (the LRU's
+        # size, chosen by the order of the pass, not by use) held several MB for nothing; a prompt's first use
+        # reads its file again
+        self.note_fingerprint(record, data)
         self.records.record_checked(record)
 
     def check_isolated(self, entry: Entry) -> None:

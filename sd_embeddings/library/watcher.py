@@ -6,9 +6,10 @@
 * On Linux it uses inotify (through ``ctypes``, no dependency): one watch per folder, for files created, written,
   moved, deleted or re-attributed; new sub-folders are watched as soon as they appear. ``complete`` is True while
   every scanned folder is watched, so callers can skip even the per-folder ``stat`` pass.
-* Elsewhere (or when inotify is unavailable or out of watches) a polling thread compares every file's size and
-  mtime with the library every ``interval`` seconds; callers then also run ``Library.folders_changed()``, which
-  catches additions and deletions at once, while in-place overwrites are seen within ``interval``.
+* Elsewhere (or when inotify is unavailable or out of watches) a polling thread compares folders, then files, with
+  the library, ``POLL_BUDGET`` stats every ``interval`` seconds (``polling.BudgetedPoll``); callers then also run
+  their own budgeted check per generation. Folders on a network file system (NFS, SMB, ...) make the watcher
+  incomplete too: inotify there misses what other machines write.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from typing import Any
 
 from ..formats.logs import get_logger
 from ..records import stat_stamp
+from . import polling
 
 logger = get_logger(__name__)
 
 _IN_MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800  # modify..move_self
 _IN_ISDIR, _IN_CREATE, _IN_MOVED_TO, _IN_Q_OVERFLOW, _IN_IGNORED = 0x40000000, 0x100, 0x80, 0x4000, 0x8000
 _EVENT = struct.Struct("iIII")
+POLL_BUDGET, POLL_SECONDS = 2048, 0.25
+"""The polling thread's stats per ``interval`` (and time cap): a 10,000-file library is gone over every 10 s."""
 
 
 class ChangeWatcher:
@@ -45,6 +49,10 @@ class ChangeWatcher:
         self._wds: dict[int, str] = {}
         self._paths: dict[str, int] = {}
         self._failed = False
+        self._changed: set[str] | None = set()
+        self.remote = False
+        """Some folder is on a network file system (see ``polling``)."""
+        self._poll = polling.BudgetedPoll(budget=POLL_BUDGET, seconds=POLL_SECONDS)
         if use_inotify and sys.platform.startswith("linux"):
             self._open_inotify()
 
@@ -54,8 +62,10 @@ class ChangeWatcher:
 
     @property
     def complete(self) -> bool:
-        """True when every scanned folder has an inotify watch (no per-folder stat needed)."""
-        return self._fd is not None and not self._failed and self._thread is not None and self._thread.is_alive()
+        """True when every scanned folder has an inotify watch that sees every change (no stat needed): not for
+        folders on a network file system, where inotify misses what other machines write."""
+        return self._fd is not None and not self._failed and not self.remote and self._thread is not None and \
+            self._thread.is_alive()
 
     def consume(self) -> bool:
         """Was something changed since the last call? Clears the flag.
@@ -70,9 +80,17 @@ class ChangeWatcher:
             return True
         return False
 
+    def take_changed(self) -> set[str] | None:
+        """The folders inotify saw change since the last call (then forgotten); None when unknown (a queue
+        overflow, or no inotify): rescan everything."""
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        return changed if self._fd is not None else None
+
     def watch(self, library: Any) -> None:
         """(Re)start watching what ``library`` scanned; call after each refresh. Idempotent."""
         self._library = library
+        self.remote = bool(polling.network_folders(library.folders))
         if self._fd is not None:
             with self._lock:
                 wanted = set(library.scanned_folders())
@@ -149,6 +167,9 @@ class ChangeWatcher:
                 continue
             if mask & _IN_Q_OVERFLOW:
                 self._failed = True
+                self._changed = None
+            elif self._changed is not None:
+                self._changed.add(self._wds.get(wd, ""))
             if mask & _IN_ISDIR and mask & (_IN_CREATE | _IN_MOVED_TO) and wd in self._wds:
                 self._add_watch(os.path.join(self._wds[wd], os.fsdecode(name)))
             self._dirty.set()
@@ -158,7 +179,7 @@ class ChangeWatcher:
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.interval):
             library = self._library
-            if library is not None and any_file_changed(library):
+            if library is not None and self._poll.check(library):
                 self._dirty.set()
 
 

@@ -239,66 +239,16 @@ def root_labels(folders: Sequence[str]) -> list[str]:
     return ["/".join(p[-depth:]) for p in parts]
 
 
+def cards_document(library: Library, rows: list[list], auto_negative: bool) -> dict:
+    from .groups import groups_payload  # groups use this module's card rules
+
+    return {"version": library.version, "family": library.family.value if library.family else "",
+            "roots": root_labels(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
+            "cards": rows, "problems": problem_rows(library), "groups": groups_payload(library, auto_negative)}
+
+
 def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
     """``{version, family, folders, roots, fields, cards: [[...row...]], problems, groups}``: what the script
     fetches (``groups``: ``groups.groups_payload``)."""
-    from .groups import groups_payload  # groups use this module's card rules
-
-    cards = card_models(library, api, auto_negative)
-    return {"version": library.version, "family": library.family.value if library.family else "",
-            "roots": root_labels(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
-            "cards": [list(asdict(card).values()) for card in cards], "problems": problem_rows(library),
-            "groups": groups_payload(library, auto_negative)}
-
-
-def _path_key(card: CardModel) -> bytes:
-    # the script compares lower-cased paths by UTF-16 code units; big-endian UTF-16 bytes sort the same way
-    return card.relpath.lower().encode("utf-16-be", "surrogatepass")
-
-
-def view_order(models: list[CardModel], sort: str, sort_dir: str) -> list[CardModel]:
-    """``models`` (library order) in the order the script shows them: its ``compute`` sorts the same way.
-
-    ``name`` keeps the library order; ``path`` compares lower-cased relative paths; the others are numbers; ties
-    keep the library order; ``desc`` reverses the whole list (ties included), as ``Array.reverse`` does.
-    """
-    indexed = list(enumerate(models))
-    if sort == "path":
-        indexed.sort(key=lambda pair: (_path_key(pair[1]), pair[0]))
-    elif sort in ("mtime", "size", "vectors"):
-        indexed.sort(key=lambda pair: (getattr(pair[1], sort), pair[0]))
-    ordered = [card for _, card in indexed]
-    return ordered[::-1] if sort_dir == "desc" else ordered
-
-
-def folder_counts(models: list[CardModel]) -> dict[str, int]:
-    """Cards per folder, sub-folders included (``""`` = all): the numbers in the folder tree."""
-    counts: dict[str, int] = {}
-    for card in models:
-        parts = card.folder.split("/") if card.folder else []
-        for depth in range(len(parts) + 1):
-            key = "/".join(parts[:depth])
-            counts[key] = counts.get(key, 0) + 1
-    return counts
-
-
-def first_page_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True,
-                       hidden_models: str = HIDDEN_DEFAULT, sort: str = "name", sort_dir: str = "asc",
-                       size: int = FIRST_PAGE) -> dict:
-    """The cards document the page carries inline, so the first paint needs no request.
-
-    Up to ``size`` cards it is the whole ``cards_payload`` with ``complete: true`` (the script sorts and filters it
-    itself). Beyond that, ``cards`` holds only the first ``size`` rows the user will see (hidden cards left out
-    unless ``hidden_models`` is ``Always``, in the ``sort``/``sort_dir`` order), with ``complete: false``,
-    ``total`` (all cards) and ``counts`` (``folder_counts`` of the shown cards) for the tree and the "N of M"
-    count; the script then fetches the whole document.
-    """
-    doc = cards_payload(library, api, auto_negative)
-    doc["complete"] = len(doc["cards"]) <= size
-    if doc["complete"]:
-        return doc
-    models = [CardModel(*row) for row in doc["cards"]]
-    visible = [card for card in models if hidden_models == "Always" or not card.hidden]
-    doc["cards"] = [list(asdict(card).values()) for card in view_order(visible, sort, sort_dir)[:size]]
-    doc.update(total=len(models), counts=folder_counts(visible))
-    return doc
+    rows = [list(asdict(card).values()) for card in card_models(library, api, auto_negative)]
+    return cards_document(library, rows, auto_negative)

@@ -4,7 +4,7 @@
 sort="name", sort_dir="asc") -> str`` is the whole tab as the server sends it: the controls with the WebUI ids
 ``{T}_extra_search``, ``{T}_extra_sort``, ``{T}_extra_sort_dir``, ``{T}_extra_refresh``, the cards container
 ``{T}_cards``, the folder tree ``{T}_tree`` and the problems list ``{T}_problems``
-(``T = f"{tabname}_textual_inversion"``), all empty, plus ``cards.first_page_payload`` in a
+(``T = f"{tabname}_textual_inversion"``), all empty, plus ``first_page.first_page_payload`` in a
 ``<script type="application/json" class="sdemb-doc">``.
 The script (``SCRIPTS``, in this order) draws every card, the tree, the count, the empty state and the problems
 from that document, so the first paint needs no request and there is no second (Python) card renderer.
@@ -20,7 +20,7 @@ import html
 import json
 
 from ..library import Library
-from . import cards
+from . import cards, first_page
 
 SCRIPTS = ("javascript/sd_embeddings_1_prompt.js", "javascript/sd_embeddings_2_render.js",
            "javascript/sd_embeddings_3_dialog.js", "javascript/sd_embeddings_3_inspector.js",
@@ -69,7 +69,7 @@ def pane_html(library: Library, tabname: str = "txt2img", api: str = cards.API_P
     hidden_models = hidden_models if hidden_models in cards.HIDDEN_MODES else cards.HIDDEN_DEFAULT
     sort = sort if sort in cards.SORT_KEYS else "name"
     sort_dir = "desc" if sort_dir == "desc" else "asc"
-    doc = cards.first_page_payload(library, api, auto_negative, hidden_models, sort, sort_dir)
+    doc = first_page.first_page_payload(library, api, auto_negative, hidden_models, sort, sort_dir)
     return (
         f'<div id="{t}_pane" class="sdemb-pane" data-tab="{_attr(tabname)}" data-t="{t}" data-api="{_attr(api)}" '
         f'data-watch="{int(watch_ms)}" data-hidden-models="{_attr(hidden_models)}">{token_html}'

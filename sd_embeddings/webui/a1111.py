@@ -87,6 +87,16 @@ class A1111Host:
         model = getattr(sd_models.model_data, "sd_model", None)  # ``shared.sd_model`` would load one
         return model if model is not None and getattr(model, "cond_stage_model", None) is not None else None
 
+    def selected_checkpoint(self) -> str | None:
+        """The file of the checkpoint the WebUI will load (its setting, else the first found, as
+        ``sd_models.select_checkpoint`` picks it without printing); None when there is none."""
+        from modules import sd_models, shared
+
+        info = sd_models.checkpoint_aliases.get(getattr(shared.opts, "sd_model_checkpoint", None))
+        if info is None:
+            info = next(iter(sd_models.checkpoints_list.values()), None)
+        return getattr(info, "filename", None)
+
     def tokenize(self, model: Any, texts: list[str]) -> list[list[int]]:
         return [list(ids) for ids in model.cond_stage_model.tokenize(texts)]
 

@@ -3,7 +3,7 @@
 The WebUI's handler builds each item from five fields and validates it through a pydantic model that has only
 those (``modules/api/models.py`` ``EmbeddingItem``), so extra fields would be dropped. ``replace_core_route``
 swaps that one route for ours on the running app: same path, method, auth dependencies and five fields in the
-same places, plus ``filename``, ``hash``, ``family`` and ``reason``. Nothing else of the WebUI's API is touched.
+same places, plus ``family``, ``reason`` and ``shorthash`` (see ``item``). Nothing else of the WebUI's API is touched.
 
 Auth: every route the extension adds is guarded like the WebUI's own routes of its kind.
 
@@ -32,19 +32,23 @@ OWN_PATH = "/sd-embeddings/v1/embeddings"
 
 
 def item(embedding: Any) -> dict:
-    """One embedding as the WebUI lists it, plus our fields (empty strings where unknown)."""
+    """One embedding as the WebUI lists it (its five fields), plus ours where they cost little: ``family``,
+    ``reason`` when there is one, and ``shorthash`` once the background pass has hashed the file (never computed
+    here: 10,000 files must list at once). ``filename`` and the full hash are in our own listing (``OWN_PATH``)."""
+    out = {"step": embedding.step, "sd_checkpoint": embedding.sd_checkpoint,
+           "sd_checkpoint_name": embedding.sd_checkpoint_name, "shape": embedding.shape, "vectors": embedding.vectors}
     entry = getattr(embedding, "entry", None)
-    return {
-        "step": embedding.step,
-        "sd_checkpoint": embedding.sd_checkpoint,
-        "sd_checkpoint_name": embedding.sd_checkpoint_name,
-        "shape": embedding.shape,
-        "vectors": embedding.vectors,
-        "filename": embedding.filename or "",
-        "hash": embedding.hash or "",
-        "family": entry.family.value if entry is not None else "",
-        "reason": entry.reason if entry is not None else "",
-    }
+    if entry is None:  # registered from outside (a Lora bundle): the WebUI's own attributes
+        if getattr(embedding, "shorthash", None):
+            out["shorthash"] = embedding.shorthash
+        return out
+    out["family"] = entry.family.value
+    if entry.reason:
+        out["reason"] = entry.reason
+    shorthash = getattr(embedding, "_shorthash", None) or entry.shorthash
+    if shorthash:
+        out["shorthash"] = shorthash
+    return out
 
 
 def core_listing(db: Any) -> dict:
@@ -143,7 +147,7 @@ def replace_core_route(app: Any, get_db: Any) -> bool:
             app.router.add_api_route(CORE_PATH, lambda: core_listing(get_db()), methods=["GET"],
                                      dependencies=dependencies, response_class=SafeJSONResponse,
                                      route_class_override=GuardedRoute, summary="Embeddings (sd-embeddings: with "
-                                     "filename, hash, family and reason)")
+                                     "family, reason and shorthash)")
             return True
     return False
 

@@ -1,10 +1,12 @@
 """What the extension prints in the WebUI's console: one summary line, and one line per broken file.
 
-The WebUI configures logging only when ``--loglevel``/``SD_WEBUI_LOG_LEVEL`` is given, so without them the adapter
-attaches one plain handler to the ``sd_embeddings`` logger: warnings from the core (one line per bad file, no
-traceback) and the summary below reach the console; library chatter at INFO does not. A root handler alone is no
-such choice: in reForge an early ``logging.warning()`` call installs Python's default one at WARNING, which hid the
-start line and the summary.
+The WebUI configures logging only with ``--loglevel``/``SD_WEBUI_LOG_LEVEL``. Without them, a normal launch still
+ends up with a root handler at WARNING before extensions load (A1111's prepare step calls ``logging.debug``, reForge
+an early ``logging.warning()``; each runs ``logging.basicConfig``), so INFO lines vanish and warnings print as
+``WARNING:sd_embeddings.x:...``. The adapter therefore attaches one plain handler to the ``sd_embeddings`` logger
+unless logging was set up on purpose (a log level the user chose, or a plain stream handler with a format of its
+own on the root): warnings from the core (one line per bad file, no traceback) and the summary below reach the
+console; library chatter at INFO does not.
 """
 
 from __future__ import annotations
@@ -33,10 +35,18 @@ def user_log_level() -> str | None:
     return level or os.environ.get("SD_WEBUI_LOG_LEVEL") or None
 
 
+def _configured() -> bool:
+    """Has someone set logging up on purpose? A log level the user gave, or a root stream handler with its own
+    format (an implicit ``logging.basicConfig`` adds one with the default format; test runners add subclasses)."""
+    return bool(user_log_level()) or any(
+        type(h) is logging.StreamHandler and h.formatter is not None and h.formatter._fmt != logging.BASIC_FORMAT
+        for h in logging.root.handlers)
+
+
 def setup_logging() -> None:
-    """Attach our console handler once (idempotent across Reload UI); nothing if the user chose a log level."""
+    """Attach our console handler once (idempotent across Reload UI); nothing if logging was set up on purpose."""
     package = get_logger("sd_embeddings")
-    if user_log_level() or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
+    if _configured() or any(h.get_name() == _HANDLER_NAME for h in package.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)

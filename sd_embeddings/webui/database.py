@@ -7,7 +7,7 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 
 * files come from the library: safe decoding of every format, sub-folders, collisions resolved with a reason;
 * the per-generation check notices new, overwritten and deleted files in any sub-folder (``watcher``), for the
-  cost of an ``Event.is_set()`` plus one ``stat`` per folder when nothing changed;
+  cost of an ``Event.is_set()``, or on network folders a bounded number of ``stat`` calls (``polling``);
 * a model switch (also to an already-loaded model) is noticed on the next call and re-evaluates compatibility;
 * names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state;
 * ``embedding:name`` (ComfyUI's syntax) always matches (``explicit_lookup``); with ``bare_keywords`` off the
@@ -16,7 +16,6 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,48 +24,31 @@ from ..formats.logs import get_logger
 from ..formats.text import printable
 from ..library import Library
 from ..library import watcher as watching
-from ..library.collisions import claims_name
-from ..records import Family, Status
-from . import settings
-from .embedding import embedding_class
+from ..library.polling import BudgetedPoll
+from ..records import Family
+from . import model_family, settings
+from .embedding import EmbeddingDir, embedding_objects
 from .explicit_lookup import ExplicitLookup
 from .host import Host
+from .keyword_index import TokenIndex, build_lookup, claims_its_name, replace_contents
 from .lookup import Lookup, match_at
+from .tokens import TokenTable
 
 logger = get_logger(__name__)
 
-SHAPE_FAMILIES = {768: Family.SD1, 1024: Family.SD2, 2048: Family.SDXL}
+SHAPE_FAMILIES = model_family.SHAPE_FAMILIES
+
+
 def model_key(model: Any) -> tuple[int, int] | None:
     """What identifies the active model and its text encoder (a switch to an already-loaded model changes it)."""
     return (id(model), id(model.cond_stage_model)) if model is not None else None
-
-
-def _claims_its_name(embedding: Any) -> bool:
-    """Is this object's name stored inside its file (a picture's) rather than the file's own name?"""
-    entry = getattr(embedding, "entry", None)
-    return entry is not None and claims_name(entry)
-
-
-class EmbeddingDir:
-    """Stands in for the WebUI's ``DirWithTextualInversionEmbeddings`` (``path``, ``mtime``, ``has_changed``)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.mtime: float | None = None
-
-    def has_changed(self) -> bool:
-        return os.path.isdir(self.path) and (self.mtime is None or os.path.getmtime(self.path) > self.mtime)
-
-    def update(self) -> None:
-        if os.path.isdir(self.path):
-            self.mtime = os.path.getmtime(self.path)
 
 
 class LibraryDatabase:
     """Drop-in for ``modules.sd_hijack.model_hijack.embedding_db``."""
 
     def __init__(self, library: Library, watcher: watching.ChangeWatcher | None = None,
-                 host: Host | None = None) -> None:
+                 host: Host | None = None, tokens: TokenTable | None = None) -> None:
         if host is None:
             from .a1111 import A1111Host
 
@@ -85,10 +67,13 @@ class LibraryDatabase:
         self.webui_dirs: list[str] = []
         self._lock = threading.RLock()
         self._model_key: tuple[int, int] | None = None
+        self._predicted = False
         self._built: tuple[int, tuple[int, int] | None] | None = None
         self._external: dict[str, Any] = {}
-        self._ids_cache: dict[tuple[int, str], list[int]] = {}
+        self.index = TokenIndex(host, tokens)
+        self.poll = BudgetedPoll()
         self._objects: dict[tuple[str, int, int], Any] = {}
+        self._listed: dict[str, Any] = {}
         self.after_rebuild: list[Callable[[LibraryDatabase], None]] = []
         self.bare_keywords = True
         """False: a keyword typed alone stays a word; only ``embedding:name`` fires (the setting)."""
@@ -98,6 +83,12 @@ class LibraryDatabase:
     def scanned(self) -> bool:
         """Has the library been scanned and the tables built at least once?"""
         return self._built is not None
+
+    def ensure_scanned(self) -> LibraryDatabase:
+        """List from disk without waiting for a model; a scan under way (the first, at launch) is waited for."""
+        if not self.scanned:
+            self.load_textual_inversion_embeddings()
+        return self
 
     # -- folders ----------------------------------------------------------------------------------------
 
@@ -141,7 +132,7 @@ class LibraryDatabase:
             bucket.append((ids, embedding))
         # Longest first (the WebUI's order); among equal ids a file's own name before a name stored inside another
         # file ("bad -hands-5" in a picture reads as bad-hands-5.pt's keyword), then the order of registration.
-        bucket.sort(key=lambda item: (-len(item[0]), _claims_its_name(item[1])))
+        bucket.sort(key=lambda item: (-len(item[0]), claims_its_name(item[1])))
         self.ids_lookup[first] = bucket
         if embedding is None:
             self.word_embeddings.pop(name, None)
@@ -152,14 +143,7 @@ class LibraryDatabase:
         return embedding
 
     def _tokenize(self, model: Any, name: str) -> list[int]:
-        key = (model_key(model), name)
-        ids = self._ids_cache.get(key)
-        if ids is None:
-            ids = self.host.tokenize(model, [name])[0]
-            if len(self._ids_cache) > 50_000:
-                self._ids_cache.clear()
-            self._ids_cache[key] = ids
-        return ids
+        return self.index.ids(model, name)
 
     def keyword_ids(self, name: str) -> list[int]:
         """A keyword's ids from the active model's tokenizer (cached; ``[]`` before a model is loaded)."""
@@ -168,6 +152,8 @@ class LibraryDatabase:
 
     def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
         """The longest name at ``offset``: a bare keyword from ``ids_lookup`` or an ``embedding:name``."""
+        if not self.index.ready.is_set():  # names still being tokenized after a first start: match against all
+            self.index.ready.wait()
         return match_at(self.ids_lookup, tokens, offset, self.explicit)
 
     def set_bare_keywords(self, value: bool) -> None:
@@ -186,20 +172,27 @@ class LibraryDatabase:
         return self.host.expected_shape(model) if model is not None else -1
 
     def _sync_model(self, model: Any) -> bool:
-        """Notice a new active model (also a switch to an already-loaded one); re-evaluate compatibility."""
+        """Notice a new model (also a switch to a loaded one; before any, the checkpoint header's family)."""
         key = model_key(model)
-        if key == self._model_key:
+        if key == self._model_key and (model is not None or self._predicted):
             return False
         self._model_key = key
-        self.expected_shape = self.get_expected_shape() if model is not None else -1
-        self.model_family = SHAPE_FAMILIES.get(self.expected_shape)
+        if model is not None:
+            self.expected_shape = self.get_expected_shape()
+            self.model_family = SHAPE_FAMILIES.get(self.expected_shape)
+        else:
+            self._predicted = True
+            self.model_family = model_family.selected_family(self.host)
+            self.expected_shape = model_family.shape_of(self.model_family)
         self.library.set_family(self.model_family)
         return True
 
     # -- loading ----------------------------------------------------------------------------------------------
 
     def load_textual_inversion_embeddings(self, force_reload: bool = False, sync_with_sd_model: bool = True) -> None:
-        """Apply file and model changes. Cheap when nothing changed; ``force_reload`` rescans every folder.
+        """Apply file and model changes. Cheap when nothing changed: ``force_reload`` (the WebUI's refresh, every
+        model load) rescans the folders (only changed files are read) unless a complete watcher saw nothing, and
+        the tables are rebuilt only when the files or the model changed.
 
         ``sync_with_sd_model=False`` (the WebUI's API and Forge's tab ask so) keeps the model the tables were built
         for: names stay matched with its tokenizer; only a switch to another model waits for the next synced call.
@@ -209,13 +202,14 @@ class LibraryDatabase:
             model_changed = self._sync_model(model) if sync_with_sd_model else False
             if model_key(model) != self._model_key:
                 model = None  # not the model the tables are for: list the files, match names on the next sync
-            if force_reload or self.files_may_have_changed():
-                self.library.refresh()
+            if self.files_may_have_changed(force_reload):
+                watcher = self.watcher
+                self.library.refresh(changed=watcher.take_changed() if watcher and watcher.complete else None)
                 if self.watcher is not None:
                     self.watcher.watch(self.library)
             for embdir in self.embedding_dirs.values():
                 embdir.update()
-            if force_reload or model_changed or self._built != (self.library.version, self._model_key):
+            if model_changed or self._built != (self.library.version, self._model_key):
                 self._rebuild(model)
         self._print_at_load()
 
@@ -224,76 +218,65 @@ class LibraryDatabase:
         self.load_textual_inversion_embeddings(force_reload=True)
         return self.library.find(path)
 
-    def files_may_have_changed(self) -> bool:
-        """Did anything change on disk since the last scan? Never scans; see ``watcher`` for what it costs."""
+    def files_may_have_changed(self, rescan: bool = False) -> bool:
+        """Did anything change on disk since the last scan? Never scans: a complete watcher answers alone, else a
+        budgeted poll (``polling``); ``rescan`` (a refresh asked for) is True unless the watcher is complete."""
         if self._built is None:
             return True
         if self.watcher is not None and self.watcher.consume():
             return True
         if self.watcher is not None and self.watcher.complete:
             return False
-        return self.library.folders_changed()
-
-    def _embedding_objects(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``(fitting, skipped)`` embedding objects by name; an unchanged file keeps its object (and vectors)."""
-        cls = embedding_class(self.host.embedding_base())
-        device, hashing = self.host.device(), self.host.hashing()
-        loaded: dict[str, Any] = {}
-        skipped: dict[str, Any] = {}
-        objects: dict[tuple[str, int, int], Any] = {}
-        loaded_before = {old.entry.path: old for old in self._objects.values() if old.vec_loaded}
-        for entry in self.library.entries:
-            if entry.status not in (Status.LOADED, Status.INCOMPATIBLE):
-                continue
-            stamp = (entry.path, *entry.stamp)
-            embedding = self._objects.get(stamp)
-            if embedding is None:
-                embedding = cls(self.library, entry, device, hashing, self.rescan_after_replace)
-                before = loaded_before.get(entry.path)
-                if before is not None and before.vectors == entry.vectors:
-                    embedding.previous_vec = before.vec
-            embedding.entry = entry
-            objects[stamp] = embedding
-            fits = entry.status is Status.LOADED and (self.expected_shape == -1 or entry.width == self.expected_shape)
-            (loaded if fits else skipped)[embedding.name] = embedding
-        self._objects = objects
-        return loaded, skipped
+        return rescan or self.poll.check(self.library)
 
     def _rebuild(self, model: Any) -> None:
-        loaded, skipped = self._embedding_objects()
-        self.ids_lookup.clear()
-        self.word_embeddings.clear()
-        self.skipped_embeddings.clear()
-        self.skipped_embeddings.update(skipped)
-        for name, embedding in loaded.items():
-            self._add(model, name, embedding, bare=self.bare_keywords)
-        if model is None:
-            self.explicit.clear()
-        else:
-            self.explicit.build(loaded.values(), lambda text: self._tokenize(model, text), self.library.entries)
-        for name, embedding in list(self._external.items()):
-            if name not in self.word_embeddings:
-                self._add(model, name, embedding)
-        ordered = sorted(self.word_embeddings.values(), key=lambda e: e.name.lower())
-        self.word_embeddings.clear()
-        self.word_embeddings.update((e.name, e) for e in ordered)
+        """New tables from the library (unchanged files keep their objects), indexed by ``keyword_index``."""
+        loaded, skipped, self._objects = embedding_objects(self)
+        listed = dict(loaded)
+        for name, embedding in self._external.items():
+            listed.setdefault(name, embedding)
+        self._listed = listed
+        complete = True
+        if model is not None:
+            self.index.prepare(model, listed, lambda job: self._index_after_tokenizing(model, job))
+            complete = self.index.ready.is_set()
+        replace_contents(self.skipped_embeddings, skipped)
+        self._index(model, complete)
         self._built = (self.library.version, self._model_key if model is not None else None)
-        self.version += 1
         for listener in list(self.after_rebuild):
             try:
                 listener(self)
             except Exception:
                 logger.exception("Embedding database listener failed")
 
-    def _add(self, model: Any, name: str, embedding: Any, bare: bool = True) -> None:
-        if model is None or not bare:  # listed; matched once the model is there / only as embedding:name
-            self.word_embeddings[name] = embedding
-            return
-        try:
-            self._register(embedding, model, name)
-        except IndexError:
+    def _index(self, model: Any, complete: bool = True) -> None:
+        """The tables from ``_listed`` with the ids known now (``complete``: all; else ``embedding:name`` waits for
+        the tokenizing thread). Bare keywords off: only names registered from outside go into ``ids_lookup``."""
+        if model is None:  # no tokenizer before the model loads: listed, matched once the model is there
+            names, lookup, no_tokens = dict(self._listed), {}, []
+        else:
+            bare = [(name, embedding) for name, embedding in self._listed.items()
+                    if self.bare_keywords or self._external.get(name) is embedding]
+            names, lookup, no_tokens = build_lookup(bare, self.index.get)
+            for name, embedding in self._listed.items():
+                names.setdefault(name, embedding)
+        if model is not None and complete:
+            self.explicit.build(self._listed.values(), lambda text: self._tokenize(model, text), self.library.entries)
+        else:
+            self.explicit.clear()
+        for name in no_tokens:
+            names.pop(name, None)
             logger.warning("Embedding %s: its name %r gives no tokens; it cannot be used in a prompt",
-                           getattr(embedding, "filename", name), name)
+                           getattr(self._listed[name], "filename", name), name)
+        replace_contents(self.word_embeddings, dict(sorted(names.items(), key=lambda item: item[0].lower())))
+        replace_contents(self.ids_lookup, lookup)
+        self.version += 1
+        self.index.save_later()
+
+    def _index_after_tokenizing(self, model: Any, job: int) -> None:
+        with self._lock:
+            if self.index.current(job):
+                self._index(model, complete=True)
 
     def _print_at_load(self) -> None:
         shown = (tuple(self.word_embeddings), tuple(self.skipped_embeddings))

@@ -14,6 +14,7 @@ for; otherwise the vectors an earlier object of the same file had loaded (``prev
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -134,3 +135,44 @@ class LibraryEmbeddingMixin:
 def embedding_class(base: type) -> type:
     """A subclass of the WebUI's ``Embedding`` (given by the host, imported lazily) backed by a ``Library`` entry."""
     return type("LibraryEmbedding", (LibraryEmbeddingMixin, base), {"__module__": __name__})
+
+
+class EmbeddingDir:
+    """Stands in for the WebUI's ``DirWithTextualInversionEmbeddings`` (``path``, ``mtime``, ``has_changed``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.mtime: float | None = None
+
+    def has_changed(self) -> bool:
+        return os.path.isdir(self.path) and (self.mtime is None or os.path.getmtime(self.path) > self.mtime)
+
+    def update(self) -> None:
+        if os.path.isdir(self.path):
+            self.mtime = os.path.getmtime(self.path)
+
+
+def embedding_objects(db: Any) -> tuple[dict[str, Any], dict[str, Any], dict[tuple, Any]]:
+    """``(fitting, skipped)`` embedding objects by name for the database ``db``, and the objects by file stamp (the
+    next call's ``db._objects``): an unchanged file keeps its object (and vectors)."""
+    cls = embedding_class(db.host.embedding_base())
+    device, hashing = db.host.device(), db.host.hashing()
+    loaded: dict[str, Any] = {}
+    skipped: dict[str, Any] = {}
+    objects: dict[tuple[str, int, int], Any] = {}
+    loaded_before = {old.entry.path: old for old in db._objects.values() if old.vec_loaded}
+    for entry in db.library.entries:
+        if entry.status not in (Status.LOADED, Status.INCOMPATIBLE):
+            continue
+        stamp = (entry.path, *entry.stamp)
+        embedding = db._objects.get(stamp)
+        if embedding is None:
+            embedding = cls(db.library, entry, device, hashing, db.rescan_after_replace)
+            before = loaded_before.get(entry.path)
+            if before is not None and before.vectors == entry.vectors:
+                embedding.previous_vec = before.vec
+        embedding.entry = entry
+        objects[stamp] = embedding
+        fits = entry.status is Status.LOADED and (db.expected_shape == -1 or entry.width == db.expected_shape)
+        (loaded if fits else skipped)[embedding.name] = embedding
+    return loaded, skipped, objects

@@ -18,6 +18,7 @@ Nothing runs at import time; the first scan happens when the WebUI first asks (m
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from ..formats.logs import get_logger
@@ -25,11 +26,12 @@ from ..library import Library
 from ..library.hashing import HashCache
 from ..library.watcher import ChangeWatcher
 from ..records import Prefix
-from . import console, generation, prompt_warnings, settings
+from . import console, first_scan, generation, prompt_warnings, settings
 from . import host as hosts
 from .a1111 import A1111Host
 from .database import LibraryDatabase
 from .forge2 import Forge2Host
+from .tokens import TokenTable
 from .usage import Recorder, usage_of
 
 logger = get_logger(__name__)
@@ -47,6 +49,7 @@ class _State:
     host: hosts.Host | None = None
     recorder = Recorder()
     summary = console.SummaryPrinter()
+    creating = threading.Lock()
 
 
 state = _State()
@@ -90,24 +93,25 @@ def unused_own_files() -> int:
 
 
 def database() -> LibraryDatabase:
-    """The process-wide database (created on first use, kept across Reload UI)."""
-    if state.db is None:
-        webui = host()
-        cache = HashCache(os.path.join(webui.data_dir(), "cache", Prefix.SLUG, "hashes.json"))
-        library = Library([], hash_cache=cache, background_hashing=webui.hashing())
-        watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
-        db = LibraryDatabase(library, watcher, webui)
-        db.bare_keywords = settings.bare_keywords()
-        db.webui_dirs = webui.webui_embedding_dirs()
-        for path in folders(db.webui_dirs):
-            db.add_embedding_dir(path)
-        db.after_rebuild.append(lambda d: state.summary(d.library, d.model_family is not None))
-        state.db = db
-        unused = unused_own_files()
-        if unused:
-            console.say(f"Textual inversion: {unused} file(s) in {own_folder()} are not used inside the WebUI; move "
-                        "them to the WebUI's embeddings folder, or switch on the setting \"" +
-                        settings.OPTIONS[settings.OWN_FOLDER][1] + "\".")
+    """The process-wide database (created once on first use, kept across Reload UI)."""
+    with state.creating:  # the first-scan thread and the model-load thread may ask at the same moment
+        if state.db is None:
+            webui = host()
+            cache = HashCache(os.path.join(webui.data_dir(), "cache", Prefix.SLUG, "hashes.json"))
+            library = Library([], hash_cache=cache, background_hashing=webui.hashing())
+            watcher = ChangeWatcher() if settings.option(settings.key("watch")) else None
+            db = LibraryDatabase(library, watcher, webui, TokenTable(cache.path.with_name("tokens.json")))
+            db.bare_keywords = settings.bare_keywords()
+            db.webui_dirs = webui.webui_embedding_dirs()
+            for path in folders(db.webui_dirs):
+                db.add_embedding_dir(path)
+            db.after_rebuild.append(lambda d: state.summary(d.library, d.model_family is not None))
+            state.db = db
+            unused = unused_own_files()
+            if unused:
+                console.say(f"Textual inversion: {unused} file(s) in {own_folder()} are not used inside the WebUI; "
+                            "move them to the WebUI's embeddings folder, or switch on the setting \"" +
+                            settings.OPTIONS[settings.OWN_FOLDER][1] + "\".")
     return state.db
 
 
@@ -138,10 +142,7 @@ def apply_watch_setting() -> None:
 
 def ensure_scanned() -> LibraryDatabase:
     """For the tab and the API before the model is there: list from disk without waiting for a model."""
-    db = database()
-    if not db.scanned:
-        db.load_textual_inversion_embeddings()
-    return db
+    return database().ensure_scanned()
 
 
 # -- patches -------------------------------------------------------------------------------------------------
@@ -271,7 +272,8 @@ def _register_callbacks(adapter: str) -> None:
 def _before_ui() -> None:
     from . import page
 
-    page.replace_builtin_page(ensure_scanned)
+    page.replace_builtin_page(database)
+    first_scan.start(ensure_scanned)
 
 
 def _app_started(_demo: Any, app: Any) -> None:
@@ -279,7 +281,7 @@ def _app_started(_demo: Any, app: Any) -> None:
     from . import api
 
     api_auth, page_auth = api.api_dependencies(app), api.page_dependencies(app)
-    api.replace_core_route(app, database)
+    api.replace_core_route(app, ensure_scanned)  # right from the start: a scan under way is waited for
     api.add_own_routes(app, ensure_scanned, api_auth or page_auth)  # every file, listed before a model loads
     try:
         from ..tab import routes as http_routes

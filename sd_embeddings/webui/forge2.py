@@ -18,15 +18,15 @@ expect it. ``uninstall_database`` undoes all of it. Every ``modules``/``backend`
 from __future__ import annotations
 
 import importlib
-import logging
 from typing import Any
 
+from ..formats.logs import get_logger
 from . import forge2_engines as engines
 from . import settings
 from .a1111 import CLIP_VOCABULARY
 from .host import Hooks, Patch, Probe, processing_patches
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 LAYOUTS = (("backend.text_processing.classic_engine", "ClassicTextProcessingEngine"),
            ("backend.text_processing.sd_engine", "ClipEngine"))
 """``(module, engine class)`` of Forge main, then Neo."""

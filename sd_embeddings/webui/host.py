@@ -69,6 +69,10 @@ class Host(Protocol):
     def current_model(self) -> Any | None:
         """The active model, without triggering a load; ``None`` before one is there."""
 
+    def selected_checkpoint(self) -> str | None:
+        """The checkpoint file the WebUI will load, without loading it (optional: the database predicts the
+        family from its header before the model is there; a host without it lists everything until then)."""
+
     def tokenize(self, model: Any, texts: list[str]) -> list[list[int]]:
         """Token ids as the model's prompt path makes them (for keywords and diagnostics)."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from ..formats.logs import get_logger
@@ -34,7 +34,7 @@ def _create_item(page: Any, name: str, index: int | None) -> dict | None:
     from modules import shared
     from modules.ui_extra_networks import quote_js
 
-    entry = page.get_db().library.get(name)
+    entry = page.get_db().ensure_scanned().library.get(name)
     if entry is None or entry.status not in LISTED:
         return None
     path = os.path.splitext(entry.path)[0]
@@ -63,23 +63,60 @@ def _read_user_metadata(page: Any, item: dict) -> None:
 
 
 def _list_items(page: Any) -> Iterator[dict]:
-    entries = [e for e in page.get_db().library.entries if e.status in LISTED]
+    entries = [e for e in page.get_db().ensure_scanned().library.entries if e.status in LISTED]
     for index, entry in enumerate(entries):
         item = page.create_item(entry.keyword, index)
         if item is not None:
             yield item
 
 
-def _create_html(page: Any, tabname: str) -> str:
+class LazyItems(MutableMapping):
+    """``page.items`` built on use: the WebUI reads one item at a time (``get-single-card``, "Edit metadata"), so
+    building all of them (previews, descriptions and user metadata read from disk, per tab) on every render cost
+    seconds at 10,000 files. Iterating still gives every listed embedding, each made on first access."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self._made: dict[str, dict] = {}
+        self._index = {entry.keyword: index for index, entry in enumerate(
+            e for e in page.get_db().library.entries if e.status in LISTED)}
+
+    def __getitem__(self, name: str) -> dict:
+        item = self._made.get(name)
+        if item is None:
+            item = self.page.create_item(name, self._index.get(name)) if name in self._index else None
+            if item is None:
+                raise KeyError(name)
+            self.page.read_user_metadata(item)
+            self._made[name] = item
+        return item
+
+    def __setitem__(self, name: str, item: dict) -> None:
+        self._made[name] = item
+        self._index.setdefault(name, len(self._index))
+
+    def __delitem__(self, name: str) -> None:
+        self._made.pop(name, None)
+        del self._index[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._index))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+def _create_html(page: Any, tabname: str, empty: bool) -> str:
+    """The pane. ``empty`` (the WebUI's placeholder while it builds the UI at start) never waits for the scan:
+    it shows what the library holds now; the WebUI replaces it with the full render when the page loads."""
     from ..tab import guard, shell
 
+    db = page.get_db() if empty else page.get_db().ensure_scanned()
     lister = getattr(page, "lister", None)  # the file-listing cache, from A1111 1.8 (1.7.0 has none)
     if lister is not None:
         lister.reset()
-    page.items = {item["name"]: item for item in page.list_items()}
-    for item in page.items.values():
-        page.read_user_metadata(item)
-    return shell.pane_html(page.get_db().library, tabname, auto_negative=settings.auto_negative(),
+    page.items = LazyItems(page)
+    return shell.pane_html(db.library, tabname, auto_negative=settings.auto_negative(),
                            token_html=guard.token_meta_html(), **settings.tab_options())
 
 
@@ -107,10 +144,10 @@ def page_class(base: type) -> type:
             _read_user_metadata(self, item)
 
         def allowed_directories_for_previews(self) -> list[str]:
-            return list(self.get_db().library.folders)
+            return list(self.get_db().library.folders)  # the roots: known without a scan
 
         def create_html(self, tabname: str, *, empty: bool = False) -> str:
-            return _create_html(self, tabname)
+            return _create_html(self, tabname, empty)
 
     return TextualInversionPage
 

@@ -14,6 +14,8 @@ Environment:
                  outputs, cache; models still come from ``$WEBUI_DIR/models``). The repo is linked into
                  ``$WEBUI_DATA_DIR/extensions`` instead, so a checkout whose ``extensions/sd-embeddings`` is someone
                  else's link (or a real install) runs this repo without touching it
+  REQS_FILE      read by the WebUI's own prepare step, which ``test_launch`` runs (the others skip it): on an offline
+                 machine whose venv does not match ``requirements_versions.txt``, a requirements file it does match
 
 The WebUI gets a fresh ``--embeddings-dir`` in a temporary folder, so your own embeddings are not touched.
 """
@@ -99,6 +101,11 @@ def seed_embeddings(folder: Path) -> None:
     (folder / "evil.pt").write_bytes(pickle.dumps(_Evil()))  # written, never loaded here
 
 
+def launch_args() -> list[str]:
+    """``WEBUI_ARGS`` (or the defaults) as a list."""
+    return shlex.split(os.environ.get("WEBUI_ARGS", current().args))
+
+
 def _stop_with_pytest() -> None:
     """In the WebUI's process before it starts (Linux): SIGTERM it when this pytest process dies. A pytest killed
     (``timeout``, ``kill``) skips the ``finally`` below, and the orphaned WebUI kept its port, the extension link and
@@ -115,11 +122,11 @@ class _Evil:
 @contextlib.contextmanager
 def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offset: int = 0,
                   settings: dict | None = None, extensions: dict[str, Path] | None = None,
-                  extra_args: list[str] | None = None) -> Iterator[WebUI]:
+                  extra_args: list[str] | None = None, base_args: list[str] | None = None) -> Iterator[WebUI]:
     """Start the WebUI (the repo linked in as ``extensions/sd-embeddings``, plus ``extensions`` name -> folder
     links), wait until it has started and ``ready(server)``, stop it and remove the links it made. ``settings``
     seeds a fresh ``--ui-settings-file`` (the WebUI's ``config.json``, with what the fork needs to start unattended,
-    ``Fork.settings``); without it the WebUI's own file is used."""
+    ``Fork.settings``); without it the WebUI's own file is used. ``base_args`` replace ``launch_args()``."""
     root = Path(os.environ["WEBUI_DIR"]).resolve()
     python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
     port = int(os.environ.get("WEBUI_PORT", "7861")) + port_offset
@@ -139,7 +146,7 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
     ui_config.write_text(json.dumps(UI_DEFAULTS))
     args = [python, "launch.py", "--api", "--port", str(port), "--embeddings-dir", str(embeddings),
             "--ui-config-file", str(ui_config), *location_args,
-            *shlex.split(os.environ.get("WEBUI_ARGS", current().args)), *(extra_args or [])]
+            *(base_args if base_args is not None else launch_args()), *(extra_args or [])]
     if settings is not None:
         settings_file = log.parent / "config.json"
         settings_file.write_text(json.dumps({**current().settings, **settings}))
@@ -190,6 +197,12 @@ def webui(tmp_path_factory):
         if loads_late:
             server.txt2img("a model to load")
         yield server
+
+
+@pytest.fixture(scope="session")
+def webui_args() -> list[str]:
+    """The launch arguments every test uses (``launch_args``), for a test that changes them."""
+    return launch_args()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ def test_api_lists_embeddings_with_families(webui):
     loaded, skipped = listing["loaded"], listing["skipped"]
     assert {"legacyemb", "zipemb", "negemb"} <= set(loaded)  # zipemb: torch zip format, refused by the WebUI itself
     assert loaded["negemb"]["family"] == "sd1" and loaded["negemb"]["vectors"] == 4
-    assert loaded["negemb"]["shape"] == 768 and len(loaded["negemb"]["hash"]) == 64
+    assert loaded["negemb"]["shape"] == 768 and len(shorthash(webui, "negemb")) == 12
     assert skipped["xlemb"]["family"] == "sdxl" and "SDXL" in skipped["xlemb"]["reason"]
     own = webui.get("/sd-embeddings/v1/embeddings")
     evil = next(r for r in own["embeddings"] if r["keyword"] == "evil")
@@ -33,15 +33,25 @@ def test_one_start_line_names_the_adapter(webui):
     assert len(lines) == 1 and f"using the {current().adapter} adapter (" in lines[0], lines
 
 
+def shorthash(webui, name: str) -> str:
+    """The listing's ``shorthash`` of ``name``: present once the background pass (or a generation) hashed it."""
+    deadline = time.monotonic() + 120  # a hang cap, not a speed bound
+    while True:
+        value = webui.get("/sdapi/v1/embeddings")["loaded"][name].get("shorthash")
+        if value or time.monotonic() > deadline:
+            return value or ""
+        time.sleep(0.5)
+
+
 def ti_hashes(infotext: str) -> str:
     match = re.search(r'TI hashes: "([^"]*)"', infotext) or re.search(r"TI hashes: ([^,]*)", infotext)
     return match.group(1) if match else ""
 
 
 def test_negative_embedding_writes_ti_hashes_once_also_from_cache(webui):
-    negemb = webui.get("/sdapi/v1/embeddings")["loaded"]["negemb"]["hash"][:12]
+    negemb = shorthash(webui, "negemb")
     first = webui.txt2img("a cat, zipemb", "negemb, blurry, negemb, (negemb:1.2)")
-    zipemb = webui.get("/sdapi/v1/embeddings")["loaded"]["zipemb"]["hash"][:12]
+    zipemb = shorthash(webui, "zipemb")
     assert ti_hashes(first) == f"zipemb: {zipemb}, negemb: {negemb}"
     second = webui.txt2img("a cat, zipemb", "negemb, blurry, negemb, (negemb:1.2)")  # conditioning cache hit
     assert ti_hashes(second) == ti_hashes(first)
@@ -49,7 +59,7 @@ def test_negative_embedding_writes_ti_hashes_once_also_from_cache(webui):
 
 def test_params_txt_has_ti_hashes_once(webui):
     """The WebUI writes params.txt right after the conditioning, before the per-image infotext is built."""
-    negemb = webui.get("/sdapi/v1/embeddings")["loaded"]["negemb"]["hash"][:12]
+    negemb = shorthash(webui, "negemb")
     params = webui.data / "params.txt"
     info = webui.txt2img("a cat, negemb, [negemb:dog:1]", "negemb, blurry")  # the WebUI repeats it per prompt
     assert ti_hashes(info) == f"negemb: {negemb}"
@@ -63,12 +73,12 @@ def test_file_dropped_into_sub_folder_is_used_by_next_generation(webui):
     assert ti_hashes(webui.txt2img("a dog, freshemb")) == ""
     write_safetensors(webui.embeddings / "new" / "deeper" / "freshemb.safetensors", {"emb_params": vectors(1)})
     info = webui.txt2img("a dog, freshemb")
-    fresh = webui.get("/sdapi/v1/embeddings")["loaded"]["freshemb"]["hash"][:12]
+    fresh = shorthash(webui, "freshemb")
     assert ti_hashes(info) == f"freshemb: {fresh}"
     write_safetensors(webui.embeddings / "new" / "deeper" / "freshemb.safetensors", {"emb_params": vectors(2, seed=9)})
     info = webui.txt2img("a dog, freshemb")  # overwritten in place: same name, new hash, no Refresh
     changed = webui.get("/sdapi/v1/embeddings")["loaded"]["freshemb"]
-    assert changed["vectors"] == 2 and ti_hashes(info) == f"freshemb: {changed['hash'][:12]}"
+    assert changed["vectors"] == 2 and ti_hashes(info) == f"freshemb: {shorthash(webui, 'freshemb')}"
     (webui.embeddings / "new" / "deeper" / "freshemb.safetensors").unlink()
     assert ti_hashes(webui.txt2img("a dog, freshemb")) == ""
 

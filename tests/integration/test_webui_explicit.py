@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from factories import vectors, write_a1111_pt
-from test_webui import ti_hashes
+from test_webui import shorthash, ti_hashes
 
 pytestmark = pytest.mark.webui
 
@@ -14,7 +14,7 @@ SETTING = "sd_embeddings_bare_keywords"
 
 
 def negemb_hash(webui) -> str:
-    return webui.get("/sdapi/v1/embeddings")["loaded"]["negemb"]["hash"][:12]
+    return shorthash(webui, "negemb")
 
 
 def test_embedding_name_is_used_plain_weighted_with_folder_and_inside_prompt_editing(webui):

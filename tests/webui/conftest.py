@@ -253,12 +253,14 @@ def webui(tmp_path, monkeypatch, layout):
     fake = {
         "modules": _module("modules", __fake__=True, __path__=[]),
         "modules.shared": _module("modules.shared", opts=types.SimpleNamespace(
-            data={}, textual_inversion_print_at_load=False, textual_inversion_add_hashes_to_infotext=True,
-            samples_format="png"), cmd_opts=types.SimpleNamespace(embeddings_dir=str(tmp_path / "embeddings"),
-                                                                  no_hashing=False, loglevel="INFO"),
+            data={}, sd_model_checkpoint=None, textual_inversion_print_at_load=False,
+            textual_inversion_add_hashes_to_infotext=True, samples_format="png"),
+            cmd_opts=types.SimpleNamespace(embeddings_dir=str(tmp_path / "embeddings"), no_hashing=False,
+                                           loglevel="INFO"),
             sd_model=None),  # ``--loglevel`` given: the WebUI owns logging (pytest's caplog stands in for it)
         "modules.devices": _module("modules.devices", device=torch.device("cpu")),
-        "modules.sd_models": _module("modules.sd_models", model_data=types.SimpleNamespace(sd_model=None)),
+        "modules.sd_models": _module("modules.sd_models", model_data=types.SimpleNamespace(sd_model=None),
+                                     checkpoint_aliases={}, checkpoints_list={}),
         "modules.paths": _module("modules.paths", data_path=str(tmp_path / "data")),
         "modules.textual_inversion": _module("modules.textual_inversion", __path__=[]),
         "modules.textual_inversion.textual_inversion": _module(

@@ -174,6 +174,13 @@ def test_without_any_flag_everything_stays_open(mounted) -> None:
     assert client.get(f"{P}/cards").status_code == 200
 
 
+def test_the_core_listing_never_answers_before_the_first_scan(mounted) -> None:
+    """Asked before anything scanned (right after start, the first scan still running): the answer is the scan's,
+    not an empty list."""
+    client = mounted()
+    assert not entry.database().scanned
+    assert list(client.get("/sdapi/v1/embeddings").json()["loaded"]) == ["one"]
+
 
 def test_api_listings_carry_names_that_are_not_utf8(mounted, webui) -> None:
     good = (webui.folder / "one.pt").read_bytes()

@@ -1,0 +1,21 @@
+"""A normal launch: the WebUI's prepare step runs (as for every user), which leaves a root log handler at WARNING
+before extensions load; and no model is loaded at start (``--skip-load-model-at-start``), so the listing shows what
+the extension knows before any model: the selected checkpoint's family, read from its header."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.webui
+
+
+def test_a_normal_launch_prints_the_summary_and_lists_by_the_checkpoints_family(launch_webui, webui_args):
+    args = [arg for arg in webui_args if arg != "--skip-prepare-environment"]
+    with launch_webui(lambda server: True, port_offset=5, base_args=args,
+                      extra_args=["--skip-load-model-at-start"]) as server:
+        listing = server.get("/sdapi/v1/embeddings")
+        log = server.log.read_text(errors="replace")
+    assert "Model loaded" not in log
+    assert {"legacyemb", "zipemb", "negemb"} <= set(listing["loaded"]) and set(listing["skipped"]) == {"xlemb"}
+    assert "Textual inversion: 3 loaded, 1 incompatible (SDXL), 1 unsafe — see the tab" in log
+    assert "WARNING:sd_embeddings" not in log and "evil.pt" in log  # the bad file's line, plain
