@@ -33,9 +33,11 @@ def _own(target):
 
 
 def _state():
-    from modules import sd_hijack
-
-    db = getattr(sd_hijack.model_hijack, "embedding_db", None)
+    try:
+        from modules import sd_hijack
+    except ImportError:  # Forge Neo removed it
+        sd_hijack = None
+    db = getattr(getattr(sd_hijack, "model_hijack", None), "embedding_db", None)
     return {{"db": None if db is None else type(db).__module__ + "." + type(db).__qualname__,
             "present": [target for target in PATCHED if _own(target) is not None],
             "wrapped": [target for target in PATCHED if hasattr(_own(target), "__wrapped__")]}}
