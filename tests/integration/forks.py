@@ -51,6 +51,10 @@ class Fork:
     """Whether the stock ``/sdapi/v1/embeddings`` lists embeddings of another model family under ``skipped``. Forge2's
     API builds its own database and loads it with ``sync_with_sd_model=False``, so it never learns the model's
     width: every readable file is ``loaded``, ``skipped`` is always empty."""
+    options_list_extensions: bool = True
+    """Whether ``GET /sdapi/v1/options`` lists extensions' settings. Forge2's built-in ControlNet imports
+    ``modules.api.api`` while scripts load, which builds the options' response model before any extension registers
+    its settings: they are left out of the listing (``POST`` still sets them)."""
     settings: dict = field(default_factory=dict)
     """What a fresh ``--ui-settings-file`` (config.json) must hold for the fork to start unattended and generate
     small from the page."""
@@ -63,10 +67,10 @@ FORKS = {
     # Panchovix/stable-diffusion-webui-reForge ``main``: same, ``forge_clip`` subclasses keep ``tokenize_line``
     "reforge": Fork("reforge", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
     # lllyasviel Forge main / Forge Neo: the Forge2 backend; the facts below are for the forge2 adapter to fill in
-    "forge": Fork("forge", FORGE_ARGS, None, (), "forge2", False, FORGE2_SETTINGS),
+    "forge": Fork("forge", FORGE_ARGS, None, (), "forge2", False, False, FORGE2_SETTINGS),
     # Neo 2.x stops at start ("You are updating from an old version... Press Enter") unless config.json carries
     # its VERSION_UID marker
-    "neo": Fork("neo", NEO_ARGS, None, (), "forge2", False, {**FORGE2_SETTINGS, "VERSION_UID": "PY313"}),
+    "neo": Fork("neo", NEO_ARGS, None, (), "forge2", False, False, {**FORGE2_SETTINGS, "VERSION_UID": "PY313"}),
 }
 
 
