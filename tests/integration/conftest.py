@@ -181,13 +181,9 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
             link.unlink()
 
 
-FIRST_GENERATION_LOADS_MODEL = ("forge", "neo")
-"""``WEBUI_KIND``s that load the checkpoint on the first generation, not at start (Forge2: ``forge_model_reload``)."""
-
-
 @pytest.fixture(scope="session")
 def webui(tmp_path_factory):
-    loads_late = os.environ.get("WEBUI_KIND") in FIRST_GENERATION_LOADS_MODEL
+    loads_late = not current().loads_model_at_start
 
     def ready(server: WebUI) -> bool:  # the summary line waits for the model
         return bool(server.get("/sdapi/v1/embeddings")["loaded"].get("negemb")) and \

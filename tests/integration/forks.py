@@ -55,10 +55,20 @@ class Fork:
     """Whether ``GET /sdapi/v1/options`` lists extensions' settings. Forge2's built-in ControlNet imports
     ``modules.api.api`` while scripts load, which builds the options' response model before any extension registers
     its settings: they are left out of the listing (``POST`` still sets them)."""
+    prepare_offline: bool = True
+    """Whether launch.py's prepare step can run on the offline harness without changing its packages. Forge's
+    reinstalls its pins (``requirements_versions.txt``: setuptools 69.5.1; ``clip`` from GitHub, which the harness
+    leaves out), Neo's its ``requirements.txt`` on every start: the harness keeps the local CPU torch 2.14.1 and its
+    own versions, so these forks launch with ``--skip-prepare-environment`` only."""
+    loads_model_at_start: bool = True
+    """Forge2 loads the checkpoint on the first generation (``forge_model_reload``), never at start."""
     settings: dict = field(default_factory=dict)
     """What a fresh ``--ui-settings-file`` (config.json) must hold for the fork to start unattended and generate
     small from the page."""
 
+
+FORGE2_FACTS = {"stock_api_skips": False, "options_list_extensions": False, "prepare_offline": False,
+                "loads_model_at_start": False}
 
 FORKS = {
     "a1111": Fork("a1111", A1111_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
@@ -67,10 +77,11 @@ FORKS = {
     # Panchovix/stable-diffusion-webui-reForge ``main``: same, ``forge_clip`` subclasses keep ``tokenize_line``
     "reforge": Fork("reforge", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
     # lllyasviel Forge main / Forge Neo: the Forge2 backend; the facts below are for the forge2 adapter to fill in
-    "forge": Fork("forge", FORGE_ARGS, None, (), "forge2", False, False, FORGE2_SETTINGS),
+    "forge": Fork("forge", FORGE_ARGS, None, (), "forge2", **FORGE2_FACTS, settings=FORGE2_SETTINGS),
     # Neo 2.x stops at start ("You are updating from an old version... Press Enter") unless config.json carries
     # its VERSION_UID marker
-    "neo": Fork("neo", NEO_ARGS, None, (), "forge2", False, False, {**FORGE2_SETTINGS, "VERSION_UID": "PY313"}),
+    "neo": Fork("neo", NEO_ARGS, None, (), "forge2", **FORGE2_FACTS,
+                settings={**FORGE2_SETTINGS, "VERSION_UID": "PY313"}),
 }
 
 
