@@ -79,7 +79,7 @@ def _probe(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def forge(tmp_path_factory, launch_webui):
-    def ready(server) -> bool:  # the summary line waits for a model, which Forge loads on the first generation
+    def ready(server) -> bool:  # Forge loads the checkpoint on the first generation (below)
         return bool(server.get("/sdapi/v1/embeddings")["loaded"].get("negemb"))
 
     with launch_webui(ready, port_offset=4, extensions={"sd-embeddings-probe": _probe(tmp_path_factory)}) as server:
@@ -112,7 +112,7 @@ def test_every_engine_the_tab_and_the_api_read_one_database(forge):
     assert "SDXL" in listing["skipped"]["xlemb"]["reason"] and listing["loaded"]["zipemb"]["family"] == "sd1"
 
 
-def test_one_start_line_names_the_forge2_adapter_and_the_summary_comes_with_the_first_model(forge):
+def test_one_start_line_names_the_forge2_adapter_and_the_summary_is_printed_once(forge):
     log = forge.log.read_text(errors="replace")
     lines = [line for line in log.splitlines() if "Textual inversion (sd-embeddings): " in line]
     engines = ("backend.text_processing.classic_engine.ClassicTextProcessingEngine",  # Forge, Neo up to 2.x
