@@ -79,9 +79,9 @@ FORKS = {
     # lllyasviel Forge main / Forge Neo: the Forge2 backend; the facts below are for the forge2 adapter to fill in
     "forge": Fork("forge", FORGE_ARGS, None, (), "forge2", **FORGE2_FACTS, settings=FORGE2_SETTINGS),
     # Neo 2.x stops at start ("You are updating from an old version... Press Enter") unless config.json carries
-    # its VERSION_UID marker
+    # its VERSION_UID marker; its page takes the steps from an option too (``modules_forge/presets.py``: 32 for SD)
     "neo": Fork("neo", NEO_ARGS, None, (), "forge2", **FORGE2_FACTS,
-                settings={**FORGE2_SETTINGS, "VERSION_UID": "PY313"}),
+                settings={**FORGE2_SETTINGS, "sd_t2i_step": 1, "VERSION_UID": "PY313"}),
 }
 
 
