@@ -27,8 +27,10 @@ def test_before_the_first_generation_the_listing_and_summary_follow_the_selected
     monkeypatch.setattr(entry.state, "summary", console.SummaryPrinter())  # the line it last logged
     try:
         entry.register()
-        db = entry.database()
-        db.load_textual_inversion_embeddings()
+        # Forge's Api.__init__ (and its tab) first: a database of their own, loaded without syncing the model
+        ti = forge.modules["modules.textual_inversion.textual_inversion"]
+        ti.EmbeddingDatabase().load_textual_inversion_embeddings(force_reload=True, sync_with_sd_model=False)
+        db = entry.ensure_scanned()  # the first scan, when the API or the tab asks
         listing = api.core_listing(db)
         assert set(listing["loaded"]) == {"sd1emb"} and set(listing["skipped"]) == {"xlemb"}
         assert entry.state.summary.last == "Textual inversion: 1 loaded, 1 incompatible (SDXL) — see the tab"
