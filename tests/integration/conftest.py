@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parents[2]
 STARTED = "Startup time:"
 # 1.10 keeps the sampler's fields under the sampler script's own key
 UI_DEFAULTS = {"txt2img/Width/value": 64, "txt2img/Height/value": 64, "txt2img/Sampling steps/value": 1,
-               "customscript/sampler.py/txt2img/Sampling steps/value": 1}
+               "customscript/sampler.py/txt2img/Sampling steps/value": 1,
+               "customscript/sampler.py/txt2img/Sampling Steps/value": 1}  # Neo's label
 
 
 def pytest_collection_modifyitems(config, items):
