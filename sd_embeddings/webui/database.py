@@ -236,9 +236,8 @@ class LibraryDatabase:
 
     def _rebuild(self, model: Any) -> None:
         """New tables from the library (unchanged files keep their objects), indexed by ``keyword_index``."""
-        with gc_paused():  # tens of thousands of small objects: the collector's passes over the WebUI's heap cost
-            if not table_update.update(self, model):  # more than building them; a few changed files: no rebuild
-                self._tables(model)
+        with gc_paused():  # the collector's passes over the WebUI's heap cost more than building 10,000 objects
+            table_update.update(self, model) or self._tables(model)  # a few changed files: no rebuild
         for listener in list(self.after_rebuild):
             try:
                 listener(self)
