@@ -7,14 +7,34 @@
   const lib = (NS.lib = NS.lib || {});
   const esc = (text) => lib.esc(text);
 
-  async function load(state, how) {
-    const res = await fetch(state.api + (how === "refresh" ? "/refresh" : "/cards"), how === "refresh" ?
-      { method: "POST", headers: lib.writeHeaders("application/json"), body: "{}" } : { method: "GET" });
+  async function fetchDoc(url, init) {
+    const res = await fetch(url, init || { method: "GET" });
     if (!res.ok) throw new Error("embeddings list: " + (await lib.reason(res)));
-    show(state, await res.json(), true);
+    return res.json();
   }
-  function show(state, doc, keep) {
-    lib.decode(state, doc);
+  // Page 0 (with folders, problems, groups), then the further pages of the same build, then one redraw. The latest
+  // load wins; a build the host no longer holds (the library changed meanwhile) starts again from page 0.
+  async function load(state, how, tries) {
+    const mine = (state.loads = (state.loads || 0) + 1);
+    state.busy = true;
+    try {
+      const head = await fetchDoc(state.api + (how === "refresh" ? "/refresh" : "/cards"), how === "refresh" ?
+        { method: "POST", headers: lib.writeHeaders("application/json"), body: "{}" } : null);
+      const all = lib.expand(state, head, head.folders);
+      for (let page = 1; page < (head.pages || 1); page++) {
+        const part = await fetchDoc(state.api + "/cards?page=" + page + "&build=" + head.build)
+          .catch((e) => ((tries || 0) < 2 ? null : Promise.reject(e)));
+        if (!part) return load(state, "reload", (tries || 0) + 1);
+        if (state.loads !== mine) return;
+        for (const card of lib.expand(state, part, head.folders)) all.push(card);
+      }
+      if (state.loads === mine) show(state, head, true, all);
+    } finally {
+      if (state.loads === mine) state.busy = false;
+    }
+  }
+  function show(state, doc, keep, all) {
+    lib.decode(state, doc, all);
     state.version = doc.version;
     lib.renderSide(state);
     lib.render(state, keep);
