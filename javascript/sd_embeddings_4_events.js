@@ -94,10 +94,10 @@
 
   async function poll(state) {
     if (!state.pane.isConnected) return clearInterval(state.timer);
-    if (state.busy) return; // a load is fetching pages: it would be started again before it could finish
     try {
       const res = await fetch(state.api + "/version");
-      if (res.ok && (await res.json()).version !== state.version) await lib.load(state, "reload");
+      // not while a load is fetching pages: it would start again before it could finish (the next tick reloads)
+      if (res.ok && (await res.json()).version !== state.version && !state.busy) await lib.load(state, "reload");
     } catch (e) { /* host restarting: try again next tick */ }
   }
   function inlineDoc(pane) {
