@@ -12,10 +12,12 @@ Public API (stable; the WebUI adapter calls it):
   incompatible or duplicate), in the library's order (keyword, case-insensitive).
 - ``problem_rows(library) -> list[dict]``: broken files (``relpath``, ``status``, ``reason``, ``quiet``); plain
   pictures without embedding data are ``quiet`` (listed, not counted as problems).
-- ``cards_payload(library, api=API_PREFIX) -> dict``: the JSON-able document the script fetches (see ``FIELDS``).
-- ``first_page_payload(library, ..., hidden_models, sort, sort_dir)``: the document the page carries inline (the
-  whole one for small libraries, else the first ``FIRST_PAGE`` cards in the order the user will see).
-  ``sort`` is one of ``SORT_KEYS``, ``sort_dir`` ``asc``/``desc``; ``view_order`` is that order.
+- ``cards_payload(library, api=API_PREFIX) -> dict``: the whole cards document in one page; the script fetches it
+  in pages (``card_pages``: built once per library state), its cards as compact rows (``card_rows``, whose
+  ``expand`` reads them back as ``CardModel`` dicts).
+- ``first_page.first_page_payload(library, ..., hidden_models, sort, sort_dir)``: the document the page carries
+  inline (the whole one for small libraries, else the first ``FIRST_PAGE`` cards in the order the user will see).
+  ``sort`` is one of ``SORT_KEYS``, ``sort_dir`` ``asc``/``desc``; ``first_page.view_order`` is that order.
 - Hidden entries (``CardModel.hidden``): a file or any folder on its path starts with ``.``. ``hidden_models``
   (``HIDDEN_MODES``, the WebUI's ``extra_networks_hidden_models``) decides: ``Always`` shown, ``When searched``
   only while the search text has at least ``HIDDEN_MIN_SEARCH`` characters, ``Never`` not shown.
@@ -134,7 +136,7 @@ class CardModel:
 
 
 FIELDS = tuple(f for f in CardModel.__dataclass_fields__)
-"""Column order of ``cards_payload()["cards"]`` rows."""
+"""A card's fields, as the metadata routes answer it (``asdict``) and ``card_rows.expand`` reads rows back."""
 
 
 def is_hidden(relpath: str) -> bool:
