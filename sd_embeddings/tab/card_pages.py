@@ -35,7 +35,7 @@ from .names import shown
 
 PAGE = 5_000
 """Card rows per page of ``/cards``."""
-KEEP = 3
+KEEP = 2
 """Builds held per library, so a client still fetching an older build's pages can finish."""
 GZIP_LEVEL = 5
 
