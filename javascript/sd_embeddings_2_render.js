@@ -157,12 +157,15 @@
     const showHidden = state.hiddenMode === "Always", children = new Map();
     // A Map: folder names are a stranger's text ("constructor", "__proto__" are not counts of a plain object).
     const counts = new Map(state.partial ? state.doc.folders.map((f, i) => [f, state.doc.counts[i]]) : []);
+    const direct = new Map(); // cards in each folder itself: thousands of cards share a folder
     for (const c of state.partial ? [] : state.all) {
-      if (c.hidden && !showHidden) continue;
-      const parts = c.folder ? c.folder.split("/") : [];
+      if (!c.hidden || showHidden) direct.set(c.folder, (direct.get(c.folder) || 0) + 1);
+    }
+    for (const [folder, count] of direct) {
+      const parts = folder ? folder.split("/") : [];
       for (let i = 0; i <= parts.length; i++) {
         const key = parts.slice(0, i).join("/");
-        counts.set(key, (counts.get(key) || 0) + 1);
+        counts.set(key, (counts.get(key) || 0) + count);
       }
     }
     const folders = state.doc.folders.filter((f) => f && (showHidden || !hiddenFolder(f)));
