@@ -12,20 +12,25 @@
     if (!res.ok) throw new Error("embeddings list: " + (await lib.reason(res)));
     return res.json();
   }
-  // Page 0 (with folders, problems, groups), then the further pages of the same build, all asked at once, then one
-  // redraw. The latest load wins; a build the host no longer holds (the library changed meanwhile) starts again.
+  // Page 0 (with folders, problems, groups), then the further pages of the same build, two asked at a time (one
+  // travels while the host builds the next), then one redraw. The latest load wins; a build the host no longer
+  // holds (the library changed meanwhile) starts again.
   async function load(state, how, tries) {
     const mine = (state.loads = (state.loads || 0) + 1);
     state.busy = true;
     try {
       const head = await fetchDoc(state.api + (how === "refresh" ? "/refresh" : "/cards"), how === "refresh" ?
         { method: "POST", headers: lib.writeHeaders("application/json"), body: "{}" } : null);
-      const asked = [];
-      for (let page = 1; page < (head.pages || 1); page++) {
-        asked.push(fetchDoc(state.api + "/cards?page=" + page + "&build=" + head.build));
-      }
-      const parts = await Promise.all(asked).catch((e) => ((tries || 0) < 2 ? null : Promise.reject(e)));
-      if (!parts) return load(state, "reload", (tries || 0) + 1);
+      const parts = [], pages = head.pages || 1;
+      let next = 1;
+      const fetcher = async () => {
+        while (next < pages) {
+          const page = next++;
+          parts[page - 1] = await fetchDoc(state.api + "/cards?page=" + page + "&build=" + head.build);
+        }
+      };
+      const done = await Promise.all([fetcher(), fetcher()]).catch((e) => ((tries || 0) < 2 ? null : Promise.reject(e)));
+      if (!done) return load(state, "reload", (tries || 0) + 1);
       if (state.loads !== mine) return;
       const all = lib.expand(state, head, head.folders);
       for (const part of parts) for (const card of lib.expand(state, part, head.folders)) all.push(card);
