@@ -88,14 +88,7 @@ class A1111Host:
         return model if model is not None and getattr(model, "cond_stage_model", None) is not None else None
 
     def selected_checkpoint(self) -> str | None:
-        """The file of the checkpoint the WebUI will load (its setting, else the first found, as
-        ``sd_models.select_checkpoint`` picks it without printing); None when there is none."""
-        from modules import sd_models, shared
-
-        info = sd_models.checkpoint_aliases.get(getattr(shared.opts, "sd_model_checkpoint", None))
-        if info is None:
-            info = next(iter(sd_models.checkpoints_list.values()), None)
-        return getattr(info, "filename", None)
+        return selected_checkpoint_file()
 
     def tokenize(self, model: Any, texts: list[str]) -> list[list[int]]:
         return [list(ids) for ids in model.cond_stage_model.tokenize(texts)]
@@ -144,3 +137,14 @@ class A1111Host:
         params = getattr(p, "extra_generation_params", None)
         if isinstance(params, dict):
             params[key] = value
+
+
+def selected_checkpoint_file() -> str | None:
+    """The file of the checkpoint the WebUI will load (its setting, else the first found, as
+    ``sd_models.select_checkpoint`` picks it without printing); None when there is none."""
+    from modules import sd_models, shared
+
+    info = sd_models.checkpoint_aliases.get(getattr(shared.opts, "sd_model_checkpoint", None))
+    if info is None:
+        info = next(iter(sd_models.checkpoints_list.values()), None)
+    return getattr(info, "filename", None)

@@ -196,10 +196,13 @@ class LibraryDatabase:
 
         ``sync_with_sd_model=False`` (the WebUI's API and Forge's tab ask so) keeps the model the tables were built
         for: names stay matched with its tokenizer; only a switch to another model waits for the next synced call.
+        Before any model, such a call still takes the selected checkpoint's family: on Forge, whose first generation
+        loads the model, the API and the tab make the first listing that way.
         """
         with self._lock:
             model = self.host.current_model()
-            model_changed = self._sync_model(model) if sync_with_sd_model else False
+            first_listing = model is None and self._model_key is None and not self._predicted
+            model_changed = self._sync_model(model) if sync_with_sd_model or first_listing else False
             if model_key(model) != self._model_key:
                 model = None  # not the model the tables are for: list the files, match names on the next sync
             if self.files_may_have_changed(force_reload):

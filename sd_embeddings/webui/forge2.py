@@ -23,7 +23,7 @@ from typing import Any
 from ..formats.logs import get_logger
 from . import forge2_engines as engines
 from . import settings
-from .a1111 import CLIP_VOCABULARY
+from .a1111 import CLIP_VOCABULARY, selected_checkpoint_file
 from .host import Hooks, Patch, Probe, processing_patches
 
 logger = get_logger(__name__)
@@ -151,6 +151,15 @@ class Forge2Host:
 
         model = getattr(sd_models.model_data, "sd_model", None)
         return model if engines.engines_of(model) else None
+
+    def selected_checkpoint(self) -> str | None:
+        """Forge's own pick once its UI has made it (``model_data.forge_loading_parameters``, set after the first
+        scan has started), else the checkpoint setting as on A1111: Forge loads the model only at the first
+        generation, and until then the listing and the summary go by this file's header."""
+        from modules import sd_models
+
+        loading = getattr(sd_models.model_data, "forge_loading_parameters", None) or {}
+        return getattr(loading.get("checkpoint_info"), "filename", None) or selected_checkpoint_file()
 
     def tokenize(self, model: Any, texts: list[str]) -> list[list[int]]:
         """With the primary engine's tokenizer, as Forge's database tokenizes names (no special tokens)."""

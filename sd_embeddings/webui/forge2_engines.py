@@ -121,7 +121,7 @@ class EngineDatabase:
         skipped = {name: e for name, e in every.items() if name not in loaded}
         bare = {name: e for name, e in loaded.items() if self.db.bare_keywords or getattr(e, "entry", None) is None}
         explicit = ExplicitLookup()
-        explicit.build(loaded.values(), self.name_ids)
+        explicit.build(loaded.values(), self.name_ids, self.db.library.entries)  # duplicates answer too
         tables = (version, loaded, skipped, self._lookup(bare), explicit)
         self._tables = tables
         return tables

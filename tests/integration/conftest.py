@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parents[2]
 STARTED = "Startup time:"
 # 1.10 keeps the sampler's fields under the sampler script's own key
 UI_DEFAULTS = {"txt2img/Width/value": 64, "txt2img/Height/value": 64, "txt2img/Sampling steps/value": 1,
-               "customscript/sampler.py/txt2img/Sampling steps/value": 1}
+               "customscript/sampler.py/txt2img/Sampling steps/value": 1,
+               "customscript/sampler.py/txt2img/Sampling Steps/value": 1}  # Neo's label
 
 
 def pytest_collection_modifyitems(config, items):
@@ -125,8 +126,8 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
                   extra_args: list[str] | None = None, base_args: list[str] | None = None) -> Iterator[WebUI]:
     """Start the WebUI (the repo linked in as ``extensions/sd-embeddings``, plus ``extensions`` name -> folder
     links), wait until it has started and ``ready(server)``, stop it and remove the links it made. ``settings``
-    seeds a fresh ``--ui-settings-file`` (the WebUI's ``config.json``); without it the WebUI's own file is used.
-    ``base_args`` replace ``launch_args()``."""
+    seeds a fresh ``--ui-settings-file`` (the WebUI's ``config.json``, with what the fork needs to start unattended,
+    ``Fork.settings``); without it the WebUI's own file is used. ``base_args`` replace ``launch_args()``."""
     root = Path(os.environ["WEBUI_DIR"]).resolve()
     python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
     port = int(os.environ.get("WEBUI_PORT", "7861")) + port_offset
@@ -149,7 +150,7 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
             *(base_args if base_args is not None else launch_args()), *(extra_args or [])]
     if settings is not None:
         settings_file = log.parent / "config.json"
-        settings_file.write_text(json.dumps(settings))
+        settings_file.write_text(json.dumps({**current().settings, **settings}))
         args += ["--ui-settings-file", str(settings_file)]
     process = None
     try:
@@ -181,13 +182,9 @@ def running_webui(tmp_path_factory, ready: Callable[[WebUI], bool], *, port_offs
             link.unlink()
 
 
-FIRST_GENERATION_LOADS_MODEL = ("forge", "neo")
-"""``WEBUI_KIND``s that load the checkpoint on the first generation, not at start (Forge2: ``forge_model_reload``)."""
-
-
 @pytest.fixture(scope="session")
 def webui(tmp_path_factory):
-    loads_late = os.environ.get("WEBUI_KIND") in FIRST_GENERATION_LOADS_MODEL
+    loads_late = not current().loads_model_at_start
 
     def ready(server: WebUI) -> bool:  # the summary line waits for the model
         return bool(server.get("/sdapi/v1/embeddings")["loaded"].get("negemb")) and \

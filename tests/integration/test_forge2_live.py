@@ -68,13 +68,6 @@ def _routes(_demo, app):
 script_callbacks.on_app_started(_routes)
 '''
 PROMPT, NEGATIVE = "a cat, zipemb", "negemb, blurry, negemb, (negemb:1.2)"
-NEO_SETTINGS = {"VERSION_UID": "PY313"}
-"""Neo (2.x) stops at start with "Press Enter to Continue" unless its config.json carries this marker."""
-
-
-def fork_settings(settings: dict) -> dict:
-    """A fresh config.json with what the fork needs to start unattended."""
-    return {**(NEO_SETTINGS if os.environ.get("WEBUI_KIND") == "neo" else {}), **settings}
 
 
 def _probe(tmp_path_factory) -> Path:
@@ -86,7 +79,7 @@ def _probe(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def forge(tmp_path_factory, launch_webui):
-    def ready(server) -> bool:  # the summary line waits for a model, which Forge loads on the first generation
+    def ready(server) -> bool:  # Forge loads the checkpoint on the first generation (below)
         return bool(server.get("/sdapi/v1/embeddings")["loaded"].get("negemb"))
 
     with launch_webui(ready, port_offset=4, extensions={"sd-embeddings-probe": _probe(tmp_path_factory)}) as server:
@@ -99,7 +92,7 @@ def stock_forge(tmp_path_factory, launch_webui):
     def ready(server) -> bool:
         return bool(server.get("/sd-embeddings-probe/state"))
 
-    with launch_webui(ready, port_offset=5, settings=fork_settings({"disabled_extensions": ["sd-embeddings"]}),
+    with launch_webui(ready, port_offset=5, settings={"disabled_extensions": ["sd-embeddings"]},
                       extensions={"sd-embeddings-probe": _probe(tmp_path_factory)}) as server:
         server.first = server.txt2img(PROMPT, NEGATIVE)
         yield server
@@ -119,7 +112,7 @@ def test_every_engine_the_tab_and_the_api_read_one_database(forge):
     assert "SDXL" in listing["skipped"]["xlemb"]["reason"] and listing["loaded"]["zipemb"]["family"] == "sd1"
 
 
-def test_one_start_line_names_the_forge2_adapter_and_the_summary_comes_with_the_first_model(forge):
+def test_one_start_line_names_the_forge2_adapter_and_the_summary_is_printed_once(forge):
     log = forge.log.read_text(errors="replace")
     lines = [line for line in log.splitlines() if "Textual inversion (sd-embeddings): " in line]
     engines = ("backend.text_processing.classic_engine.ClassicTextProcessingEngine",  # Forge, Neo up to 2.x
@@ -199,9 +192,9 @@ def test_tag_autocomplete_finds_the_families_through_the_opt_in_embedding_db(lau
     skip_without_sd_hijack()
     tagcomplete = Path(folder).resolve()
     stock = _emb_txt_after_first_generation(launch_webui, tagcomplete, 6,
-                                            fork_settings({"disabled_extensions": ["sd-embeddings"]}))
+                                            {"disabled_extensions": ["sd-embeddings"]})
     ours = _emb_txt_after_first_generation(launch_webui, tagcomplete, 7,
-                                           fork_settings({"sd_embeddings_embedding_db_shim": True}))
+                                           {"sd_embeddings_embedding_db_shim": True})
     assert stock and not any(line.endswith((",v1", ",vXL")) for line in stock), stock
     assert not any("negemb" in line for line in stock)  # a .safetensors file: the fallback never lists it
     families = {line.split(",")[0].strip('"'): line.rsplit(",", 1)[1] for line in ours}

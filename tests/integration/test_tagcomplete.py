@@ -17,10 +17,15 @@ from pathlib import Path
 
 import pytest
 from factories import vectors, write_safetensors
+from forks import current
 
 pytestmark = pytest.mark.webui
 REPO = Path(__file__).resolve().parents[2]
 OWN_FILE = REPO / "embeddings" / "sd-embeddings-tagcomplete-check.safetensors"
+FORGE2 = ("Forge/Neo: on stock Forge2 with an SD1.5 model tag autocomplete finds no database (no "
+          "model_hijack.embedding_db; its Forge path asks for text_processing_engine_l first) and lists .pt/.bin file "
+          "names without families (tagcomplete #297): there is no stock list with families to match. "
+          "test_forge2_live.py checks the stock list and the opt-in model_hijack.embedding_db instead")
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +33,8 @@ def tagcomplete() -> Path:
     folder = os.environ.get("TAGCOMPLETE_DIR")
     if not folder:
         pytest.skip("set TAGCOMPLETE_DIR to a tag-autocomplete checkout")
+    if current().adapter == "forge2":
+        pytest.skip(FORGE2)
     return Path(folder).resolve()
 
 

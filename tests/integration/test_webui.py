@@ -83,6 +83,9 @@ def test_file_dropped_into_sub_folder_is_used_by_next_generation(webui):
     assert ti_hashes(webui.txt2img("a dog, freshemb")) == ""
 
 
+SMALL_GENERATION = ("() => ['txt2img_width', 'txt2img_height', 'txt2img_steps'].map("
+                    "id => document.querySelector(`#${id} input[type=number]`)?.value).join() === '64,64,1'")
+"""The page's txt2img width, height and steps are what the generations here need (CPU)."""
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -96,6 +99,9 @@ def page(webui):
             tab = browser.new_page()
             tab.goto(webui.url, timeout=120_000)
             tab.wait_for_selector("#txt2img_extra_tabs", state="attached", timeout=120_000)
+            # Forge2 sets width, height (and Neo the steps) from its preset options in a load event after the page
+            # is built: a click on Generate before it ran 1024x1024 at 20 steps on CPU, and Neo was killed
+            tab.wait_for_function(SMALL_GENERATION, timeout=120_000)
             yield tab
         finally:
             browser.close()

@@ -6,11 +6,26 @@ from __future__ import annotations
 
 import pytest
 from factories import vectors, write_a1111_pt
+from forks import current
 from test_webui import shorthash, ti_hashes
 
 pytestmark = pytest.mark.webui
 
 SETTING = "sd_embeddings_bare_keywords"
+
+
+def listed_setting(webui) -> bool | None:
+    """The setting as ``GET /sdapi/v1/options`` lists it; ``None`` where the fork leaves extensions' settings out
+    of that listing (``Fork.options_list_extensions``), which is checked here too."""
+    options = webui.get("/sdapi/v1/options")
+    if current().options_list_extensions:
+        return options[SETTING]
+    assert SETTING not in options
+    return None
+
+
+def listed(value: bool) -> bool | None:
+    return value if current().options_list_extensions else None
 
 
 def negemb_hash(webui) -> str:
@@ -29,11 +44,11 @@ def test_embedding_name_is_used_plain_weighted_with_folder_and_inside_prompt_edi
 
 def test_with_bare_keywords_off_only_embedding_name_uses_it(webui):
     expected = f"negemb: {negemb_hash(webui)}"
-    assert webui.get("/sdapi/v1/options")[SETTING] is True  # the WebUI's way by default
+    assert listed_setting(webui) is listed(True)  # the WebUI's way by default
     assert ti_hashes(webui.txt2img("a cat, negemb")) == expected  # and now in the conditioning cache
     webui.post("/sdapi/v1/options", {SETTING: False})
     try:
-        assert webui.get("/sdapi/v1/options")[SETTING] is False
+        assert listed_setting(webui) is listed(False)
         assert ti_hashes(webui.txt2img("a cat, negemb")) == ""  # the same prompt, not served from the cache
         assert ti_hashes(webui.txt2img("a cat, embedding:negemb")) == expected
         assert ti_hashes(webui.txt2img("a cat", "(embedding:negemb:1.2)")) == expected

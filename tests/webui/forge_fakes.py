@@ -9,7 +9,9 @@ hard-coded to 20 and its left-behind-fix bug; ``__call__`` appends the used name
 it "loads" a file with ``torch.load``, here recorded in ``torch_loads`` instead), ``modules/processing.py``
 (``get_conds_with_caching`` with three-slot caches: the engine's parameters go into ``sd_model.extra_generation_params``
 and ``cache[2]``, a cache hit refills them from ``cache[2]``; txt2img's ``setup_conds`` after ``super()``),
-``modules/sd_models.py`` (``model_data.sd_model``, ``FakeInitialModel`` before the first load), ``modules/sd_hijack.py``
+``modules/sd_models.py`` (``model_data.sd_model``, ``FakeInitialModel`` before the first load,
+``model_data.forge_loading_parameters`` (``{}`` until the UI picks a checkpoint), ``checkpoint_aliases``,
+``checkpoints_list``), ``modules/sd_hijack.py``
 (a stub: no ``embedding_db``), ``backend/diffusion_engine/sd15.py``/``sdxl.py`` (engines ``text_processing_engine`` or
 ``_l``+``_g``). Neo at Haoming02/sd-webui-forge-classic ``neo`` 21886f41: the engine is ``ClipEngine`` in
 ``sd_engine.py`` and writes ``dynamic_args.last_extra_generation_params`` (``backend/args.py``).
@@ -171,7 +173,8 @@ def fake_modules(layout: str, folder: str, data: str, callbacks: dict, pages: li
             cmd_opts=types.SimpleNamespace(embeddings_dir=folder, no_hashing=False), sd_model=None),
         "modules.devices": _module("modules.devices", device=torch.device("cpu")),
         "modules.sd_models": _module("modules.sd_models", model_data=types.SimpleNamespace(
-            sd_model=FakeInitialModel()), engine_class=engine),
+            sd_model=FakeInitialModel(), forge_loading_parameters={}), engine_class=engine,
+            checkpoint_aliases={}, checkpoints_list={}),
         "modules.paths": _module("modules.paths", data_path=data),
         "modules.sd_hijack": _module("modules.sd_hijack", model_hijack=types.SimpleNamespace()),
         "modules.textual_inversion": _module("modules.textual_inversion", __path__=[]),

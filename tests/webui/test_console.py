@@ -57,6 +57,40 @@ def test_a_log_level_the_user_chose_is_left_to_the_webui(webui, package_logger, 
     assert not [h for h in package_logger.handlers if h.get_name() == "sd-embeddings-console"]
 
 
+class _NeoRootHandler(logging.Handler):
+    """Stands in for Forge Neo's root handler (``modules/logging_config.py``: a ``logging.Handler`` subclass that
+    writes through tqdm), which Neo installs itself with ``basicConfig(force=True)`` before extensions load, the root
+    at ERROR unless ``--loglevel``/``SD_WEBUI_LOG_LEVEL`` says otherwise."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream.write(self.format(record) + "\n")
+
+
+def test_the_start_line_is_printed_when_the_webui_itself_sets_the_root_to_error(webui, package_logger, monkeypatch):
+    """Forge Neo without ``--loglevel``: a non-default root handler, the root at ERROR. Neither is the user's
+    choice, and with the records left to the root the start line, the summary and the warnings vanished."""
+    webui.modules["modules.shared"].cmd_opts.loglevel = None
+    monkeypatch.delenv("SD_WEBUI_LOG_LEVEL", raising=False)
+    root_stream, our_stream = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(logging.root, "handlers", [_NeoRootHandler(root_stream)])
+    level = logging.root.level
+    logging.root.setLevel(logging.ERROR)
+    try:
+        monkeypatch.setattr(sys, "stderr", our_stream)
+        console.setup_logging()
+        console.say("Textual inversion (sd-embeddings): using the forge2 adapter (X.tokenize_line)")
+        logging.getLogger("sd_embeddings.library.reading").warning("Embedding bad.pt: refused")
+    finally:
+        logging.root.setLevel(level)
+    assert our_stream.getvalue().splitlines() == [
+        "Textual inversion (sd-embeddings): using the forge2 adapter (X.tokenize_line)", "Embedding bad.pt: refused"]
+    assert root_stream.getvalue() == ""
+
+
 @pytest.fixture
 def clean_logging():
     """Root and package loggers as a fresh WebUI process has them; restored afterwards."""

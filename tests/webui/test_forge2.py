@@ -246,6 +246,25 @@ def test_embedding_name_syntax_and_the_bare_keywords_setting_reach_every_engine(
     assert placed("a cat, xlneg") == [["xlneg"], ["xlneg"]]
 
 
+def test_a_duplicates_own_name_means_the_keywords_file_in_every_engine(registered):
+    """``old/deeper/xlneg.pt`` loses the keyword to ``xl/xlneg.safetensors`` (shallower); its own spellings mean the
+    winner in each engine, as in the shared database (found live on Forge: the engines' tables had no aliases, so
+    ``embedding:old/deeper/xlneg.pt`` stayed plain text)."""
+    write_safetensors(registered.folder / "xl" / "xlneg.safetensors", sdxl_vectors(2))
+    write_safetensors(registered.folder / "old" / "deeper" / "xlneg.safetensors", sdxl_vectors(3, seed=5))
+    model = registered.load_model("sdxl")
+
+    def placed(text: str) -> list[list[tuple[str, int]]]:
+        return [[(fix.embedding.filename, fix.embedding.vectors) for chunk in engine.tokenize_line(text)[0]
+                 for fix in chunk.fixes] for engine in model.engines()]
+
+    winner = str(registered.folder / "xl" / "xlneg.safetensors")
+    registered.opts.data["sd_embeddings_bare_keywords"] = False
+    entry.apply_bare_keywords_setting()
+    assert placed("a cat, embedding:old/deeper/xlneg.safetensors") == [[(winner, 2)], [(winner, 2)]]
+    assert placed("a cat, embedding:xlneg.safetensors") == [[(winner, 2)], [(winner, 2)]]
+
+
 def test_without_modules_sd_hijack_the_shim_setting_is_a_logged_no_op(forge, monkeypatch, caplog):  # noqa: F811
     """Neo removed ``modules/sd_hijack.py``: register still works, and switching the setting on says it does
     nothing rather than failing."""
