@@ -16,8 +16,8 @@ Per run it records, from the WebUI's own console lines and from the outside:
                already listed as skipped then
   api size     bytes of that listing once the model has loaded
   refresh      POST /sdapi/v1/refresh-embeddings with nothing changed (best of 3), and after one file was added
-  cards        GET /sd-embeddings/v1/cards (the tab's full document; the extension only): the bulk of a browser
-               Refresh, whose rescan is the refresh row
+  cards        GET /sd-embeddings/v1/cards and its further pages (the tab's whole list; the extension only): the
+               bulk of a browser Refresh, whose rescan is the refresh row
   generation   a 64x64, 1-step txt2img with nothing changed, and the next one after a .pt is dropped in a sub-folder
   rss          the WebUI process's resident memory at the end, minus the same mode on an empty folder after the same
                kinds of requests (generations included)
@@ -79,6 +79,15 @@ def request(url: str, body: dict | None = None, timeout: float = 600) -> tuple[b
     with urllib.request.urlopen(req, timeout=timeout) as response:
         payload = response.read()
     return payload, time.perf_counter() - start
+
+
+def whole_list(url: str) -> float:
+    """Seconds to fetch every page of the tab's cards list, as its script does."""
+    payload, seconds = request(url)
+    head = json.loads(payload)
+    for page in range(1, head.get("pages", 1)):
+        seconds += request(f"{url}?page={page}&build={head['build']}")[1]
+    return seconds
 
 
 def timer_parts(line: str) -> dict[str, float]:
@@ -179,7 +188,7 @@ def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
         run.api_size = len(payload)
         run.refresh_same = min(request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1] for _ in range(3))
         if mode == "extension":
-            run.cards = min(request(webui.url + "/sd-embeddings/v1/cards")[1] for _ in range(2))
+            run.cards = min(whole_list(webui.url + "/sd-embeddings/v1/cards") for _ in range(2))
         request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)  # warm-up: the first generation builds caches
         run.generation_same = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
         dropped = library / "group3" / "sub2" / f"dropped{time.time_ns()}.pt"

@@ -10,15 +10,39 @@
   const HIDDEN_MIN_SEARCH = 4;
   const esc = (text) => lib.esc(text);
 
-  function decode(state, doc) {
-    const f = doc.fields;
+  // Compact rows -> card objects (the server's card_rows.py writes them and reads them back the same way): folders
+  // and shared texts are indexes, 0 stands for an empty list, no preview or the keyword being the file's stem.
+  const SHARED = ["format", "family", "status", "reason", "target", "target_source", "base_model"];
+  function stem(file) {
+    const dot = file.lastIndexOf(".");
+    return dot > 0 ? file.slice(0, dot) : file;
+  }
+  function expand(state, doc, folders) {
+    const at = {}, strings = doc.strings;
+    doc.fields.forEach((name, i) => (at[name] = i));
+    return doc.cards.map((row) => {
+      const root = row[at.root], folder = folders[row[at.folder]], file = row[at.file], keyword = row[at.keyword];
+      const relpath = folder ? folder + "/" + file : file, preview = row[at.preview];
+      const card = { card_id: root + "/" + relpath, relpath, folder,
+        keyword: typeof keyword === "string" ? keyword : stem(file),
+        vectors: row[at.vectors], size: row[at.size], mtime: row[at.mtime], description: row[at.description],
+        shorthash: row[at.shorthash], weight: row[at.weight] || null, hidden: !!row[at.hidden],
+        common_word: !!row[at.common_word], collides_with: row[at.collides_with] || [],
+        same_vectors: row[at.same_vectors] || [],
+        preview: preview ? state.api + "/preview?root=" + root + "&path=" +
+          encodeURIComponent(folder ? folder + "/" + preview[0] : preview[0]) + "&v=" + preview[1] : "" };
+      for (const name of SHARED) card[name] = strings[row[at[name]]];
+      return card;
+    });
+  }
+  // ``all``: the cards of every page, expanded; else the document's own.
+  function decode(state, doc, all) {
     state.doc = doc;
-    state.all = doc.cards.map((row, idx) => {
-      const card = { idx };
-      f.forEach((k, i) => (card[k] = row[i]));
+    state.all = all || expand(state, doc, doc.folders);
+    state.all.forEach((card, idx) => {
+      card.idx = idx;
       card.search = (card.keyword + " " + card.relpath + " " + card.description).toLowerCase();
       card.pathKey = card.relpath.toLowerCase();
-      return card;
     });
     state.byId = new Map(state.all.map((c) => [c.card_id, c]));
     // a first page (big libraries): rows already in the order the user sees, counts from the server
@@ -115,8 +139,7 @@
     const n = (x) => x.toLocaleString();
     if (!state.partial) return n(state.view.length) + " of " + n(state.all.length);
     const unfiltered = !state.query.trim() && !state.family && !state.folder;
-    return (unfiltered ? n(new Map(Object.entries(state.doc.counts)).get("") || 0) : n(state.view.length) + "+") +
-      " of " + n(state.doc.total);
+    return (unfiltered ? n(state.doc.counts[0] || 0) : n(state.view.length) + "+") + " of " + n(state.doc.total);
   }
   function emptyHtml(roots) {
     return '<div class="sdemb-empty"><p><b>No embeddings here yet.</b></p><p>Drop Textual Inversion files ' +
@@ -133,13 +156,16 @@
   function renderTree(state) {
     const showHidden = state.hiddenMode === "Always", children = new Map();
     // A Map: folder names are a stranger's text ("constructor", "__proto__" are not counts of a plain object).
-    const counts = new Map(state.partial ? Object.entries(state.doc.counts) : []);
+    const counts = new Map(state.partial ? state.doc.folders.map((f, i) => [f, state.doc.counts[i]]) : []);
+    const direct = new Map(); // cards in each folder itself: thousands of cards share a folder
     for (const c of state.partial ? [] : state.all) {
-      if (c.hidden && !showHidden) continue;
-      const parts = c.folder ? c.folder.split("/") : [];
+      if (!c.hidden || showHidden) direct.set(c.folder, (direct.get(c.folder) || 0) + 1);
+    }
+    for (const [folder, count] of direct) {
+      const parts = folder ? folder.split("/") : [];
       for (let i = 0; i <= parts.length; i++) {
         const key = parts.slice(0, i).join("/");
-        counts.set(key, (counts.get(key) || 0) + 1);
+        counts.set(key, (counts.get(key) || 0) + count);
       }
     }
     const folders = state.doc.folders.filter((f) => f && (showHidden || !hiddenFolder(f)));
@@ -184,5 +210,5 @@
       rows.map((r) => '<li class="' + (r.quiet ? "sdemb-quiet" : "") + '"><code>' + esc(r.relpath) + "</code> <b>" +
         esc(r.status) + "</b>: " + esc(r.reason) + "</li>").join("") + "</ul></details>";
   }
-  Object.assign(lib, { decode, render, renderMore, renderTree, renderSide, hiddenShown });
+  Object.assign(lib, { expand, decode, render, renderMore, renderTree, renderSide, hiddenShown });
 })();

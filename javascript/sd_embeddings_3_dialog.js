@@ -7,14 +7,40 @@
   const lib = (NS.lib = NS.lib || {});
   const esc = (text) => lib.esc(text);
 
-  async function load(state, how) {
-    const res = await fetch(state.api + (how === "refresh" ? "/refresh" : "/cards"), how === "refresh" ?
-      { method: "POST", headers: lib.writeHeaders("application/json"), body: "{}" } : { method: "GET" });
+  async function fetchDoc(url, init) {
+    const res = await fetch(url, init || { method: "GET" });
     if (!res.ok) throw new Error("embeddings list: " + (await lib.reason(res)));
-    show(state, await res.json(), true);
+    return res.json();
   }
-  function show(state, doc, keep) {
-    lib.decode(state, doc);
+  // Page 0 (with folders, problems, groups), then the further pages of the same build, two asked at a time (one
+  // travels while the host builds the next), then one redraw. The latest load wins; a build the host no longer
+  // holds (the library changed meanwhile) starts again.
+  async function load(state, how, tries) {
+    const mine = (state.loads = (state.loads || 0) + 1);
+    state.busy = true;
+    try {
+      const head = await fetchDoc(state.api + (how === "refresh" ? "/refresh" : "/cards"), how === "refresh" ?
+        { method: "POST", headers: lib.writeHeaders("application/json"), body: "{}" } : null);
+      const parts = [], pages = head.pages || 1;
+      let next = 1;
+      const fetcher = async () => {
+        while (next < pages) {
+          const page = next++;
+          parts[page - 1] = await fetchDoc(state.api + "/cards?page=" + page + "&build=" + head.build);
+        }
+      };
+      const done = await Promise.all([fetcher(), fetcher()]).catch((e) => ((tries || 0) < 2 ? null : Promise.reject(e)));
+      if (!done) return load(state, "reload", (tries || 0) + 1);
+      if (state.loads !== mine) return;
+      const all = lib.expand(state, head, head.folders);
+      for (const part of parts) for (const card of lib.expand(state, part, head.folders)) all.push(card);
+      show(state, head, true, all);
+    } finally {
+      if (state.loads === mine) state.busy = false;
+    }
+  }
+  function show(state, doc, keep, all) {
+    lib.decode(state, doc, all);
     state.version = doc.version;
     lib.renderSide(state);
     lib.render(state, keep);

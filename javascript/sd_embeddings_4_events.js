@@ -96,7 +96,8 @@
     if (!state.pane.isConnected) return clearInterval(state.timer);
     try {
       const res = await fetch(state.api + "/version");
-      if (res.ok && (await res.json()).version !== state.version) await lib.load(state, "reload");
+      // not while a load is fetching pages: it would start again before it could finish (the next tick reloads)
+      if (res.ok && (await res.json()).version !== state.version && !state.busy) await lib.load(state, "reload");
     } catch (e) { /* host restarting: try again next tick */ }
   }
   function inlineDoc(pane) {
@@ -168,7 +169,7 @@
     const doc = inlineDoc(pane);
     if (doc && (!state.doc || doc.version > state.version)) lib.show(state, doc, !!state.doc);
     else if (state.doc) lib.show(state, state.doc, true);
-    if (!state.doc || state.partial) lib.load(state, "reload").catch((e) => console.error("sd-embeddings:", e));
+    if ((!state.doc || state.partial) && !state.busy) lib.load(state, "reload").catch((e) => console.error("sd-embeddings:", e));
   }
   NS.init = () => lib.app().querySelectorAll(".sdemb-pane").forEach(attach);
   let queued = false;

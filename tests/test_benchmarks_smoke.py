@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -23,3 +25,13 @@ def test_pickle_memory_benchmark_runs():
     assert result.returncode == 0, result.stderr
     assert "failed" not in result.stdout and "not-an-embedding: the tensor has vectors of 40,000" in result.stdout
     assert result.stdout.count("loaded (10, 4096)") == 4
+
+
+@pytest.mark.slow
+def test_cards_scale_benchmark_runs(tmp_path):
+    """Starts a real host (gradio), so it is with the slow tests."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cards_scale.py"), "--count", "30",
+                             "--folders", "6", "--folder", str(tmp_path / "library")],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "first screen (inline document)" in result.stdout and "whole list (again; 30 cards" in result.stdout

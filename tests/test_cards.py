@@ -11,7 +11,7 @@ from PIL import Image
 
 from sd_embeddings.library import Library
 from sd_embeddings.records import Family
-from sd_embeddings.tab import cards, first_page, shell
+from sd_embeddings.tab import card_rows, cards, first_page, shell
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -82,7 +82,7 @@ def test_problems_list_broken_files_and_quietly_plain_pictures(library: Library)
 
 def test_payload_is_json_and_rows_follow_fields(library: Library) -> None:
     doc = json.loads(json.dumps(cards.cards_payload(library)))
-    rows = [dict(zip(doc["fields"], row)) for row in doc["cards"]]
+    rows = card_rows.expand(doc)
     assert [r["keyword"] for r in rows][0] == XSS
     assert doc["folders"] == ["", "other", "sub", "xl"]
     assert doc["family"] == "sd1" and doc["version"] == library.version
@@ -99,7 +99,7 @@ def test_routes(library: Library, tmp_path: Path) -> None:
     app.include_router(make_router(lambda: library))
     # writes as the tab's script sends them: this host's Origin and the page token (tab/guard.py)
     client = TestClient(app, headers={"origin": "http://testserver", guard.TOKEN_HEADER: guard.page_token()})
-    assert client.get("/sd-embeddings/v1/cards").json()["fields"][0] == "card_id"
+    assert client.get("/sd-embeddings/v1/cards").json()["fields"] == list(card_rows.ROW_FIELDS)
     assert client.get("/sd-embeddings/v1/preview", params={"root": 0, "path": "cat.preview.png"}).status_code == 200
     for bad in ("../cat.preview.png", "/etc/passwd", "cat.pt", "sub/../cat.preview.png", "..%2fcat.preview.png"):
         assert client.get("/sd-embeddings/v1/preview", params={"root": 0, "path": bad}).status_code == 404, bad
@@ -166,5 +166,5 @@ def test_inline_document_cannot_close_its_script_element(tmp_path: Path) -> None
     text = markup.partition('class="sdemb-doc">')[2].rpartition("</script>")[0]
     assert not set(text) & set("<>&")
     doc = inline_doc(markup)
-    row = dict(zip(doc["fields"], doc["cards"][0]))
+    row = card_rows.expand(doc)[0]
     assert row["description"] == hostile and row["relpath"] == "</script>x.safetensors"

@@ -9,7 +9,7 @@ import pytest
 from factories import vectors, write_safetensors
 
 from sd_embeddings.library import Library
-from sd_embeddings.tab import cards, first_page, shell
+from sd_embeddings.tab import card_rows, cards, first_page, shell
 
 
 @pytest.fixture
@@ -33,9 +33,7 @@ def test_is_hidden(relpath: str, hidden: bool) -> None:
 
 
 def test_payload_flags_hidden_cards(dotted: Library) -> None:
-    payload = cards.cards_payload(dotted)
-    column = payload["fields"].index("hidden")
-    flags = {row[payload["fields"].index("keyword")]: row[column] for row in payload["cards"]}
+    flags = {card["keyword"]: card["hidden"] for card in card_rows.expand(cards.cards_payload(dotted))}
     assert flags == {"plain": False, ".dotfile": True, "inside": True, "deep": True}
 
 
@@ -45,9 +43,9 @@ def test_payload_flags_hidden_cards(dotted: Library) -> None:
 ])
 def test_a_first_page_leaves_hidden_cards_out_unless_always(dotted: Library, mode: str, shown: set[str]) -> None:
     doc = first_page.first_page_payload(dotted, hidden_models=mode, size=3)
-    keywords = {row[doc["fields"].index("keyword")] for row in doc["cards"]}
+    keywords = {card["keyword"] for card in card_rows.expand(doc)}
     assert keywords <= shown and len(keywords) == min(3, len(shown))
-    assert not doc["complete"] and doc["total"] == 4 and doc["counts"][""] == len(shown)
+    assert not doc["complete"] and doc["total"] == 4 and doc["counts"][doc["folders"].index("")] == len(shown)
     markup = shell.pane_html(dotted, hidden_models=mode)
     expected = mode if mode in cards.HIDDEN_MODES else cards.HIDDEN_DEFAULT
     assert f'data-hidden-models="{expected}"' in markup
@@ -73,8 +71,8 @@ def test_a_first_page_is_the_head_of_the_sorted_view(tmp_path: Path, sort: str, 
     expected = [c.keyword for c in (ordered[::-1] if direction == "desc" else ordered)]
     assert [c.keyword for c in first_page.view_order(models, sort, direction)] == expected
     doc = first_page.first_page_payload(library, sort=sort, sort_dir=direction, size=4)
-    assert [row[doc["fields"].index("keyword")] for row in doc["cards"]] == expected[:4]
-    assert doc["counts"] == {"": 9, "Zed": 3, "abc": 3}
+    assert [card["keyword"] for card in card_rows.expand(doc)] == expected[:4]
+    assert dict(zip(doc["folders"], doc["counts"])) == {"": 9, "Zed": 3, "abc": 3}
 
 
 @pytest.mark.parametrize("sort, direction, selected, arrow", [
@@ -116,6 +114,6 @@ def test_the_first_page_builds_only_its_own_cards(tmp_path: Path, monkeypatch) -
     monkeypatch.setattr(Library, "user_metadata", staticmethod(lambda entry: read.append(entry.keyword)
                                                                or original(entry)))
     doc = first_page.first_page_payload(library, sort="path", sort_dir="desc", size=5)
-    assert len(read) == 5 and doc["total"] == 30 and doc["counts"][""] == 30
-    assert [row[doc["fields"].index("keyword")] for row in doc["cards"]] == read
+    assert len(read) == 5 and doc["total"] == 30 and doc["counts"][doc["folders"].index("")] == 30
+    assert [card["keyword"] for card in card_rows.expand(doc)] == read
     assert read == [f"emb{i:02}" for i in sorted(range(30), key=lambda i: (i % 4, i), reverse=True)[:5]]

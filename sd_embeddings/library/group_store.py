@@ -69,8 +69,9 @@ def groups_of(library: Library) -> list[Group]:
     found: dict[str, Group] = {}
     with listing.lock:
         for folder in library.scanned_folders():
-            place = _root_of(library, folder)
-            for name in _names_in(listing, folder) if place else ():
+            names = _names_in(listing, folder)
+            place = _root_of(library, folder) if names else None  # most folders hold no group: no path work
+            for name in names if place else ():
                 path = os.path.join(folder, name)
                 try:
                     stamp = stat_stamp(os.lstat(path))

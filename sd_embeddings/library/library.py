@@ -66,6 +66,8 @@ class Library:
         self.deep = deep
         self.listeners: list[Callable[[Library], None]] = []
         self.version = 0
+        self.facts = 0
+        """Counts hashes and vector fingerprints as they become known (no new ``version``: prompts are the same)."""
         self._lock = threading.RLock()
         self._files: dict[str, Entry] = {}
         self._dir_stamps: dict[str, int] = {}
@@ -302,6 +304,7 @@ class Library:
         return pending
 
     def record_hash(self, path: str, value: str) -> None:
+        self.facts += 1
         record = self._files.get(path)
         if record is not None:
             record.sha256 = value
@@ -311,6 +314,7 @@ class Library:
 
     def record_fingerprint(self, entry: Entry, value: str) -> None:
         """Note the fingerprint of ``entry``'s vectors on its records (only those of this very file version)."""
+        self.facts += 1
         for item in (self._files.get(entry.path), self._by_path.get(entry.path)):
             if item is not None and item.fingerprint is None and item.stamp == entry.stamp:
                 item.fingerprint = value

@@ -149,15 +149,18 @@ def text_description(entry: Entry) -> str:
     return read_text(path, root=Root.known(entry.root)) if path else ""
 
 
-def description(entry: Entry) -> str:
+def description(entry: Entry, metadata: dict | None = None, summary: civitai.CivitaiSummary | None = None) -> str:
     """``x.json`` "description" if set, else ``x.txt`` / ``x.description.txt`` (as the WebUI does), else the
-    Civitai sidecar's description (as plain text)."""
-    metadata = user_metadata(entry)
+    Civitai sidecar's description (as plain text). ``metadata``/``summary``: already read (a card reads each once)."""
+    if metadata is None:
+        metadata = user_metadata(entry)
     text = metadata.get("description")
     if isinstance(text, str) and text:
         return text
-    return text_description(entry) or (civitai_summary(entry, metadata).description if entry.sidecars.civitai_file
-                                       else "")
+    found = text_description(entry)
+    if found or not entry.sidecars.civitai_file:
+        return found
+    return (summary if summary is not None else civitai_summary(entry, metadata)).description
 
 
 def civitai_summary(entry: Entry, metadata: dict | None = None) -> civitai.CivitaiSummary:

@@ -12,10 +12,12 @@ Public API (stable; the WebUI adapter calls it):
   incompatible or duplicate), in the library's order (keyword, case-insensitive).
 - ``problem_rows(library) -> list[dict]``: broken files (``relpath``, ``status``, ``reason``, ``quiet``); plain
   pictures without embedding data are ``quiet`` (listed, not counted as problems).
-- ``cards_payload(library, api=API_PREFIX) -> dict``: the JSON-able document the script fetches (see ``FIELDS``).
-- ``first_page_payload(library, ..., hidden_models, sort, sort_dir)``: the document the page carries inline (the
-  whole one for small libraries, else the first ``FIRST_PAGE`` cards in the order the user will see).
-  ``sort`` is one of ``SORT_KEYS``, ``sort_dir`` ``asc``/``desc``; ``view_order`` is that order.
+- ``cards_payload(library, api=API_PREFIX) -> dict``: the whole cards document in one page; the script fetches it
+  in pages (``card_pages``: built once per library state), its cards as compact rows (``card_rows``, whose
+  ``expand`` reads them back as ``CardModel`` dicts).
+- ``first_page.first_page_payload(library, ..., hidden_models, sort, sort_dir)``: the document the page carries
+  inline (the whole one for small libraries, else the first ``FIRST_PAGE`` cards in the order the user will see).
+  ``sort`` is one of ``SORT_KEYS``, ``sort_dir`` ``asc``/``desc``; ``first_page.view_order`` is that order.
 - Hidden entries (``CardModel.hidden``): a file or any folder on its path starts with ``.``. ``hidden_models``
   (``HIDDEN_MODES``, the WebUI's ``extra_networks_hidden_models``) decides: ``Always`` shown, ``When searched``
   only while the search text has at least ``HIDDEN_MIN_SEARCH`` characters, ``Never`` not shown.
@@ -37,12 +39,10 @@ plain keyword), the key Lora cards use for the same idea.
 from __future__ import annotations
 
 import os
-import urllib.parse
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from ..library import Library
-from ..library.common_words import is_common_word
 from ..records import Entry, Status
 from .names import shown
 
@@ -136,7 +136,7 @@ class CardModel:
 
 
 FIELDS = tuple(f for f in CardModel.__dataclass_fields__)
-"""Column order of ``cards_payload()["cards"]`` rows."""
+"""A card's fields, as the metadata routes answer it (``asdict``) and ``card_rows.expand`` reads rows back."""
 
 
 def is_hidden(relpath: str) -> bool:
@@ -149,21 +149,8 @@ def card_id(library: Library, entry: Entry) -> str:
     return f"{root}/{entry.relpath}"
 
 
-def preview_url(library: Library, entry: Entry, api: str = API_PREFIX) -> str:
-    name = entry.sidecars.preview
-    if not name:
-        return ""
-    rel = f"{entry.folder}/{name}" if entry.folder else name
-    root = library.folders.index(entry.root) if entry.root in library.folders else 0
-    try:  # the picture's own time, so a replaced preview gets a new URL (previews are cached for an hour)
-        stamp = os.stat(os.path.join(entry.root, *rel.split("/"))).st_mtime_ns
-    except OSError:
-        stamp = entry.mtime_ns
-    query = urllib.parse.urlencode({"root": root, "path": shown(rel), "v": stamp // 1_000_000})
-    return f"{api}/preview?{query}"
-
-
-def _shown_path(library: Library, path: str) -> str:
+def shown_path(library: Library, path: str) -> str:
+    """A colliding file as the card names it: its relative path when it is in the library."""
     other = library.find(path)
     return other.relpath if other else os.path.basename(path)
 
@@ -185,23 +172,11 @@ def same_vectors(library: Library, entry: Entry, index: dict[str, list[Entry]] |
 
 def card_model(library: Library, entry: Entry, api: str = API_PREFIX, auto_negative: bool = True,
                twins: dict[str, list[Entry]] | None = None) -> CardModel:
-    metadata = library.user_metadata(entry) if entry.sidecars.metadata_file else {}
-    sidecars = entry.sidecars
-    description = library.description(entry) if (sidecars.metadata_file or sidecars.description_file
-                                                  or sidecars.civitai_file) else ""
-    civitai = library.civitai_summary(entry, metadata) if (sidecars.civitai_file or metadata) else None
-    target, source = resolve_target(entry.keyword, entry.folder, metadata, auto_negative)
-    return CardModel(
-        card_id=shown(card_id(library, entry)), keyword=shown(entry.keyword), relpath=shown(entry.relpath),
-        folder=shown(entry.folder),
-        format=entry.format, family=entry.family.label, vectors=entry.vectors, size=entry.size,
-        mtime=entry.mtime_ns // 1_000_000_000, status=entry.status.value, reason=shown(entry.reason),
-        description=description[:DESCRIPTION_LIMIT], shorthash=entry.shorthash or "",
-        preview=preview_url(library, entry, api), target=target, target_source=source,
-        weight=prompt_weight(metadata), collides_with=[shown(_shown_path(library, p)) for p in entry.collides_with],
-        hidden=is_hidden(entry.relpath), base_model=civitai.base_model if civitai and civitai.specific else "",
-        same_vectors=same_vectors(library, entry, twins) if entry.fingerprint else [],
-        common_word=is_common_word(entry.keyword))
+    from . import card_rows  # rows are written with this module's rules
+
+    writer = card_rows.RowWriter(library, auto_negative, twins=twins)
+    row = writer.row(entry)
+    return card_rows.card(row, writer.strings, writer.folders, api)
 
 
 def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> list[CardModel]:
@@ -209,22 +184,23 @@ def card_models(library: Library, api: str = API_PREFIX, auto_negative: bool = T
     return [card_model(library, e, api, auto_negative, twins) for e in library.entries if e.status in CARD_STATUSES]
 
 
-def problem_rows(library: Library) -> list[dict]:
-    """Broken files, then sub-folders the scan did not walk (a link leading outside, the scan's caps)."""
+def problem_rows(library: Library, entries: Sequence[Entry] | None = None) -> list[dict]:
+    """Broken files, then sub-folders the scan did not walk (a link leading outside, the scan's caps).
+    ``entries``: the library's entries as read once by the caller (default: now)."""
     return [{"relpath": shown(e.relpath), "status": e.status.value, "reason": shown(e.reason),
              "quiet": e.format == "image" and e.status is Status.NOT_AN_EMBEDDING}
-            for e in library.entries if e.status.is_problem] + [
+            for e in (library.entries if entries is None else entries) if e.status.is_problem] + [
         {"relpath": shown(s.relpath) + "/", "status": "skipped", "reason": shown(s.reason), "quiet": False}
         for s in library.skipped]
 
 
-def folder_list(library: Library) -> list[str]:
-    """Every sub-folder that holds an entry, with its parents, sorted (``""`` is the root)."""
+def folder_list(library: Library, entries: Sequence[Entry] | None = None) -> list[str]:
+    """Every sub-folder that holds an entry, with its parents, sorted, each once as shown (``""`` is the root)."""
     found = {""}
-    for entry in library.entries:
-        parts = entry.folder.split("/") if entry.folder else []
+    for folder in {entry.folder for entry in (library.entries if entries is None else entries)}:
+        parts = folder.split("/") if folder else []
         found.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
-    return sorted((shown(f) for f in found), key=lambda f: f.casefold())
+    return sorted({shown(f) for f in found}, key=lambda f: (f.casefold(), f))
 
 
 def root_labels(folders: Sequence[str]) -> list[str]:
@@ -239,16 +215,9 @@ def root_labels(folders: Sequence[str]) -> list[str]:
     return ["/".join(p[-depth:]) for p in parts]
 
 
-def cards_document(library: Library, rows: list[list], auto_negative: bool) -> dict:
-    from .groups import groups_payload  # groups use this module's card rules
-
-    return {"version": library.version, "family": library.family.value if library.family else "",
-            "roots": root_labels(library.folders), "folders": folder_list(library), "fields": list(FIELDS),
-            "cards": rows, "problems": problem_rows(library), "groups": groups_payload(library, auto_negative)}
-
-
 def cards_payload(library: Library, api: str = API_PREFIX, auto_negative: bool = True) -> dict:
-    """``{version, family, folders, roots, fields, cards: [[...row...]], problems, groups}``: what the script
-    fetches (``groups``: ``groups.groups_payload``)."""
-    rows = [list(asdict(card).values()) for card in card_models(library, api, auto_negative)]
-    return cards_document(library, rows, auto_negative)
+    """The whole cards document in one page (``card_pages.document``): what ``/cards`` answers for a library of
+    up to ``card_pages.PAGE`` cards; ``card_rows.expand`` reads its cards back."""
+    from . import card_pages
+
+    return card_pages.whole_document(library, auto_negative)

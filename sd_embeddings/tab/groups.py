@@ -60,5 +60,6 @@ def group_model(library: Library, group: Group, lookup: MemberLookup, auto_negat
 
 
 def groups_payload(library: Library, auto_negative: bool = True) -> list[dict[str, Any]]:
-    lookup = MemberLookup(library)
-    return [group_model(library, group, lookup, auto_negative) for group in groups_of(library)]
+    found = groups_of(library)
+    lookup = MemberLookup(library) if found else None  # a pass over every entry: only when there are groups
+    return [group_model(library, group, lookup, auto_negative) for group in found]

@@ -2,9 +2,11 @@
 
 ``make_router(get_library) -> fastapi.APIRouter`` with prefix ``/sd-embeddings/v1`` (``ROUTE_PREFIX``):
 
-- ``GET  /cards``     -> ``cards.cards_payload`` (the card list as compact JSON rows, folders, problems).
+- ``GET  /cards?page=N&build=B`` -> ``card_pages.answer``: page N of the card list as compact JSON rows
+  (``card_rows``; page 0 with the folders, problems and groups), built once per library state and sent gzipped
+  to clients that accept it.
 - ``GET  /version``   -> ``{"version": n}``: cheap; the script polls it to notice rescans and family switches.
-- ``POST /refresh``   -> rescan (only changed files are read), then the ``/cards`` document.
+- ``POST /refresh``   -> rescan (only changed files are read), then page 0 of ``/cards``, built anew.
 - ``GET  /preview?root=<i>&path=<relative>`` -> a preview picture. Only a file that is the preview (or the
   picture itself) of a known entry, inside that entry's embeddings folder after resolving symlinks, with a
   picture extension, whose bytes sniff as a picture (``preview_serving``: sniffed type, ``nosniff``, sandboxing
@@ -56,7 +58,7 @@ from ..library.hashing import hashable
 from ..library.sidecars import PREVIEW_EXTENSIONS
 from ..library.vectors import Vocabulary
 from ..records import Entry
-from . import cards, details, guard, inspector, preview_serving, preview_upload
+from . import card_pages, cards, details, guard, inspector, preview_serving, preview_upload
 from .http_errors import GuardedRoute, SafeJSONResponse
 from .lookup import lookup
 from .names import has_surrogate, shown
@@ -178,8 +180,11 @@ class _Tab:
     auto_negative: Callable[[], bool]
     vocabulary: Vocabulary | None = None
 
-    def payload(self, library: Library) -> dict:
-        return cards.cards_payload(library, self.api, self.auto_negative())
+    def cards_page(self, request: Request, library: Library, page: int = 0, build: int | None = None) -> Response:
+        found = card_pages.answer(library, page, build, self.auto_negative(),
+                                  "gzip" in request.headers.get("accept-encoding", ""))
+        headers = {"Vary": "Accept-Encoding", **({"Content-Encoding": "gzip"} if found.gzipped else {})}
+        return Response(found.body, found.status, headers, media_type="application/json")
 
     def card(self, library: Library, entry: Entry) -> dict:
         return asdict(cards.card_model(library, entry, self.api, self.auto_negative()))
@@ -206,8 +211,8 @@ def make_router(get_library: Callable[[], Library], api: str = cards.API_PREFIX,
 
 def _add_card_routes(router: APIRouter, tab: _Tab) -> None:
     @router.get("/cards")
-    def list_cards() -> Response:
-        return SafeJSONResponse(tab.payload(tab.get_library()))
+    def list_cards(request: Request, page: int = 0, build: int | None = None) -> Response:
+        return tab.cards_page(request, tab.get_library(), page, build)
 
     @router.get("/version")
     def version() -> dict:
@@ -222,8 +227,9 @@ def _add_refresh_route(router: APIRouter, tab: _Tab) -> None:
         library = tab.get_library()
         started = time.perf_counter()
         library.refresh()
+        card_pages.changed(library)  # sidecars edited by hand count too: the list is built anew
         logger.info("Refreshed the embeddings library in %.2f s", time.perf_counter() - started)
-        return SafeJSONResponse(tab.payload(library))
+        return tab.cards_page(request, library)
 
 
 def _file_facts(entry: Entry) -> dict:
@@ -252,6 +258,7 @@ def _add_metadata_routes(router: APIRouter, tab: _Tab) -> None:
         entry = _entry_for(library, body.get("id", ""))
         updates = metadata_updates(body)
         data = await run_in_threadpool(library.save_user_metadata, entry, updates)
+        card_pages.changed(library)
         return {"card": tab.card(library, entry), "metadata": data}
 
 
@@ -266,6 +273,7 @@ def _store_preview(tab: _Tab, library: Library, entry: Entry, data: bytes, repla
     except KeyError as e:  # the entry or its shown picture changed since the dialog opened
         raise HTTPException(status_code=409, detail="the preview changed meanwhile; reopen the dialog") from e
     library.refresh()
+    card_pages.changed(library)  # the same name with a new picture is no new library version
     current = library.find(entry.path) or entry
     name = os.path.basename(target)
     shown_name = current.sidecars.preview or ""

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from sd_embeddings.library import Library, civitai
-from sd_embeddings.tab import cards, shell
+from sd_embeddings.tab import card_rows, cards, shell
 from sd_embeddings.tab.routes import ROUTE_PREFIX, make_router
 
 GOOD = {"baseModel": "Pony", "trainedWords": ["ok"], "model": {"name": "fine"}}
@@ -69,7 +69,7 @@ def test_the_page_cards_and_dialog_answer_whatever_the_sidecars_hold(hostile: Li
     client = client_for(hostile)
     answer = client.get(f"{ROUTE_PREFIX}/cards")
     assert answer.status_code == 200
-    rows = {row[1]: dict(zip(answer.json()["fields"], row)) for row in answer.json()["cards"]}
+    rows = {card["keyword"]: card for card in card_rows.expand(answer.json())}
     assert set(rows) == set(SIDECARS) | {"good"} and rows["good"]["base_model"] == "Pony"
     for name in [*SIDECARS, "good"]:
         read = client.get(f"{ROUTE_PREFIX}/metadata", params={"id": f"0/{name}.pt"})

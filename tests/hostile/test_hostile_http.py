@@ -26,7 +26,7 @@ from sd_embeddings import app as host
 from sd_embeddings.__main__ import build_parser
 from sd_embeddings.cli import serve as cli_serve
 from sd_embeddings.library import Library
-from sd_embeddings.tab import cards, guard, shell
+from sd_embeddings.tab import card_rows, cards, guard, shell
 from sd_embeddings.tab import routes as http_routes
 
 P = http_routes.ROUTE_PREFIX
@@ -309,7 +309,7 @@ def test_shell_carries_hostile_names_inert_and_exact(named: Site) -> None:
     keywords = {e.keyword for e in library.entries}
     assert set(HOSTILE_NAMES) <= keywords
     doc = inert_shell(shell.pane_html(library, "txt2img"))
-    rows = [dict(zip(doc["fields"], row)) for row in doc["cards"]]
+    rows = card_rows.expand(doc)
     assert set(HOSTILE_NAMES) <= {row["keyword"] for row in rows}
     assert "</script><svg onload=alert(1)>.pt" in {row["relpath"] for row in rows}
 
@@ -320,7 +320,7 @@ def test_descriptions_written_over_http_are_escaped_when_rendered(named: Site) -
     assert _post(named, {"id": card, "description": hostile, "notes": hostile}).status_code == 200
     named.library.refresh()
     doc = inert_shell(shell.pane_html(named.library))
-    assert hostile[:cards.DESCRIPTION_LIMIT] in {dict(zip(doc["fields"], row))["description"] for row in doc["cards"]}
+    assert hostile[:cards.DESCRIPTION_LIMIT] in {card["description"] for card in card_rows.expand(doc)}
     shown = next(c for c in cards.card_models(named.library) if c.card_id == card)
     assert shown.description == hostile[:cards.DESCRIPTION_LIMIT]
     body = named.get(f"{P}/metadata", params={"id": card}).json()
@@ -332,8 +332,7 @@ def test_json_routes_carry_names_exactly_as_json(named: Site) -> None:
         response = named.get(P + route)
         assert response.headers["content-type"] == "application/json"
         payload = response.json()
-        column = payload["fields"].index("keyword")
-        shown = {row[column] for row in payload["cards"]}
+        shown = {card["keyword"] for card in card_rows.expand(payload)}
         assert set(HOSTILE_NAMES) <= shown
     refreshed = named.post(f"{P}/refresh")
     assert refreshed.headers["content-type"] == "application/json" and refreshed.json()["cards"]

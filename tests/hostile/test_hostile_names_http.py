@@ -25,7 +25,7 @@ from PIL import Image
 from test_hostile_http import P, Site
 
 from sd_embeddings.app import create_app
-from sd_embeddings.tab import cards
+from sd_embeddings.tab import card_rows, cards
 
 RAW_NAMES = (b"caf\xe9", b"\xff\xfe-bytes", b"ok-\xed\xa0\x80-surrogate")
 
@@ -60,7 +60,7 @@ def test_names_that_are_not_utf8_are_listed_with_replacement_characters(raw: Sit
     assert response.status_code == 200
     response.content.decode("utf-8")  # strict: the answer is valid UTF-8 text
     doc = response.json()
-    rows = [dict(zip(doc["fields"], row)) for row in doc["cards"]]
+    rows = card_rows.expand(doc)
     keywords = {row["keyword"] for row in rows}
     assert {"caf\ufffd", "\ufffd\ufffd-bytes", "ok-\ufffd\ufffd\ufffd-surrogate"} <= keywords
     preview = next(row["preview"] for row in rows if row["keyword"] == "caf\ufffd")

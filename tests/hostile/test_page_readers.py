@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from sd_embeddings.library import Library
 from sd_embeddings.records import Family
-from sd_embeddings.tab import cards, shell
+from sd_embeddings.tab import card_rows, cards, shell
 from sd_embeddings.tab.routes import make_router
 from sd_embeddings.webui import paste
 
@@ -41,7 +41,7 @@ def test_no_answer_names_an_absolute_path(tmp_path, library):
     app.include_router(make_router(lambda: library))
     with TestClient(app) as client:
         doc = client.get(f"{V1}/cards").json()
-        ids = [row[cards.FIELDS.index("card_id")] for row in doc["cards"]]
+        ids = [card["card_id"] for card in card_rows.expand(doc)]
         answers = [json.dumps(doc), client.get(f"{V1}/version").text, client.get(f"{V1}/groups").text]
         answers += [client.get(f"{V1}/metadata", params={"id": card_id}).text for card_id in ids]
     assert doc["roots"] == ["webui/embeddings", "extra/embeddings"]

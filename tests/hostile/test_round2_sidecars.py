@@ -19,7 +19,7 @@ from sd_embeddings.app import create_app
 from sd_embeddings.formats.text import MAX_JSON_DEPTH
 from sd_embeddings.library import Library
 from sd_embeddings.library.hashing import HashCache
-from sd_embeddings.tab import guard, shell
+from sd_embeddings.tab import card_rows, guard, shell
 from sd_embeddings.tab.routes import ROUTE_PREFIX, make_router
 
 SIDECARS = {
@@ -72,7 +72,7 @@ def test_page_and_cards_are_built_whatever_the_sidecars_hold(hostile: Library) -
     page.encode("utf-8")  # strict: a lone surrogate would fail here
     cards = client_for(hostile).get(f"{ROUTE_PREFIX}/cards")
     assert cards.status_code == 200
-    rows = [dict(zip(cards.json()["fields"], row)) for row in cards.json()["cards"]]
+    rows = card_rows.expand(cards.json())
     by_keyword = {row["keyword"]: row for row in rows}
     assert set(by_keyword) >= set(SIDECARS) | {"good"}
     assert by_keyword["good"]["description"] == "fine" and by_keyword["surrogate"]["description"] == "a\ufffdb"
