@@ -12,42 +12,25 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EmbeddingError
 from ..formats.logs import get_logger
 from ..records import EmbeddingData, Entry, Family, Status
 from . import atomic, scan_record, sidecars
 from .bulk import gc_paused
 from .collisions import keyword_key
 from .containment import Root
+from .file_records import VerifierRecords
 from .hashing import HashCache
 from .reading import read_entry
 from .resolution import Resolution
-from .scanning import Skipped, keep_unchanged, walk_folders
-from .verifier import Verifier, needs_fingerprint
+from .scanning import ScanReport, Skipped, keep_unchanged, walk_folders
+from .verifier import Verifier
 
 logger = get_logger(__name__)
 
 
-@dataclass
-class ScanReport:
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    loops: list[str] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    """Sub-folders not walked (links leading outside, scan caps): listed with the problems."""
-    sidecars_changed: bool = False
-    skipped_changed: bool = False
-
-    @property
-    def any(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.sidecars_changed or self.skipped_changed)
-
-
-class Library:
+class Library(VerifierRecords):
     """All embeddings under one or more folders. Thread-safe: readers get immutable snapshots.
 
     File contents (loading vectors, hashing, the background verification) are its ``checks``, a ``Verifier``
@@ -288,58 +271,6 @@ class Library:
 
     def hash_all(self, progress: Callable[[int, int], None] | None = None) -> None:
         self.checks.hash_all(self._entries, progress)
-
-    # -- FileRecords: how the verifier reads and updates the per-file records ----------------------------------
-
-    def file_record(self, path: str) -> Entry | None:
-        return self._files.get(path)
-
-    def unchecked_files(self) -> list[Entry]:
-        """Entries not yet hashed and verified, usable ones first (what prompts use first)."""
-        records = self._files
-        pending = [e for e in self._entries if e.path in records
-                   and not (records[e.path].sha256 and records[e.path].verified)
-                   or e.path in records and needs_fingerprint(records[e.path])]
-        pending.sort(key=lambda e: e.status is not Status.LOADED)
-        return pending
-
-    def record_hash(self, path: str, value: str) -> None:
-        self.facts += 1
-        record = self._files.get(path)
-        if record is not None:
-            record.sha256 = value
-        entry = self._by_path.get(path)
-        if entry is not None:
-            entry.sha256 = value
-
-    def record_fingerprint(self, entry: Entry, value: str) -> None:
-        """Note the fingerprint of ``entry``'s vectors on its records (only those of this very file version)."""
-        self.facts += 1
-        for item in (self._files.get(entry.path), self._by_path.get(entry.path)):
-            if item is not None and item.fingerprint is None and item.stamp == entry.stamp:
-                item.fingerprint = value
-
-    def record_checked(self, record: Entry) -> None:
-        with self._lock:
-            record.verified = True
-            self._cache_scan(record)
-            entry = self._by_path.get(record.path)
-            if entry is not None:
-                entry.verified = True
-
-    def record_bad(self, entry: Entry, error: EmbeddingError) -> None:
-        """A file that scanned fine turned out bad when its values were read: re-resolve without it."""
-        logger.warning("Embedding %s: %s", entry.path, error.reason)
-        with self._lock:
-            record = self._files.get(entry.path)
-            if record is None or record.stamp != entry.stamp:
-                return
-            record.file_status, record.file_reason = Status(error.status), error.reason
-            record.status, record.reason, record.verified = record.file_status, error.reason, True
-            self._cache_scan(record)
-            self.checks.forget([entry.path])
-            self._resolve()
-        self._notify()
 
     def _notify(self) -> None:
         for listener in list(self.listeners):

@@ -64,6 +64,24 @@ class Skipped:
 
 
 @dataclass
+class ScanReport:
+    """What a library refresh found changed (``Library.refresh``)."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    loops: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    """Sub-folders not walked (links leading outside, scan caps): listed with the problems."""
+    sidecars_changed: bool = False
+    skipped_changed: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.sidecars_changed or self.skipped_changed)
+
+
+@dataclass
 class Walk:
     found: list[FoundFile] = field(default_factory=list)
     stamps: dict[str, int] = field(default_factory=dict)

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..library import group_store
 from ..library.groups import GroupError, GroupExists, check_content, check_name
-from . import guard, routes
+from . import guard, request_bodies, routes
 from .groups import find, group_model, groups_payload
 
 
@@ -59,7 +59,7 @@ def _delete(tab: routes._Tab, body: dict) -> dict:
 
 async def _object_body(request: Request) -> dict:
     guard.check_write(request)
-    body = await routes._json_body(request)
+    body = await request_bodies.json_body(request)
     if not isinstance(body, dict):
         raise HTTPException(status_code=400, detail="body must be a JSON object")
     return body

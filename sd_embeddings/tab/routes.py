@@ -40,8 +40,6 @@ fastapi alike. ``get_library`` is called per request, so a host may swap its lib
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -58,16 +56,15 @@ from ..library.hashing import hashable
 from ..library.sidecars import PREVIEW_EXTENSIONS
 from ..library.vectors import Vocabulary
 from ..records import Entry
-from . import card_pages, cards, details, guard, inspector, preview_serving, preview_upload
+from . import card_pages, cards, details, guard, inspector, preview_serving, preview_upload, request_bodies
 from .http_errors import GuardedRoute, SafeJSONResponse
 from .lookup import lookup
-from .names import has_surrogate, shown
+from .names import shown
+from .request_bodies import BODY_LIMIT, TEXT_LIMIT  # noqa: F401  (the limits as this module states them)
 
 logger = get_logger(__name__)
 
 ROUTE_PREFIX = "/sd-embeddings/v1"
-TEXT_LIMIT = 20_000
-BODY_LIMIT = 256 * 1024
 """Largest metadata request body (bytes): two capped texts even when every character is a JSON escape."""
 
 
@@ -111,65 +108,6 @@ def _entry_for(library: Library, card_id: str) -> Entry:
     if not found:
         raise HTTPException(status_code=404, detail="unknown embedding")
     return found[0]
-
-
-def _text(body: dict, key: str) -> str | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise HTTPException(status_code=400, detail=f"{key} must be text")
-    if has_surrogate(value):
-        raise HTTPException(status_code=400, detail=f"{key} is not valid Unicode (a lone surrogate)")
-    return value[:TEXT_LIMIT]
-
-
-def metadata_updates(body: dict) -> dict:
-    """Validated ``x.json`` updates from a request body; unknown keys are ignored."""
-    updates: dict = {}
-    for key in ("description", "notes"):
-        value = _text(body, key)
-        if value is not None:
-            updates[key] = value
-    if "target" in body:
-        if body["target"] not in cards.TARGETS:
-            raise HTTPException(status_code=400, detail="target must be auto, positive or negative")
-        updates["target"] = None if body["target"] == "auto" else body["target"]
-    if "weight" in body:
-        weight = body["weight"]
-        if weight in (None, ""):
-            updates["preferred weight"] = None
-        else:
-            try:
-                number = float(weight)
-            except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
-                number = math.nan
-            if not math.isfinite(number) or abs(number) > 100:
-                raise HTTPException(status_code=400, detail="weight must be a number between -100 and 100")
-            updates["preferred weight"] = None if number in (0.0, 1.0) else number
-    return updates
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, read no further than ``limit`` bytes whatever the headers claim."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit() or int(declared) > limit:
-        raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes")
-    raw = bytearray()
-    async for piece in request.stream():
-        raw += piece
-        if len(raw) > limit:
-            raise HTTPException(status_code=413, detail=f"body larger than {limit} bytes")
-    return bytes(raw)
-
-
-async def _json_body(request: Request) -> object:
-    """The request body as JSON, read no further than ``BODY_LIMIT`` bytes whatever the headers claim."""
-    raw = await _body(request, BODY_LIMIT)
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as e:  # RecursionError: deeply nested arrays
-        raise HTTPException(status_code=400, detail="body must be JSON") from e
 
 
 @dataclass(frozen=True)
@@ -251,12 +189,12 @@ def _add_metadata_routes(router: APIRouter, tab: _Tab) -> None:
     @router.post("/metadata")
     async def write_metadata(request: Request) -> dict:
         guard.check_write(request)
-        body = await _json_body(request)
+        body = await request_bodies.json_body(request)
         if not isinstance(body, dict):
             raise HTTPException(status_code=400, detail="body must be a JSON object")
         library = tab.get_library()
         entry = _entry_for(library, body.get("id", ""))
-        updates = metadata_updates(body)
+        updates = request_bodies.metadata_updates(body)
         data = await run_in_threadpool(library.save_user_metadata, entry, updates)
         card_pages.changed(library)
         return {"card": tab.card(library, entry), "metadata": data}
@@ -301,7 +239,7 @@ def _add_preview_routes(router: APIRouter, tab: _Tab) -> None:
         entry = _entry_for(library, id)
         try:
             with preview_upload.upload_slot():
-                data = await _body(request, preview_upload.MAX_BYTES)
+                data = await request_bodies.read_body(request, preview_upload.MAX_BYTES)
                 return await run_in_threadpool(_store_preview, tab, library, entry, data, replace == "shown")
         except preview_upload.UploadBusy as e:
             raise HTTPException(status_code=429, detail=str(e), headers={"Retry-After": "1"}) from e

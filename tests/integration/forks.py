@@ -62,6 +62,8 @@ class Fork:
     own versions, so these forks launch with ``--skip-prepare-environment`` only."""
     loads_model_at_start: bool = True
     """Forge2 loads the checkpoint on the first generation (``forge_model_reload``), never at start."""
+    skip_model_flag: str | None = "--skip-load-model-at-start"
+    """The launch flag that keeps the model from loading at start; Forge Classic has none."""
     settings: dict = field(default_factory=dict)
     """What a fresh ``--ui-settings-file`` (config.json) must hold for the fork to start unattended and generate
     small from the page."""
@@ -73,9 +75,15 @@ FORGE2_FACTS = {"stock_api_skips": False, "options_list_extensions": False, "pre
 FORKS = {
     "a1111": Fork("a1111", A1111_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
     # Haoming02/sd-webui-forge-classic, ``classic`` branch: A1111's prompt path kept (sd_hijack_clip, embedding_db)
-    "classic": Fork("classic", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
+    # Seen live: GET /sdapi/v1/options leaves the extension's setting out, as on Forge2 (whose built-in ControlNet
+    # builds the options model early; Classic has the same ControlNet). Its prepare step installs ``clip`` from GitHub
+    # when the package is missing and ``requirements.txt`` when unmet: not run on the offline harness. No launch
+    # flag keeps the model from loading at start.
+    "classic": Fork("classic", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111", options_list_extensions=False,
+                    prepare_offline=False, skip_model_flag=None),
     # Panchovix/stable-diffusion-webui-reForge ``main``: same, ``forge_clip`` subclasses keep ``tokenize_line``
-    "reforge": Fork("reforge", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111"),
+    # Its prepare step pins setuptools 69.5.1 and a pydantic wheel from GitHub (requirements_versions.txt)
+    "reforge": Fork("reforge", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111", prepare_offline=False),
     # lllyasviel Forge main / Forge Neo: the Forge2 backend; the facts below are for the forge2 adapter to fill in
     "forge": Fork("forge", FORGE_ARGS, None, (), "forge2", **FORGE2_FACTS, settings=FORGE2_SETTINGS),
     # Neo 2.x stops at start ("You are updating from an old version... Press Enter") unless config.json carries

@@ -14,12 +14,13 @@ pytestmark = pytest.mark.webui
 def test_a_normal_launch_prints_the_summary_and_lists_by_the_checkpoints_family(launch_webui, webui_args):
     fork = current()
     args = [arg for arg in webui_args if arg != "--skip-prepare-environment" or not fork.prepare_offline]
-    # Forge2 never loads a model at start (and Neo has no such flag)
-    extra = ["--skip-load-model-at-start"] if fork.loads_model_at_start else []
+    # Forge2 never loads a model at start (and Neo has no such flag); Forge Classic has no flag to skip it
+    extra = [fork.skip_model_flag] if fork.loads_model_at_start and fork.skip_model_flag else []
     with launch_webui(lambda server: True, port_offset=5, base_args=args, extra_args=extra) as server:
         listing = server.get("/sdapi/v1/embeddings")
         log = server.log.read_text(errors="replace")
-    assert "Model loaded" not in log
+    if extra or not fork.loads_model_at_start:
+        assert "Model loaded" not in log
     assert {"legacyemb", "zipemb", "negemb"} <= set(listing["loaded"]) and set(listing["skipped"]) == {"xlemb"}
     assert "Textual inversion: 3 loaded, 1 incompatible (SDXL), 1 unsafe — see the tab" in log
     assert "WARNING:sd_embeddings" not in log and "evil.pt" in log  # the bad file's line, plain
