@@ -129,14 +129,14 @@ class A1111Host:
 
         return not getattr(shared.cmd_opts, "no_hashing", False)
 
-    def write_generation_param(self, p: Any, key: str, value: str) -> None:
-        """Into ``p`` and into the hijack's parameters, which the WebUI merges into ``p`` after ``setup_conds``."""
+    def write_generation_param(self, p: Any, key: str, value: str | None) -> None:
+        """Into ``p`` and into the hijack's parameters, which the WebUI merges into ``p`` after ``setup_conds``
+        (``None`` removes the key from both)."""
         from modules import sd_hijack
 
-        sd_hijack.model_hijack.extra_generation_params[key] = value
-        params = getattr(p, "extra_generation_params", None)
-        if isinstance(params, dict):
-            params[key] = value
+        for params in (sd_hijack.model_hijack.extra_generation_params, getattr(p, "extra_generation_params", None)):
+            if isinstance(params, dict):
+                set_or_remove(params, key, value)
 
 
 def selected_checkpoint_file() -> str | None:
@@ -148,3 +148,11 @@ def selected_checkpoint_file() -> str | None:
     if info is None:
         info = next(iter(sd_models.checkpoints_list.values()), None)
     return getattr(info, "filename", None)
+
+
+def set_or_remove(params: dict, key: str, value: str | None) -> None:
+    """``params[key] = value``, or with ``None`` the key taken out (a parameter the infotext must not show)."""
+    if value is None:
+        params.pop(key, None)
+    else:
+        params[key] = value

@@ -212,7 +212,7 @@ def before_batch(p: Any) -> None:
 
 def after_setup_conds(p: Any) -> None:
     """After ``p.setup_conds()``: the values the WebUI merges into ``p.extra_generation_params`` (and so into
-    ``params.txt``) are the de-duplicated ones. Never raises: the WebUI's own value stays on a failure."""
+    ``params.txt``) are the de-duplicated ones, or none. Never raises: the WebUI's own value stays on a failure."""
     try:
         hashes = settings.webui_option("textual_inversion_add_hashes_to_infotext", True)
         params = generation.infotext_params(usage_of(p).embeddings(), hashes, getattr(host(), "names_param", None))

@@ -23,7 +23,7 @@ from typing import Any
 from ..formats.logs import get_logger
 from . import forge2_engines as engines
 from . import settings
-from .a1111 import CLIP_VOCABULARY, selected_checkpoint_file
+from .a1111 import CLIP_VOCABULARY, selected_checkpoint_file, set_or_remove
 from .host import Hooks, Patch, Probe, processing_patches
 
 logger = get_logger(__name__)
@@ -205,10 +205,10 @@ class Forge2Host:
 
         return not getattr(shared.cmd_opts, "no_hashing", False)
 
-    def write_generation_param(self, p: Any, key: str, value: str) -> None:
+    def write_generation_param(self, p: Any, key: str, value: str | None) -> None:
         """Into ``p`` and into the model's parameters, which Forge merges into ``p`` right after ``setup_conds``
         (and a conditioning cache hit refills from the cache)."""
         for params in (getattr(getattr(p, "sd_model", None), "extra_generation_params", None),
                        getattr(p, "extra_generation_params", None)):
             if isinstance(params, dict):
-                params[key] = value
+                set_or_remove(params, key, value)

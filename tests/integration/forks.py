@@ -82,8 +82,10 @@ FORKS = {
     "classic": Fork("classic", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111", options_list_extensions=False,
                     prepare_offline=False, skip_model_flag=None),
     # Panchovix/stable-diffusion-webui-reForge ``main``: same, ``forge_clip`` subclasses keep ``tokenize_line``
-    # Its prepare step pins setuptools 69.5.1 and a pydantic wheel from GitHub (requirements_versions.txt)
-    "reforge": Fork("reforge", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111", prepare_offline=False),
+    # Its prepare step pins setuptools 69.5.1 and a pydantic wheel from GitHub (requirements_versions.txt); GET
+    # /sdapi/v1/options leaves extensions' settings out, as on Classic (seen live)
+    "reforge": Fork("reforge", FORGE_ARGS, A1111_STOCK_DB, A1111_PATCHED, "a1111", prepare_offline=False,
+                    options_list_extensions=False),
     # lllyasviel Forge main / Forge Neo: the Forge2 backend; the facts below are for the forge2 adapter to fill in
     "forge": Fork("forge", FORGE_ARGS, None, (), "forge2", **FORGE2_FACTS, settings=FORGE2_SETTINGS),
     # Neo 2.x stops at start ("You are updating from an old version... Press Enter") unless config.json carries

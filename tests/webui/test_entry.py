@@ -126,6 +126,29 @@ def test_after_batch_writes_ti_hashes_once_also_on_a_cache_hit(registered):
     assert "TI hashes" not in off.extra_generation_params
 
 
+def test_a_stale_ti_hashes_value_is_removed_when_no_embedding_was_used(registered):
+    """The WebUI's conditioning cache refills the hijack's parameters of the generation that filled the entry
+    (``cache[2]``): a hit on the same negative prompt brought back ``TI hashes`` of embeddings that generation's
+    positive prompt used (seen live on reForge: ``a cat, embedding:nosuchemb`` listed ``negemb``). Fakes:
+    processing; the stale value is put where the refill puts it, before ``setup_conds``."""
+    webui = registered.webui
+    write_a1111_pt(webui.folder / "pos.pt", vectors(1))
+    webui.load_model(768)
+    entry.database().load_textual_inversion_embeddings()
+    p = webui.modules["modules.processing"].StableDiffusionProcessingImg2Img()
+    p.prompts, p.negative_prompts = ["a cat"], ["blurry"]
+    p.hr_prompts, p.hr_negative_prompts = p.prompts, p.negative_prompts
+    p.extra_generation_params, p.comments = {}, []
+    p.comment = p.comments.append
+    webui.hijack.extra_generation_params = {"TI hashes": "pos: 0123456789ab"}  # the cache's refill
+    entry.before_generation(p)
+    entry.before_batch(p)
+    p.setup_conds()
+    p.extra_generation_params.update(webui.hijack.extra_generation_params)
+    entry.after_batch(p)
+    assert "TI hashes" not in p.extra_generation_params and "TI hashes" not in webui.hijack.extra_generation_params
+
+
 def test_a_refiners_second_setup_conds_adds_to_the_batch_record(registered):
     """Fakes: processing; the refiner switch calls ``p.setup_conds()`` again in the same batch (with the refiner's
     model, so other cache keys): the batch's ``TI hashes`` keep the first encoding's embeddings too."""
