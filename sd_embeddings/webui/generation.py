@@ -115,8 +115,8 @@ def infotext_params(embeddings: list[Any], hashes: bool, names_param: str | None
     """What a generation's infotext gets from the embeddings it used: ``TI hashes`` (when the WebUI's setting is
     on) and, where the WebUI writes a names line of its own (Forge's ``TI``, which repeats names and loses the
     negative prompt's), that line with each name once. ``None``: the key is to be removed. With no embedding used,
-    a value the WebUI left there is stale: its conditioning cache refills the parameters of the generation that
-    filled the entry, whose other prompt may have used embeddings this one does not (seen on reForge)."""
+    a value the WebUI left there is stale: reForge's conditioning cache refills the parameters of the generation
+    that filled the entry, whose other prompt may have used embeddings this one does not."""
     params: dict[str, str | None] = {"TI hashes": (ti_hashes(embeddings) or None) if hashes else None}
     if names_param:
         params[names_param] = ti_names(embeddings) or None

@@ -127,7 +127,7 @@ def test_after_batch_writes_ti_hashes_once_also_on_a_cache_hit(registered):
 
 
 def test_a_stale_ti_hashes_value_is_removed_when_no_embedding_was_used(registered):
-    """The WebUI's conditioning cache refills the hijack's parameters of the generation that filled the entry
+    """reForge's conditioning cache refills the hijack's parameters of the generation that filled the entry
     (``cache[2]``): a hit on the same negative prompt brought back ``TI hashes`` of embeddings that generation's
     positive prompt used (seen live on reForge: ``a cat, embedding:nosuchemb`` listed ``negemb``). Fakes:
     processing; the stale value is put where the refill puts it, before ``setup_conds``."""
