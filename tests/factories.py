@@ -55,3 +55,18 @@ def touch_mtime(path: Path, delta_ns: int = 10**9) -> None:
     """Move a file's mtime so size+mtime change detection sees an in-place rewrite even within one tick."""
     info = path.stat()
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + delta_ns))
+
+
+def count_folder_listings(monkeypatch) -> list[str]:
+    """The folders a scan lists from now on (each listing appended), counted at ``scanning._files_in``."""
+    from sd_embeddings.library import scanning
+
+    listed: list[str] = []
+    real = scanning._files_in
+
+    def counted(walk, place, folder, *rest):
+        listed.append(folder)
+        return real(walk, place, folder, *rest)
+
+    monkeypatch.setattr(scanning, "_files_in", counted)
+    return listed

@@ -6,9 +6,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from factories import vectors, write_safetensors
+from factories import count_folder_listings, vectors, write_safetensors
 
-from sd_embeddings.library import Library, scanning
+from sd_embeddings.library import Library
 
 
 def entries_of(library: Library) -> list[tuple]:
@@ -22,13 +22,7 @@ def tree(tmp_path, monkeypatch):
                           {"emb_params": vectors(1, seed=i)})
     library = Library([tmp_path / "emb"], background_hashing=False)
     library.refresh()
-    listed: list[str] = []
-    real = scanning._files_in
-    def counted(walk, place, folder, *rest):
-        listed.append(folder)
-        return real(walk, place, folder, *rest)
-
-    monkeypatch.setattr(scanning, "_files_in", counted)
+    listed = count_folder_listings(monkeypatch)
     return tmp_path / "emb", library, listed
 
 

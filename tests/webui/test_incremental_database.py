@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from factories import vectors, write_safetensors
+from factories import count_folder_listings, vectors, write_safetensors
 
-from sd_embeddings.library import Library, scanning
+from sd_embeddings.library import Library
 from sd_embeddings.library.watcher import ChangeWatcher
 from sd_embeddings.webui.database import LibraryDatabase
 
@@ -20,13 +20,7 @@ def test_the_database_lists_only_the_folder_inotify_saw_change(webui, monkeypatc
     watcher = ChangeWatcher(interval=3600)
     if watcher.kind != "inotify":
         pytest.skip("needs inotify")
-    listed: list[str] = []
-    real = scanning._files_in
-    def counted(walk, place, folder, *rest):
-        listed.append(folder)
-        return real(walk, place, folder, *rest)
-
-    monkeypatch.setattr(scanning, "_files_in", counted)
+    listed = count_folder_listings(monkeypatch)
     webui.load_model(768)
     db = LibraryDatabase(Library([], background_hashing=False), watcher)
     db.add_embedding_dir(str(root))
