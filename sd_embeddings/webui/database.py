@@ -31,18 +31,13 @@ from . import model_family, settings, table_update
 from .embedding import EmbeddingDir, embedding_objects
 from .explicit_lookup import ExplicitLookup
 from .host import Host
-from .keyword_index import TokenIndex, build_lookup, claims_its_name, replace_contents
+from .keyword_index import TokenIndex, build_lookup, claims_its_name, model_key, replace_contents
 from .lookup import Lookup, match_at
 from .tokens import TokenTable
 
 logger = get_logger(__name__)
 
 SHAPE_FAMILIES = model_family.SHAPE_FAMILIES
-
-
-def model_key(model: Any) -> tuple[int, int] | None:
-    """What identifies the active model and its text encoder (a switch to an already-loaded model changes it)."""
-    return (id(model), id(model.cond_stage_model)) if model is not None else None
 
 
 class LibraryDatabase:

@@ -27,6 +27,11 @@ SYNC_LIMIT = 64
 
 
 
+def model_key(model: Any) -> tuple[int, int] | None:
+    """What identifies the active model and its text encoder (a switch to an already-loaded model changes it)."""
+    return (id(model), id(getattr(model, "cond_stage_model", None))) if model is not None else None
+
+
 def claims_its_name(embedding: Any) -> bool:
     """Is this object's name stored inside its file (a picture's) rather than the file's own name?"""
     entry = getattr(embedding, "entry", None)
@@ -71,16 +76,16 @@ class TokenIndex:
         self.table = table if table is not None else TokenTable(None)
         self.ready = threading.Event()
         self.ready.set()
-        self._keys: dict[tuple[int, int], str] = {}
+        self._keys: dict[tuple[int, int] | None, str] = {}
         self._job = 0
 
     def _bind(self, model: Any) -> str:
         """Fingerprint the model's tokenizer once per model object and use its table."""
-        model_key = (id(model), id(getattr(model, "cond_stage_model", None)))
-        key = self._keys.get(model_key)
+        bound = model_key(model)
+        key = self._keys.get(bound)
         if key is None:
             key = fingerprint(lambda texts: self.host.tokenize(model, texts))
-            self._keys = {model_key: key}
+            self._keys = {bound: key}
         self.table.bind(key)
         return key
 
