@@ -21,12 +21,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from ..errors import CorruptFileError, EmbeddingError, UnsupportedFileError
 from ..formats import decoding as formats
 from ..records import Header
+
+T = TypeVar("T")
 
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev") if os.name == "posix" else ()
 """Never read: their "files" are the process's environment, kernel state and devices, not embeddings."""
@@ -186,18 +189,18 @@ def _same_file(path: str, info: os.stat_result) -> bool:
 def read_embedding(root: Root, path: str) -> bytes:
     """The whole of an embedding file under ``root``, read from the one descriptor ``Root.open`` checked.
     Raises ``EmbeddingError`` only (a link out: ``unsupported`` with ``LINK_OUT``)."""
-    try:
-        with root.reader(path) as handle:
-            return formats.read_open(handle, path)
-    except OSError as e:
-        raise unreadable(path, e) from e
+    return _through_reader(root, path, formats.read_open)
 
 
 def scan_embedding(root: Root, path: str) -> Header:
     """``formats.scan_open`` of an embedding file under ``root`` (header only, one descriptor)."""
+    return _through_reader(root, path, formats.scan_open)
+
+
+def _through_reader(root: Root, path: str, read: Callable[[BinaryIO, str], T]) -> T:
     try:
         with root.reader(path) as handle:
-            return formats.scan_open(handle, path)
+            return read(handle, path)
     except OSError as e:
         raise unreadable(path, e) from e
 
