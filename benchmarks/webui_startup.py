@@ -19,8 +19,9 @@ Per run it records, from the WebUI's own console lines and from the outside:
   cards        GET /sd-embeddings/v1/cards and its further pages (the tab's whole list; the extension only): the
                bulk of a browser Refresh, whose rescan is the refresh row
   generation   a 64x64, 1-step txt2img with nothing changed, and the next one after a .pt is dropped in a sub-folder
-  rss          the WebUI process's resident memory at the end, minus the same mode on an empty folder after the same
-               kinds of requests (generations included)
+  rss          the WebUI process's resident memory once settled (sampled every second until the last 5 samples lie
+               within 2 MiB, their median; at most 3 minutes), after the same request sequence (``exercise``) in
+               both modes, minus the same mode on an empty folder after that same sequence; median over the runs
 The library's paths are new for each invocation, so with --runs 2 the first run of each mode is cold (no cache
 knows these files) and the second warm. It prints the issue's table: stock, extension, goal, met. Nothing here is
 asserted: it is a measurement.
@@ -96,6 +97,20 @@ def timer_parts(line: str) -> dict[str, float]:
     total = re.search(r"([\d.]+)s", head)
     parts = {name.strip(): float(value) for name, value in re.findall(r"([^(,]+?):\s*([\d.]+)s", inner)}
     return {"total": float(total.group(1)) if total else 0.0, **parts}
+
+
+def settled_rss(group: int, window: int = 5, spread: float = 2.0, limit: float = 180.0) -> float:
+    """Median of the last ``window`` one-second samples once they lie within ``spread`` MiB (a background pass or
+    a freed buffer still moving the number is waited out); at ``limit`` s, the median of the last ``window``. One
+    sample at the end read two stock runs 320 MiB apart."""
+    samples: list[float] = []
+    deadline = time.monotonic() + limit
+    while True:
+        samples.append(rss_mib(group))
+        last = samples[-window:]
+        if len(last) == window and (max(last) - min(last) <= spread or time.monotonic() > deadline):
+            return statistics.median(last)
+        time.sleep(1.0)
 
 
 def rss_mib(group: int) -> float:
@@ -186,30 +201,37 @@ def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
         run.ti_load = timer_parts(webui.wait_for("Model loaded in")).get("load textual inversion embeddings", 0.0)
         payload, _ = request(webui.url + "/sdapi/v1/embeddings")
         run.api_size = len(payload)
-        run.refresh_same = min(request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1] for _ in range(3))
-        if mode == "extension":
-            run.cards = min(whole_list(webui.url + "/sd-embeddings/v1/cards") for _ in range(2))
-        request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)  # warm-up: the first generation builds caches
-        run.generation_same = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
-        dropped = library / "group3" / "sub2" / f"dropped{time.time_ns()}.pt"
-        shutil.copy(next(library.rglob("emb0.pt")), dropped)
-        run.generation_after_drop = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
-        dropped.unlink()
-        run.refresh_one_new = request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1]
-        run.rss_mib = rss_mib(webui.process.pid)
+        exercise(webui, library, next(library.rglob("emb0.pt")), run)
+        run.rss_mib = settled_rss(webui.process.pid)
     return run
 
 
-def baseline_rss(root: Path, empty: Path, mode: str, work: Path, port: int) -> float:
-    """The same mode on an empty folder, after the same kinds of requests as ``measure`` (a generation's buffers
-    stay resident: without them here, "held for the library" counted about 90 MiB of the WebUI's own)."""
+def exercise(webui: WebUI, folder: Path, source: Path, run: Run) -> None:
+    """The requests after the listing, the same for a library and its empty-folder baseline (a generation's
+    buffers stay resident: without them in the baseline, "held for the library" counted about 90 MiB of the
+    WebUI's own): refreshes, the tab's cards, two generations, a file dropped, a third generation, a refresh."""
+    run.refresh_same = min(request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1] for _ in range(3))
+    if webui.mode == "extension":
+        run.cards = min(whole_list(webui.url + "/sd-embeddings/v1/cards") for _ in range(2))
+    request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)  # warm-up: the first generation builds caches
+    run.generation_same = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
+    dropped = folder / "group3" / "sub2" / f"dropped{time.time_ns()}.pt"
+    dropped.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, dropped)
+    run.generation_after_drop = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
+    dropped.unlink()
+    run.refresh_one_new = request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1]
+
+
+def baseline_rss(root: Path, empty: Path, source: Path, mode: str, work: Path, port: int) -> float:
+    """The same mode on an empty folder after the same requests as ``measure`` (``exercise``, its dropped file a copy
+    of ``source``), sampled the same way."""
     with WebUI(root, port, empty, mode, work) as webui:
         webui.wait_for("Model loaded in")
         request(webui.url + "/sdapi/v1/embeddings")
-        request(webui.url + "/sdapi/v1/refresh-embeddings", {})
-        for _ in range(3):
-            request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)
-        return rss_mib(webui.process.pid)
+        request(webui.url + "/sdapi/v1/embeddings")
+        exercise(webui, empty, source, Run(mode))
+        return settled_rss(webui.process.pid)
 
 
 def report(runs: list[Run], held: dict[str, float]) -> None:
@@ -275,8 +297,13 @@ def main() -> int:
                 for mode in ("stock", "extension") if index % 2 == 0 else ("extension", "stock"):
                     runs.append(measure(root, library, mode, work, options.port))
                     print(f"run {index + 1} {mode}: {runs[-1]}", flush=True)
-            held = {mode: statistics.median(r.rss_mib for r in runs if r.mode == mode)
-                    - baseline_rss(root, empty, mode, work, options.port) for mode in ("stock", "extension")}
+            source, held = next(library.rglob("emb0.pt")), {}
+            for mode in ("stock", "extension"):
+                baseline = baseline_rss(root, empty, source, mode, work, options.port)
+                with_library = statistics.median(r.rss_mib for r in runs if r.mode == mode)
+                held[mode] = with_library - baseline
+                print(f"{mode} RSS: {with_library:.0f} MiB with the library (median of runs), {baseline:.0f} MiB on "
+                      f"the empty folder", flush=True)
             report(runs, held)
     finally:
         if made_link:

@@ -171,7 +171,7 @@ class EmbeddingData:
         return Shape({key: (int(t.shape[0]), int(t.shape[-1])) for key, t in tensors.items()})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Header:
     """What scanning learns from a file without keeping its tensors."""
 
@@ -183,7 +183,7 @@ class Header:
     sd_checkpoint_name: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Sidecars:
     """Files next to an embedding: preview image, description text, user metadata JSON."""
 
@@ -199,9 +199,12 @@ def stat_stamp(info: os.stat_result) -> tuple[int, int, int, int]:
     return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
-    """One file found by a scan, whatever its state. Paths are absolute; ``folder`` is relative to its root."""
+    """One file found by a scan, whatever its state. Paths are absolute; ``folder`` is relative to its root.
+
+    Slots, not a ``__dict__`` per object: a library holds two of these per file (the scan's record and the public
+    entry), 10,000 files 20,000 objects."""
 
     path: str
     root: str

@@ -13,6 +13,8 @@ family keeps its ``incompatible`` status (it is used when that model is loaded).
 from __future__ import annotations
 
 import collections
+import dataclasses
+import operator
 import os
 from collections.abc import Iterable, Sequence
 
@@ -92,12 +94,16 @@ def claims_name(entry: Entry) -> bool:
     return keyword_key(keyword) != keyword_key(stem)
 
 
+_FIELDS = operator.attrgetter(*(item.name for item in dataclasses.fields(Entry)))
+_COLLIDES = [item.name for item in dataclasses.fields(Entry)].index("collides_with")
+
+
 def _copy(record: Entry) -> Entry:
-    """A fresh public entry from a file record (cheaper than dataclasses.replace on every rescan)."""
-    entry = object.__new__(Entry)
-    entry.__dict__.update(record.__dict__)
-    entry.collides_with = []
-    return entry
+    """A fresh public entry from a file record: every field read at C speed, then one positional ``__init__``
+    (cheaper than dataclasses.replace on every rescan); its own empty ``collides_with``."""
+    values = list(_FIELDS(record))
+    values[_COLLIDES] = []
+    return Entry(*values)
 
 
 def _shown(entry: Entry) -> str:

@@ -20,9 +20,11 @@ Kinds (also explained in the README, "How keywords are matched"):
 
 from __future__ import annotations
 
+import array
+import bisect
 import re
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..library import Library
@@ -53,36 +55,62 @@ def squash(text: str) -> str:
 
 
 class NearMissIndex:
-    """Usable keywords by squashed form and by every one-letter deletion of it (finds one-edit neighbours fast)."""
+    """Usable keywords by squashed form and by every one-letter deletion of it (finds one-edit neighbours fast).
+
+    The forms are not kept, only their hashes: one flat sorted array of ``hash << 20 | entry number``. 10,000
+    keywords make about 80,000 forms, which as a dict of strings to lists held about 9 MB for as long as the WebUI
+    runs (built at the first generation); the array holds 0.6 MB. A hash two forms share only brings one more
+    candidate, and every candidate is compared as text (``squash``, ``_one_edit``) before it is named."""
 
     def __init__(self, entries: list[Entry]) -> None:
-        self.exact: dict[str, Entry] = {}
-        self.deletions: dict[str, list[tuple[str, Entry]]] = {}
+        self.entries: list[Entry] = []
         self.longest = 0
         """A word longer than this + 1 is no keyword's near miss: its deletions (quadratic in its length) are
         never made, so a prompt word of 100,000 letters costs one look-up."""
+        keys: list[int] = []
         for entry in entries:
             key = squash(entry.keyword)
-            if not key:
+            if not key or len(self.entries) > _NUMBER:
                 continue
-            self.exact.setdefault(key, entry)
+            number = len(self.entries)
+            self.entries.append(entry)
             self.longest = max(self.longest, len(key))
-            if len(key) >= MIN_EDIT_LENGTH:
-                for variant in {key, *_deletions(key)}:
-                    self.deletions.setdefault(variant, []).append((key, entry))
+            forms = {key, *_deletions(key)} if len(key) >= MIN_EDIT_LENGTH else (key,)
+            keys.extend(_hashed(form) << _SHIFT | number for form in forms)
+        self.keys = array.array("Q", sorted(keys))
+
+    def _candidates(self, form: str) -> Iterator[Entry]:
+        """Entries with a form of this hash, in library order."""
+        keys, hashed = self.keys, _hashed(form)
+        at = bisect.bisect_left(keys, hashed << _SHIFT)
+        while at < len(keys) and keys[at] >> _SHIFT == hashed:
+            yield self.entries[keys[at] & _NUMBER]
+            at += 1
 
     def find(self, word: str) -> tuple[Entry, str] | None:
         key = squash(word)
-        if key in self.exact:
-            return self.exact[key], "differs only in case, underscores, dashes or spaces"
+        for entry in self._candidates(key):
+            if squash(entry.keyword) == key:
+                return entry, "differs only in case, underscores, dashes or spaces"
         if not MIN_EDIT_LENGTH <= len(key) <= self.longest + 1:
             return None
         for variant in (key, *_deletions(key)):
-            for other, entry in self.deletions.get(variant, ()):
-                if _one_edit(key, other):
+            for entry in self._candidates(variant):
+                other = squash(entry.keyword)
+                if len(other) >= MIN_EDIT_LENGTH and _one_edit(key, other):
                     swapped = len(key) == len(other) and sorted(key) == sorted(other)
                     return entry, "has two letters swapped" if swapped else "is one letter off"
         return None
+
+
+_SHIFT = 20
+_NUMBER = (1 << _SHIFT) - 1
+"""Entry numbers take the low 20 bits (a library past a million usable keywords gets no near misses beyond)."""
+
+
+def _hashed(form: str) -> int:
+    """44 bits of the form's hash: with the entry number, one unsigned 64-bit value."""
+    return hash(form) & ((1 << (64 - _SHIFT)) - 1)
 
 
 def _deletions(key: str) -> set[str]:
