@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -218,7 +219,8 @@ class Entry:
     header: Header | None = None
     sidecars: Sidecars = field(default_factory=Sidecars)
     sha256: str | None = None
-    collides_with: list[str] = field(default_factory=list)
+    collides_with: Sequence[str] = ()
+    """Paths of the other files with this keyword (a list on public entries that collide; else one shared ``()``)."""
     file_status: Status | None = None
     """Status from reading the file alone (before compatibility and collisions are applied)."""
     file_reason: str = ""

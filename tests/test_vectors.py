@@ -11,7 +11,7 @@ from factories import sdxl_vectors, vectors, write_a1111_pt, write_image, write_
 from token_tables import VOCABULARY, crafted_table, token_id
 
 from sd_embeddings.formats import decoding
-from sd_embeddings.library import Library, cache_file
+from sd_embeddings.library import Library
 from sd_embeddings.library import vectors as vector_math
 from sd_embeddings.library.hashing import HashCache
 from sd_embeddings.records import EmbeddingData
@@ -119,13 +119,10 @@ def test_an_older_scan_cache_without_fingerprints_gets_them(tmp_path) -> None:
     library = Library([folder], hash_cache=cache)
     library.refresh()
     assert library.checks.idle.wait(60)
-    column, verified = cache_file.SCAN_COLUMNS.index("fingerprint"), cache_file.SCAN_COLUMNS.index("verified")
-    for path, (stamp, sha256, row) in list(cache._items.items()):  # as an earlier version stored them: verified,
-        assert row[column] and row[verified]  # no fingerprint
-        cache._items[path] = (stamp, sha256, (*row[:column], None, *row[column + 1:]))
-    cache._dirty = True
-    cache.save()
-    assert json.loads((tmp_path / "hashes.json").read_text())["columns"]["fingerprint"] == [None]
+    stored = json.loads((tmp_path / "hashes.json").read_text())
+    assert stored["columns"]["verified"] == [True] and stored["columns"]["fingerprint"][0]
+    stored["columns"]["fingerprint"] = [None]  # as an earlier version stored them: verified, no fingerprint
+    (tmp_path / "hashes.json").write_text(json.dumps(stored))
     again = Library([folder], hash_cache=HashCache(tmp_path / "hashes.json"))
     again.refresh()
     assert again.entries[0].verified and again.checks.idle.wait(60)

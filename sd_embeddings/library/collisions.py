@@ -69,9 +69,9 @@ def settle(group: list[Entry], root_order: dict[str, int]) -> Entry:
     group.sort(key=lambda e: (claims_name(e), e.status is not Status.LOADED, e.folder.count("/") + bool(e.folder),
                               root_order.get(e.root, 0), e.relpath.casefold(), e.relpath))
     winner = group[0]
+    winner.collides_with = [loser.path for loser in group[1:]]  # public entries are fresh: nothing to keep
     for loser in group[1:]:
-        winner.collides_with.append(loser.path)
-        loser.collides_with.append(winner.path)
+        loser.collides_with = [winner.path]
         if loser.status is winner.status or claims_name(loser) > claims_name(winner):
             why = _why(winner, loser)
             loser.status = Status.DUPLICATE
@@ -100,9 +100,9 @@ _COLLIDES = [item.name for item in dataclasses.fields(Entry)].index("collides_wi
 
 def _copy(record: Entry) -> Entry:
     """A fresh public entry from a file record: every field read at C speed, then one positional ``__init__``
-    (cheaper than dataclasses.replace on every rescan); its own empty ``collides_with``."""
+    (cheaper than dataclasses.replace on every rescan), colliding with nothing until ``settle`` says so."""
     values = list(_FIELDS(record))
-    values[_COLLIDES] = []
+    values[_COLLIDES] = ()
     return Entry(*values)
 
 

@@ -10,12 +10,14 @@ import errno
 import hashlib
 import os
 import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from ..formats.decoding import MAX_EMBEDDING_BYTES, open_regular
 from ..formats.logs import get_logger
-from . import cache_file
+from ..records import Entry
+from . import cache_file, scan_record
 from .atomic import remove_stale_temps, write_atomic
 from .bulk import gc_paused
 from .containment import Root
@@ -82,6 +84,9 @@ class HashCache:
         self._load_lock = threading.Lock()
         self._items_loaded: dict[str, cache_file.Record] | None = None
         self._dirty = False
+        self._records: Callable[[], Mapping[str, Entry]] | None = None
+        self._adopted: set[str] = set()
+        """Paths whose record is the library's entry (``adopt``): not held here a second time."""
 
     @property
     def _items(self) -> dict[str, cache_file.Record]:
@@ -119,25 +124,76 @@ class HashCache:
         item = self._items.get(path)
         return item if item is not None and item[0] == tuple(stamp) else None
 
+    def _live(self, path: str, stamp: Stamp) -> Entry | None:
+        """The adopted library record of this very file version, if any."""
+        records = self._records
+        if records is None or path not in self._adopted:
+            return None
+        entry = records().get(path)
+        return entry if entry is not None and entry.stamp == tuple(stamp) else None
+
     def get(self, path: str, stamp: Stamp) -> str | None:
         item = self._current(path, stamp)
-        return item[1] if item is not None else None
+        if item is not None:
+            return item[1]
+        entry = self._live(path, stamp)
+        return entry.sha256 if entry is not None else None
 
     def put(self, path: str, stamp: Stamp, sha256: str) -> None:
+        """Keep a file's hash; an adopted file's hash is kept by its library record (``Library.record_hash``)."""
         with self._lock:
+            self._dirty = True
+            if self._live(path, stamp) is not None:
+                return
             item = self._current(path, stamp)
             self._items[path] = (tuple(stamp), sha256, item[2] if item is not None else None)
-            self._dirty = True
 
     def get_scan(self, path: str, stamp: Stamp) -> dict | None:
         item = self._current(path, stamp)
-        return cache_file.scan_dict(item[2]) if item is not None and item[2] is not None else None  # None: damaged
+        if item is None:
+            entry = self._live(path, stamp)
+            return scan_record.store(entry) if entry is not None else None
+        return cache_file.scan_dict(item[2]) if item[2] is not None else None  # None: damaged
 
     def put_scan(self, path: str, stamp: Stamp, scan: dict) -> None:
+        """Keep a file's scan record; an adopted file's record is its library entry, which the caller updated."""
         with self._lock:
+            self._dirty = True
+            if self._live(path, stamp) is not None:
+                return
+            self._adopted.discard(path)  # another version of the file: its own row until the next ``adopt``
             item = self._current(path, stamp)
             self._items[path] = (tuple(stamp), item[1] if item is not None else None, cache_file.scan_row(scan))
-            self._dirty = True
+
+    def adopt(self, records: Callable[[], Mapping[str, Entry]]) -> None:
+        """After a scan: every cached row whose file ``records()`` (a library's file records, read on each use)
+        holds with the same stamp is dropped here, and from then on read from (and saved from) that record. Two
+        copies of 10,000 rows (tuples, stamps and paths beside the entries) held about 6 MB. One library at a
+        time: a second one's ``adopt`` first writes the first one's rows back."""
+        with self._lock:
+            if self._records is not None and self._records is not records:
+                self._items.update(self._rows_of_adopted())
+                self._adopted = set()
+            self._records = records
+            live = records()
+            kept: dict[str, cache_file.Record] = {}
+            adopted = {path for path in self._adopted if path in live}
+            for path, item in self._items.items():
+                entry = live.get(path)
+                if item[2] is not None and entry is not None and entry.stamp == item[0] and entry.sha256 == item[1]:
+                    adopted.add(entry.path)  # the record's own string: the cache's copy of the path goes too
+                else:
+                    kept[path] = item
+            self._items_loaded, self._adopted = kept, adopted
+
+    def _rows_of_adopted(self) -> dict[str, cache_file.Record]:
+        records = self._records() if self._records is not None else {}
+        rows: dict[str, cache_file.Record] = {}
+        for path in self._adopted:
+            entry = records.get(path)
+            if entry is not None:
+                rows[path] = (entry.stamp, entry.sha256, cache_file.scan_row(scan_record.store(entry)))
+        return rows
 
     def compute(self, path: str, stamp: Stamp, root: str | None = None) -> str:
         """The cached hash, else hash now; OSError for a file over the embedding size cap (never read), or (with
@@ -161,6 +217,7 @@ class HashCache:
             if not self._dirty:
                 return
             items = dict(self._items)
+            items.update(self._rows_of_adopted())
             self._dirty = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,8 @@ class Library(VerifierRecords):
         self.skipped: tuple[Skipped, ...] = ()
         """What the last scan did not walk, and why (see ``scanning.Skipped``)."""
         self.checks = Verifier(self, self.hash_cache, background_hashing, cache_size)
+        self._file_records: Callable[[], dict[str, Entry]] = lambda: self._files
+        """What ``hash_cache.adopt`` reads: the records, never a second copy of them (the same object each scan)."""
 
     # -- folders and scanning ------------------------------------------------------------------------------
 
@@ -119,6 +121,7 @@ class Library(VerifierRecords):
         self._files = files
         self._dir_stamps = dir_stamps
         if report.any or force:
+            self.hash_cache.adopt(self._file_records)
             self._resolve(None if force else [*touched, *report.added, *report.changed, *report.removed])
         return report
 
