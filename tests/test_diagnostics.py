@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import pytest
 from factories import sdxl_vectors, vectors
 from prompt_helpers import library_with
 
 from sd_embeddings.encode.encoding import encode_report
+from sd_embeddings.prompt import diagnostics
 from sd_embeddings.prompt.diagnostics import NearMissIndex, squash, words_of
+from sd_embeddings.records import Entry, Status
 
 
 @pytest.fixture()
@@ -85,3 +90,39 @@ def test_swapped_neighbours_are_a_near_miss(tmp_path) -> None:
 def test_two_edits_are_not_a_near_miss(tmp_path) -> None:
     library = library_with(tmp_path, {"mystyle": vectors(1)})
     assert kinds(encode_report(library, "ymstyel, mstyel, mytsyel", conditioning=False)) == []
+
+
+def near_miss_entries(count: int) -> list[Entry]:
+    """Entries as a scan makes them (plain records; no file needs reading to index a keyword)."""
+    return [Entry(path=f"/emb/style_{i:05d}x.pt", root="/emb", folder="", keyword=f"style_{i:05d}x", format="pickle",
+                  size=1, mtime_ns=0, status=Status.LOADED) for i in range(count)]
+
+
+def test_the_near_miss_index_holds_no_object_per_form() -> None:
+    """2,000 keywords of 11 letters make ~24,000 forms (each keyword and its one-letter deletions). As a dict of
+    strings to lists they held ~1,000 bytes per keyword for as long as the WebUI ran (9 MB at 10,000 files); the
+    index keeps one sorted array of hashes: under 120 bytes per keyword (tracemalloc, the index alive)."""
+    entries = near_miss_entries(2000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        index = NearMissIndex(entries)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held / len(entries) < 120
+    assert index.find("Style-01234X") == (entries[1234], "differs only in case, underscores, dashes or spaces")
+    assert index.find("style_01234xz") == (entries[1234], "is one letter off")
+    assert index.find("stlye_01234x") == (entries[1234], "has two letters swapped")
+
+
+def test_near_misses_are_checked_as_text_whatever_the_hashes_say(monkeypatch) -> None:
+    """Every form given the same hash (the worst collisions possible): only keywords one edit away are named."""
+    monkeypatch.setattr(diagnostics, "_hashed", lambda form: 7)
+    entries = near_miss_entries(50)
+    index = NearMissIndex(entries)
+    assert index.find("STYLE00042X") == (entries[42], "differs only in case, underscores, dashes or spaces")
+    assert index.find("style_00042y") == (entries[42], "is one letter off")
+    assert index.find("style_00042xyz") is None and index.find("totally_else") is None and index.find("ng") is None

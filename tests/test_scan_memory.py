@@ -4,6 +4,10 @@ object identity is checked, never sizes or times."""
 
 from __future__ import annotations
 
+import gc
+import json
+import tracemalloc
+
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
 
 from sd_embeddings.library import Library, cache_file
@@ -42,3 +46,72 @@ def test_repeated_header_values_are_one_object_from_files_and_from_the_scan_cach
         at = cache_file.SCAN_COLUMNS.index(column)
         assert shared([row[at] for row in rows if row[cache_file.SCAN_COLUMNS.index("layout")] == rows[0][
             cache_file.SCAN_COLUMNS.index("layout")]])
+
+
+def rows_by_path(cache) -> dict[str, tuple]:
+    columns = json.loads(cache.read_text())["columns"]
+    names = [name for name in columns if name != "path"]
+    return {path: tuple(json.dumps(columns[name][i]) for name in names) for i, path in enumerate(columns["path"])}
+
+
+def held_per_file(build, files: int) -> float:
+    """Bytes still allocated (tracemalloc) after ``build()`` returned, with its result alive, per file."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept is not None
+    return held / files
+
+
+def test_a_library_restarted_from_its_scan_cache_holds_one_copy_of_each_files_record(tmp_path):
+    """200 real files scanned, verified and cached; a second library (a restart) reads them from the cache. The
+    cache keeps no row of its own for a file the library holds (the library's record is the one copy), and what
+    the restarted library holds per file stays under 1,500 bytes (1,260 measured): before, every file was two
+    entries with a ``__dict__`` each, an empty list each, and the cache's own tuples, stamps and path (2,310)."""
+    for i in range(100):
+        write_a1111_pt(tmp_path / "emb" / f"sub{i % 5}" / f"a{i}.pt", vectors(2, seed=i))
+        write_safetensors(tmp_path / "emb" / f"sub{i % 5}" / f"s{i}.safetensors", {"emb_params": vectors(1, seed=i)})
+    cache = tmp_path / "cache" / "hashes.json"
+    first = Library([tmp_path / "emb"], hash_cache=HashCache(cache), background_hashing=False)
+    first.refresh()
+    first.checks._one_pass()  # hash and verify every file, then save the cache
+    saved = rows_by_path(cache)
+
+    def restart() -> Library:
+        library = Library([tmp_path / "emb"], hash_cache=HashCache(cache), background_hashing=False)
+        library.refresh()
+        return library
+
+    assert held_per_file(restart, 200) < 1500
+    again = restart()
+    assert not again.hash_cache._items and all(e.sha256 and e.verified and e.fingerprint for e in again.entries)
+    assert not hasattr(again.entries[0], "__dict__") and again.entries[0].collides_with == ()
+    again.hash_cache._dirty = True
+    again.hash_cache.save()  # written from the library's records: the same document
+    assert rows_by_path(cache) == saved and len(saved) == 200
+
+
+def test_a_second_library_on_the_same_cache_gets_the_first_ones_rows_back(tmp_path):
+    """The cache adopts one library's records at a time: when another library adopts, the first one's rows are
+    held by the cache again, so a save still writes both libraries' files."""
+    write_a1111_pt(tmp_path / "one" / "a.pt", vectors(1))
+    write_a1111_pt(tmp_path / "two" / "b.pt", vectors(1, seed=1))
+    cache = HashCache(tmp_path / "hashes.json")
+    one = Library([tmp_path / "one"], hash_cache=cache, background_hashing=False)
+    one.refresh()
+    assert not cache._items
+    two = Library([tmp_path / "two"], hash_cache=cache, background_hashing=False)
+    two.refresh()
+    assert list(cache._items) == [one.entries[0].path]
+    one.ensure_hash(one.entries[0])
+    two.ensure_hash(two.entries[0])
+    cache.save()
+    columns = json.loads((tmp_path / "hashes.json").read_text())["columns"]
+    assert sorted(columns["path"]) == sorted([one.entries[0].path, two.entries[0].path])
+    assert all(len(value) == 64 for value in columns["sha256"])

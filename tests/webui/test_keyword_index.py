@@ -111,3 +111,22 @@ def test_one_pass_buckets_match_the_webuis_insert_by_insert_order(seed):
         bucket.append((list(ids[name]), embedding))
         bucket.sort(key=lambda item: len(item[0]), reverse=True)
     assert lookup == expected
+
+
+def test_token_ids_read_back_are_one_object_per_distinct_id(tmp_path):
+    """1,000 names of 4 ids each from a 40-id vocabulary, saved and read back (a restart): the table holds 40 int
+    objects, not 4,000 (ids above 256 are one object per occurrence as JSON or a tokenizer makes them: ~130
+    bytes a name at 10,000 names)."""
+    def tokenize(texts: list[str]) -> list[list[int]]:
+        return [[int(str(300 + (len(text) * k + n) % 40)) for k in range(4)] for n, text in enumerate(texts)]
+
+    names = [f"name{i}" for i in range(1000)]
+    table = TokenTable(tmp_path / "tokens.json")
+    table.bind("key")
+    table.fill(names, tokenize, "key")
+    table.save()
+    for current in (table, TokenTable(tmp_path / "tokens.json")):
+        current.bind("key")
+        rows = [current.get(name) for name in names]
+        assert all(len(row) == 4 for row in rows)
+        assert len({id(i) for row in rows for i in row}) == len({i for row in rows for i in row}) <= 40
