@@ -184,7 +184,7 @@ class Header:
     sd_checkpoint_name: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Sidecars:
     """Files next to an embedding: preview image, description text, user metadata JSON."""
 
@@ -193,6 +193,10 @@ class Sidecars:
     metadata_file: str | None = None
     civitai_file: str | None = None
     """``x.civitai.info`` (Civitai Helper) or ``x.api_info.json`` (Civitai Browser+), read by ``library.civitai``."""
+
+
+NO_SIDECARS = Sidecars()
+"""What most files have: one shared object (frozen: a change is a new ``Sidecars``)."""
 
 
 def stat_stamp(info: os.stat_result) -> tuple[int, int, int, int]:
@@ -217,7 +221,7 @@ class Entry:
     status: Status
     reason: str = ""
     header: Header | None = None
-    sidecars: Sidecars = field(default_factory=Sidecars)
+    sidecars: Sidecars = NO_SIDECARS
     sha256: str | None = None
     collides_with: Sequence[str] = ()
     """Paths of the other files with this keyword (a list on public entries that collide; else one shared ``()``)."""

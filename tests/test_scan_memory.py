@@ -1,6 +1,6 @@
 """What a scanned library holds per file: values that repeat over thousands of files (shapes, format names,
-statuses) are one object each, whether read from the files or from the scan cache. Real files in tmp_path;
-object identity is checked, never sizes or times."""
+statuses, the empty sidecars record) are one object each, whether read from the files or from the scan cache, and
+bytes held per file are bounded (tracemalloc). Real files in tmp_path; identity and bytes are checked, never times."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def test_repeated_header_values_are_one_object_from_files_and_from_the_scan_cach
         st = [e.header for e in library.entries if e.keyword.startswith("s")]
         assert len(pt) == 6 and len(st) == 6
         assert shared([h.shape for h in pt + st]) and shared([h.layout for h in pt])
+        assert shared([e.sidecars for e in library.entries])  # none has a sidecar: one shared empty record
     xl = again.find(tmp_path / "emb" / "xl.safetensors").header.shape
     assert xl is not again.entries[0].header.shape and xl.parts == {"clip_l": (2, 768), "clip_g": (2, 1280)}
     rows = [record[2] for record in HashCache(cache)._items.values()]  # as read from the file, before a scan

@@ -240,7 +240,7 @@ class Library(VerifierRecords):
         with self._lock:
             for item in (self._files.get(entry.path), self._by_path.get(entry.path)):
                 if item is not None:
-                    item.sidecars.metadata_file = os.path.basename(path)
+                    item.sidecars = dataclasses.replace(item.sidecars, metadata_file=os.path.basename(path))
         return data
 
     def save_preview(self, entry: Entry, png: bytes, name: str | None = None) -> str:

@@ -10,7 +10,7 @@ from ..errors import CorruptFileError
 from ..formats import json_limits
 from ..formats.logs import get_logger
 from ..formats.text import clean_json
-from ..records import Entry, Sidecars
+from ..records import NO_SIDECARS, Entry, Sidecars
 from . import civitai
 from .atomic import write_atomic
 from .containment import Root
@@ -28,27 +28,22 @@ def is_preview_name(filename: str) -> bool:
 
 
 def find_sidecars(stem: str, names_lower: dict[str, str], own_image: str | None = None) -> Sidecars:
-    """Sidecars of ``stem`` among a directory listing (``lower-case name -> real name``)."""
-    found = Sidecars(preview=own_image)
+    """Sidecars of ``stem`` among a directory listing (``lower-case name -> real name``); a file with none gets
+    the one shared ``NO_SIDECARS`` (most of 10,000 files have none: one object, not 10,000)."""
+    preview = own_image
     low = stem.lower()
-    if found.preview is None:
-        for ext in PREVIEW_EXTENSIONS:
-            for candidate in (f"{low}.{ext}", f"{low}.preview.{ext}"):
-                if candidate in names_lower:
-                    found.preview = names_lower[candidate]
-                    break
-            if found.preview:
-                break
-    for candidate in (f"{low}.txt", f"{low}.description.txt"):
-        if candidate in names_lower:
-            found.description_file = names_lower[candidate]
-            break
-    if f"{low}.json" in names_lower:
-        found.metadata_file = names_lower[f"{low}.json"]
-    found.civitai_file = next((names_lower[low + s] for s in civitai.INFO_SUFFIXES if low + s in names_lower), None)
-    if found.preview is None and (found.civitai_file or found.metadata_file):
-        found.preview = civitai_first_image(low, names_lower)
-    return found
+    if preview is None:
+        preview = next((names_lower[candidate] for ext in PREVIEW_EXTENSIONS
+                        for candidate in (f"{low}.{ext}", f"{low}.preview.{ext}") if candidate in names_lower), None)
+    description = next((names_lower[candidate] for candidate in (f"{low}.txt", f"{low}.description.txt")
+                        if candidate in names_lower), None)
+    metadata = names_lower.get(f"{low}.json")
+    civitai_file = next((names_lower[low + s] for s in civitai.INFO_SUFFIXES if low + s in names_lower), None)
+    if preview is None and (civitai_file or metadata):
+        preview = civitai_first_image(low, names_lower)
+    if preview is description is metadata is civitai_file is None:
+        return NO_SIDECARS
+    return Sidecars(preview, description, metadata, civitai_file)
 
 
 def civitai_first_image(stem_lower: str, names_lower: dict[str, str]) -> str | None:
