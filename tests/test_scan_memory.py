@@ -11,6 +11,7 @@ import tracemalloc
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_safetensors
 
 from sd_embeddings.library import Library, cache_file
+from sd_embeddings.library.clip_text import keyword_key
 from sd_embeddings.library.hashing import HashCache
 
 
@@ -116,3 +117,11 @@ def test_a_second_library_on_the_same_cache_gets_the_first_ones_rows_back(tmp_pa
     columns = json.loads((tmp_path / "hashes.json").read_text())["columns"]
     assert sorted(columns["path"]) == sorted([one.entries[0].path, two.entries[0].path])
     assert all(len(value) == 64 for value in columns["sha256"])
+
+
+def test_keyword_keys_are_remembered_without_a_node_per_name():
+    """``keyword_key`` of 10,000 names is asked for on every rebuild, so it is remembered: the name's key string and
+    one dict slot, under 110 bytes a name (the LRU cache it replaced kept a node per name too: 145)."""
+    names = [f"style_{i:05d}x" for i in range(10_000)]
+    assert held_per_file(lambda: [keyword_key(name) for name in names] and True, len(names)) < 110
+    assert keyword_key("Style_00042X") == keyword_key("style_00042x") == "style _ 0 0 0 4 2 x"
