@@ -6,7 +6,7 @@ Opt-in: needs a WebUI checkout (and its venv, ``WEBUI_PYTHON`` or ``$WEBUI_DIR/v
 linked into ``extensions/sd-embeddings`` for the run (and unlinked after); "stock" runs set
 ``disabled_extensions: ["sd-embeddings"]`` in a fresh settings file, as the Extensions tab does. Each run gets a
 fresh settings file and ``--embeddings-dir``; the library is generated once (benchmarks/scan.py's mix: 50 % A1111
-.pt, 35 % .safetensors, 15 % SDXL, 5 % with previews) plus an empty folder for the RSS baseline.
+.pt, 35 % .safetensors, 15 % SDXL, 5 % with previews) plus an empty folder for the RSS runs.
 
 Per run it records, from the WebUI's own console lines and from the outside:
   startup      the WebUI's "Startup time" line (and its largest parts)
@@ -19,9 +19,10 @@ Per run it records, from the WebUI's own console lines and from the outside:
   cards        GET /sd-embeddings/v1/cards and its further pages (the tab's whole list; the extension only): the
                bulk of a browser Refresh, whose rescan is the refresh row
   generation   a 64x64, 1-step txt2img with nothing changed, and the next one after a .pt is dropped in a sub-folder
-  rss          the WebUI process's resident memory once settled (sampled every second until the last 5 samples lie
-               within 2 MiB, their median; at most 3 minutes), after the same request sequence (``exercise``) in
-               both modes, minus the same mode on an empty folder after that same sequence; median over the runs
+  rss          in one process per mode: the WebUI starts on an empty folder and makes the requests of ``exercise``;
+               the library's folders are moved in, it refreshes, lists (the extension: hashes every file) and makes
+               the same requests again; the RSS held is the difference of the two settled samples (sampled every
+               second until the last 5 lie within 2 MiB, their median; at most 3 minutes)
 The library's paths are new for each invocation, so with --runs 2 the first run of each mode is cold (no cache
 knows these files) and the second warm. It prints the issue's table: stock, extension, goal, met. Nothing here is
 asserted: it is a measurement.
@@ -30,26 +31,21 @@ asserted: it is a measurement.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-ARGS = ["--skip-prepare-environment", "--skip-torch-cuda-test", "--skip-version-check", "--no-half", "--use-cpu",
-        "all", "--no-download-sd-model", "--do-not-download-clip", "--api"]
+from webui_process import WebUI, request, settled_rss  # noqa: E402
+
 TXT2IMG = {"prompt": "a cat", "negative_prompt": "emb3", "steps": 1, "width": 64, "height": 64, "seed": 1}
 
 
@@ -73,15 +69,6 @@ class Run:
     rss_mib: float = 0.0
 
 
-def request(url: str, body: dict | None = None, timeout: float = 600) -> tuple[bytes, float]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data, {"Content-Type": "application/json"})
-    start = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=timeout) as response:
-        payload = response.read()
-    return payload, time.perf_counter() - start
-
-
 def whole_list(url: str) -> float:
     """Seconds to fetch every page of the tab's cards list, as its script does."""
     payload, seconds = request(url)
@@ -99,95 +86,6 @@ def timer_parts(line: str) -> dict[str, float]:
     return {"total": float(total.group(1)) if total else 0.0, **parts}
 
 
-def settled_rss(group: int, window: int = 5, spread: float = 2.0, limit: float = 180.0) -> float:
-    """Median of the last ``window`` one-second samples once they lie within ``spread`` MiB (a background pass or
-    a freed buffer still moving the number is waited out); at ``limit`` s, the median of the last ``window``. One
-    sample at the end read two stock runs 320 MiB apart."""
-    samples: list[float] = []
-    deadline = time.monotonic() + limit
-    while True:
-        samples.append(rss_mib(group))
-        last = samples[-window:]
-        if len(last) == window and (max(last) - min(last) <= spread or time.monotonic() > deadline):
-            return statistics.median(last)
-        time.sleep(1.0)
-
-
-def rss_mib(group: int) -> float:
-    """Resident memory of every process in the WebUI's process group (launch.py runs the WebUI in-process)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and os.getpgid(int(entry.name)) == group:
-                total += int(re.search(r"VmRSS:\s*(\d+)", (entry / "status").read_text()).group(1))
-        except (OSError, AttributeError):
-            continue
-    return total / 1024
-
-
-class WebUI:
-    def __init__(self, root: Path, port: int, embeddings: Path, mode: str, work: Path) -> None:
-        self.root, self.port, self.embeddings, self.mode = root, port, embeddings, mode
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = work / f"{mode}-{embeddings.name}-{time.time_ns()}.log"
-        settings = work / f"settings-{time.time_ns()}.json"
-        settings.write_text(json.dumps({"disabled_extensions": ["sd-embeddings"]} if mode == "stock" else {}))
-        python = os.environ.get("WEBUI_PYTHON") or str(root / "venv" / "bin" / "python")
-        self.args = [python, "launch.py", *ARGS, "--port", str(port), "--embeddings-dir", str(embeddings),
-                     "--ui-settings-file", str(settings)]
-        self.process: subprocess.Popen | None = None
-        self.started = 0.0
-
-    def __enter__(self) -> WebUI:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(self.args, cwd=self.root, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True, env=env)
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(ProcessLookupError):  # it may have exited on its own
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def excerpt(self) -> str:
-        """The log without the per-file hash lines, which hide the cause at 10,000 files."""
-        lines = [ln for ln in self.text().splitlines() if not ln.startswith("Calculating sha256")]
-        return "\n".join(lines[:40] + ["..."] + lines[-20:])
-
-    def wait_for(self, what: str, limit: float = 1800) -> str:
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            line = next((ln for ln in self.text().splitlines() if what in ln), None)
-            if line:
-                return line
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.mode} WebUI exited:\n{self.excerpt()}")
-            time.sleep(0.2)
-        raise TimeoutError(f"no {what!r} line in {limit} s")
-
-    def first_api_answer(self, limit: float = 1800) -> tuple[float, float]:
-        """Seconds from launch until the listing first answers, and how long that answering call took."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            try:
-                _, took = request(self.url + "/sdapi/v1/embeddings")
-                return time.perf_counter() - self.started, took
-            except OSError:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.mode} WebUI exited:\n{self.excerpt()}") from None
-                time.sleep(0.2)
-        raise TimeoutError("the API never answered")
-
-
 def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
     run = Run(mode)
     with WebUI(root, port, library, mode, work) as webui:
@@ -201,21 +99,22 @@ def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
         run.ti_load = timer_parts(webui.wait_for("Model loaded in")).get("load textual inversion embeddings", 0.0)
         payload, _ = request(webui.url + "/sdapi/v1/embeddings")
         run.api_size = len(payload)
-        exercise(webui, library, next(library.rglob("emb0.pt")), run)
+        exercise(webui, library / "group3" / "sub2", next(library.rglob("emb0.pt")), run)
         run.rss_mib = settled_rss(webui.process.pid)
     return run
 
 
-def exercise(webui: WebUI, folder: Path, source: Path, run: Run) -> None:
+def exercise(webui: WebUI, drops: Path, source: Path, run: Run) -> None:
     """The requests after the listing, the same for a library and its empty-folder baseline (a generation's
     buffers stay resident: without them in the baseline, "held for the library" counted about 90 MiB of the
-    WebUI's own): refreshes, the tab's cards, two generations, a file dropped, a third generation, a refresh."""
+    WebUI's own): refreshes, the tab's cards, two generations, a copy of ``source`` dropped into the folder ``drops``,
+    a third generation, a refresh."""
     run.refresh_same = min(request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1] for _ in range(3))
     if webui.mode == "extension":
         run.cards = min(whole_list(webui.url + "/sd-embeddings/v1/cards") for _ in range(2))
     request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)  # warm-up: the first generation builds caches
     run.generation_same = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
-    dropped = folder / "group3" / "sub2" / f"dropped{time.time_ns()}.pt"
+    dropped = drops / f"dropped{time.time_ns()}.pt"
     dropped.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(source, dropped)
     run.generation_after_drop = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
@@ -223,15 +122,45 @@ def exercise(webui: WebUI, folder: Path, source: Path, run: Run) -> None:
     run.refresh_one_new = request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1]
 
 
-def baseline_rss(root: Path, empty: Path, source: Path, mode: str, work: Path, port: int) -> float:
-    """The same mode on an empty folder after the same requests as ``measure`` (``exercise``, its dropped file a copy
-    of ``source``), sampled the same way."""
-    with WebUI(root, port, empty, mode, work) as webui:
+def held_in_process(root: Path, library: Path, folder: Path, mode: str, work: Path, port: int) -> tuple[float, float]:
+    """``(before, after)``: settled RSS of one WebUI process started on the empty ``folder`` after the requests of
+    ``exercise``, then again after the library's folders were moved into ``folder`` (and back after), the WebUI
+    refreshed, listed them, (the extension) hashed them, and made the same requests. Two processes of one WebUI
+    differ by tens to hundreds of MiB on their own (model pages, allocator state): a difference of two processes
+    (the library's run minus an empty-folder run) measured that noise, not the library."""
+    with WebUI(root, port, folder, mode, work) as webui:
         webui.wait_for("Model loaded in")
-        request(webui.url + "/sdapi/v1/embeddings")
-        request(webui.url + "/sdapi/v1/embeddings")
-        exercise(webui, empty, source, Run(mode))
-        return settled_rss(webui.process.pid)
+        webui.wait_for("Startup time:")
+        drops, source = folder / "drops", next(library.rglob("emb0.pt"))
+        for _ in range(2):
+            request(webui.url + "/sdapi/v1/embeddings")
+        exercise(webui, drops, source, Run(mode))
+        before = settled_rss(webui.process.pid)
+        moved = sorted(library.iterdir())
+        for child in moved:
+            child.rename(folder / child.name)
+        try:
+            request(webui.url + "/sdapi/v1/refresh-embeddings", {})
+            for _ in range(2):
+                request(webui.url + "/sdapi/v1/embeddings")
+            if mode == "extension":
+                wait_hashed(webui)
+            exercise(webui, drops, source, Run(mode))
+            after = settled_rss(webui.process.pid)
+        finally:
+            for child in moved:
+                (folder / child.name).rename(child)
+    return before, after
+
+
+def wait_hashed(webui: WebUI, limit: float = 900) -> None:
+    """Until the extension's background pass has hashed every file (its own listing shows every hash)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        rows = json.loads(request(webui.url + "/sd-embeddings/v1/embeddings")[0])["embeddings"]
+        if rows and all(row["hash"] for row in rows if row["status"] in ("loaded", "incompatible")):
+            return
+        time.sleep(3)
 
 
 def report(runs: list[Run], held: dict[str, float]) -> None:
@@ -274,6 +203,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=10_000, help="embeddings to generate (default 10,000)")
     parser.add_argument("--runs", type=int, default=2, help="alternating runs per mode (default 2)")
     parser.add_argument("--port", type=int, default=7871)
+    parser.add_argument("--rss-only", action="store_true", help="only the RSS held for the library, per mode")
     options = parser.parse_args()
     if not os.environ.get("WEBUI_DIR"):
         print("set WEBUI_DIR to a WebUI checkout (see the docstring)", file=sys.stderr)
@@ -293,18 +223,21 @@ def main() -> int:
             generate(library, options.n)
             print(f"generated {options.n} embeddings in {library}", flush=True)
             runs = []
-            for index in range(options.runs):
+            for index in range(0 if options.rss_only else options.runs):
                 for mode in ("stock", "extension") if index % 2 == 0 else ("extension", "stock"):
                     runs.append(measure(root, library, mode, work, options.port))
                     print(f"run {index + 1} {mode}: {runs[-1]}", flush=True)
-            source, held = next(library.rglob("emb0.pt")), {}
+            held = {}
             for mode in ("stock", "extension"):
-                baseline = baseline_rss(root, empty, source, mode, work, options.port)
-                with_library = statistics.median(r.rss_mib for r in runs if r.mode == mode)
-                held[mode] = with_library - baseline
-                print(f"{mode} RSS: {with_library:.0f} MiB with the library (median of runs), {baseline:.0f} MiB on "
-                      f"the empty folder", flush=True)
-            report(runs, held)
+                before, after = held_in_process(root, library, empty, mode, work, options.port)
+                held[mode] = after - before
+                print(f"{mode} RSS in one process: {before:.0f} MiB on the empty folder, {after:.0f} MiB with the "
+                      f"library; process RSS at the end of the library runs: "
+                      + ", ".join(f"{r.rss_mib:.0f}" for r in runs if r.mode == mode), flush=True)
+            if runs:
+                report(runs, held)
+            else:
+                print(f"RSS held for the library (MiB): stock {held['stock']:.1f}, extension {held['extension']:.1f}")
     finally:
         if made_link:
             link.unlink()
