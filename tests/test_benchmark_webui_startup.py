@@ -30,3 +30,17 @@ def test_timer_lines_as_the_webui_prints_them():
     loaded = "Model loaded in 62.2s (calculate hash: 10.9s, load textual inversion embeddings: 3.2s)."
     parts = webui_startup.timer_parts(loaded)
     assert parts["total"] == 62.2 and parts["load textual inversion embeddings"] == 3.2
+
+
+def test_rss_is_sampled_until_the_last_samples_agree(monkeypatch):
+    """A freed buffer or a background pass still moving the number is waited out: the median of the first
+    ``window`` samples within ``spread`` MiB. (Samples scripted; one real sample of this process group.)"""
+    import webui_process
+
+    assert webui_process.rss_mib(os.getpgid(0)) > 0
+    samples = iter([100.0, 180.0, 140.0, 141.0, 140.5, 139.9, 999.0])
+    taken: list[float] = []
+    monkeypatch.setattr(webui_process, "rss_mib", lambda group: taken.append(next(samples)) or taken[-1])
+    monkeypatch.setattr(webui_process.time, "sleep", lambda seconds: None)
+    assert webui_process.settled_rss(0, window=4, spread=2.0) == 140.25  # 140, 141, 140.5, 139.9
+    assert len(taken) == 6
