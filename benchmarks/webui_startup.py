@@ -131,7 +131,8 @@ def held_in_process(root: Path, library: Path, folder: Path, mode: str, work: Pa
     with WebUI(root, port, folder, mode, work) as webui:
         webui.wait_for("Model loaded in")
         webui.wait_for("Startup time:")
-        drops, source = folder / "drops", next(library.rglob("emb0.pt"))
+        drops, source = folder / "drops", work / "drop-source.pt"  # outside the library, which moves
+        shutil.copy(next(library.rglob("emb0.pt")), source)
         for _ in range(2):
             request(webui.url + "/sdapi/v1/embeddings")
         exercise(webui, drops, source, Run(mode))
