@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -39,6 +40,17 @@ def settled_rss(group: int, window: int = 5, spread: float = 2.0, limit: float =
         if len(last) == window and (max(last) - min(last) <= spread or time.monotonic() > deadline):
             return statistics.median(last)
         time.sleep(1.0)
+
+
+def trim_heap(pid: int) -> bool:
+    """glibc's ``malloc_trim(0)`` called inside the process through gdb (if installed): the C heap's free pages go
+    back, so that RSS counts what is held, not what was freed and kept. False when it could not be done."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return False
+    done = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "call (int)malloc_trim(0)"], capture_output=True,
+                          text=True, timeout=120)
+    return "$1 = " in done.stdout
 
 
 def rss_mib(group: int) -> float:

@@ -22,7 +22,9 @@ Per run it records, from the WebUI's own console lines and from the outside:
   rss          in one process per mode: the WebUI starts on an empty folder and makes the requests of ``exercise``;
                the library's folders are moved in, it refreshes, lists (the extension: hashes every file) and makes
                the same requests again; the RSS held is the difference of the two settled samples (sampled every
-               second until the last 5 lie within 2 MiB, their median; at most 3 minutes)
+               second until the last 5 lie within 2 MiB, their median; at most 3 minutes), each taken again after
+               glibc's malloc_trim is called in the WebUI through gdb (when installed): the WebUI's own freed heap
+               (model load, generations) stays resident until a trim, and the extension trims after bulk jobs
 The library's paths are new for each invocation, so with --runs 2 the first run of each mode is cold (no cache
 knows these files) and the second warm. It prints the issue's table: stock, extension, goal, met. Nothing here is
 asserted: it is a measurement.
@@ -44,7 +46,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from webui_process import WebUI, request, settled_rss  # noqa: E402
+from webui_process import WebUI, request, settled_rss, trim_heap  # noqa: E402
 
 TXT2IMG = {"prompt": "a cat", "negative_prompt": "emb3", "steps": 1, "width": 64, "height": 64, "seed": 1}
 
@@ -122,12 +124,13 @@ def exercise(webui: WebUI, drops: Path, source: Path, run: Run) -> None:
     run.refresh_one_new = request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1]
 
 
-def held_in_process(root: Path, library: Path, folder: Path, mode: str, work: Path, port: int) -> tuple[float, float]:
-    """``(before, after)``: settled RSS of one WebUI process started on the empty ``folder`` after the requests of
-    ``exercise``, then again after the library's folders were moved into ``folder`` (and back after), the WebUI
-    refreshed, listed them, (the extension) hashed them, and made the same requests. Two processes of one WebUI
-    differ by tens to hundreds of MiB on their own (model pages, allocator state): a difference of two processes
-    (the library's run minus an empty-folder run) measured that noise, not the library."""
+def held_in_process(root: Path, library: Path, folder: Path, mode: str, work: Path,
+                    port: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(before, after)``, each ``settled_samples``: one WebUI process started on the empty ``folder`` after the
+    requests of ``exercise``, then again after the library's folders were moved into ``folder`` (and back after),
+    the WebUI refreshed, listed them, (the extension) hashed them, and made the same requests. Two processes of one
+    WebUI differ by tens to hundreds of MiB on their own (model pages, allocator state): a difference of two
+    processes (the library's run minus an empty-folder run) measured that noise, not the library."""
     with WebUI(root, port, folder, mode, work) as webui:
         webui.wait_for("Model loaded in")
         webui.wait_for("Startup time:")
@@ -136,7 +139,7 @@ def held_in_process(root: Path, library: Path, folder: Path, mode: str, work: Pa
         for _ in range(2):
             request(webui.url + "/sdapi/v1/embeddings")
         exercise(webui, drops, source, Run(mode))
-        before = settled_rss(webui.process.pid)
+        before = settled_samples(webui)
         moved = sorted(library.iterdir())
         for child in moved:
             child.rename(folder / child.name)
@@ -147,11 +150,17 @@ def held_in_process(root: Path, library: Path, folder: Path, mode: str, work: Pa
             if mode == "extension":
                 wait_hashed(webui)
             exercise(webui, drops, source, Run(mode))
-            after = settled_rss(webui.process.pid)
+            after = settled_samples(webui)
         finally:
             for child in moved:
                 (folder / child.name).rename(child)
     return before, after
+
+
+def settled_samples(webui: WebUI) -> tuple[float, float]:
+    """``(settled RSS, settled RSS after trimming the C heap)``; the second is NaN without gdb."""
+    plain = settled_rss(webui.process.pid)
+    return plain, settled_rss(webui.process.pid) if trim_heap(webui.process.pid) else float("nan")
 
 
 def wait_hashed(webui: WebUI, limit: float = 900) -> None:
@@ -231,10 +240,10 @@ def main() -> int:
             held = {}
             for mode in ("stock", "extension"):
                 before, after = held_in_process(root, library, empty, mode, work, options.port)
-                held[mode] = after - before
-                print(f"{mode} RSS in one process: {before:.0f} MiB on the empty folder, {after:.0f} MiB with the "
-                      f"library; process RSS at the end of the library runs: "
-                      + ", ".join(f"{r.rss_mib:.0f}" for r in runs if r.mode == mode), flush=True)
+                held[mode] = after[1] - before[1] if after[1] == after[1] else after[0] - before[0]
+                print(f"{mode} RSS in one process (MiB), empty folder -> library: {before[0]:.0f} -> {after[0]:.0f} "
+                      f"({after[0] - before[0]:+.1f}); with the C heap trimmed (gdb): {before[1]:.0f} -> "
+                      f"{after[1]:.0f} ({after[1] - before[1]:+.1f})", flush=True)
             if runs:
                 report(runs, held)
             else:
