@@ -1,6 +1,7 @@
 """The WebUI with this extension disabled (stock) and enabled, on the same generated library, alternating runs.
 
     WEBUI_DIR=/path/to/stable-diffusion-webui python benchmarks/webui_startup.py --n 10000 --runs 2
+    (--modes extension --no-rss: the extension's rows only, without the empty-folder runs; much shorter)
 
 Opt-in: needs a WebUI checkout (and its venv, ``WEBUI_PYTHON`` or ``$WEBUI_DIR/venv/bin/python``). The repository is
 linked into ``extensions/sd-embeddings`` for the run (and unlinked after); "stock" runs set
@@ -212,11 +213,14 @@ def baseline_rss(root: Path, empty: Path, mode: str, work: Path, port: int) -> f
         return rss_mib(webui.process.pid)
 
 
+NUMBERS = [name for name, kind in Run.__annotations__.items() if kind in ("float", "int")]
+
+
 def report(runs: list[Run], held: dict[str, float]) -> None:
     """The issue's table: each row measured for stock and the extension, with the goal and whether it is met."""
     def run(mode: str, index: int) -> Run:
         found = [r for r in runs if r.mode == mode]
-        return found[min(index, len(found) - 1)]
+        return found[min(index, len(found) - 1)] if found else Run(mode, **{name: float("nan") for name in NUMBERS})
 
     stock, ext = (run("stock", 0), run("stock", 1)), (run("extension", 0), run("extension", 1))
     rows = [
@@ -252,6 +256,9 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=10_000, help="embeddings to generate (default 10,000)")
     parser.add_argument("--runs", type=int, default=2, help="alternating runs per mode (default 2)")
     parser.add_argument("--port", type=int, default=7871)
+    parser.add_argument("--modes", default="stock,extension",
+                        help="which modes to run, comma-separated (default both; a missing one reports nan)")
+    parser.add_argument("--no-rss", action="store_true", help="skip the empty-folder runs the RSS row needs")
     options = parser.parse_args()
     if not os.environ.get("WEBUI_DIR"):
         print("set WEBUI_DIR to a WebUI checkout (see the docstring)", file=sys.stderr)
@@ -270,12 +277,13 @@ def main() -> int:
             empty.mkdir()
             generate(library, options.n)
             print(f"generated {options.n} embeddings in {library}", flush=True)
-            runs = []
+            runs, modes = [], [mode for mode in ("stock", "extension") if mode in options.modes.split(",")]
             for index in range(options.runs):
-                for mode in ("stock", "extension") if index % 2 == 0 else ("extension", "stock"):
+                for mode in modes if index % 2 == 0 else modes[::-1]:
                     runs.append(measure(root, library, mode, work, options.port))
                     print(f"run {index + 1} {mode}: {runs[-1]}", flush=True)
-            held = {mode: statistics.median(r.rss_mib for r in runs if r.mode == mode)
+            held = {mode: float("nan") if options.no_rss or mode not in modes else
+                    statistics.median(r.rss_mib for r in runs if r.mode == mode)
                     - baseline_rss(root, empty, mode, work, options.port) for mode in ("stock", "extension")}
             report(runs, held)
     finally:
