@@ -109,6 +109,17 @@ def test_an_added_file_that_takes_a_used_name_re_encodes(encoder, webui):
     assert encoded == ["a photo of usedemb two"] and names(record) == ["usedemb two"]
 
 
+def test_an_added_file_that_wins_a_used_name_re_encodes(encoder, webui):
+    """Same keyword, the new file shallower: it wins the collision (``collisions.settle``)."""
+    write_a1111_pt(webui.folder / "group2" / "deep" / "collide.pt", vectors(1))
+    encoder("a collide photo")
+    old = encoder.db.word_embeddings["collide"]
+    write_a1111_pt(webui.folder / "collide.pt", vectors(2, seed=3))
+    encoded, record = encoder("a collide photo")
+    assert encoder.db.word_embeddings["collide"] is not old
+    assert encoded == ["a collide photo"] and record.embeddings()[0].vectors == 2
+
+
 def test_the_explicit_form_re_encodes_when_its_file_arrives(encoder, webui):
     encoder("a photo of embedding:later")
     write_a1111_pt(webui.folder / "group2" / "later.pt", vectors(1))
