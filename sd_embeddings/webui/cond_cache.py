@@ -15,6 +15,9 @@ on nothing else of the tables. Hence:
 * two states are equal when the older one's encoding read no bucket changed since it. A state that has read
   nothing yet (no encoding seen), or read through a matcher that keeps no clock (``note_untracked``, Forge's engine
   views with their own tokenizers), equals only a state of the same version: the old behaviour, never less safe.
+
+It relies on what the per-generation record already relies on: the WebUI encodes a key's prompts on the thread
+that asked for the key (reads on another thread would be missing from it).
 """
 
 from __future__ import annotations
