@@ -20,6 +20,7 @@ Per run it records, from the WebUI's own console lines and from the outside:
   cards        GET /sd-embeddings/v1/cards and its further pages (the tab's whole list; the extension only): the
                bulk of a browser Refresh, whose rescan is the refresh row
   generation   a 64x64, 1-step txt2img with nothing changed, and the next one after a .pt is dropped in a sub-folder
+               (``--pairs`` pairs; the row is the median difference within a pair)
   rss          the WebUI process's resident memory at the end, minus the same mode on an empty folder after the same
                kinds of requests (generations included)
 The library's paths are new for each invocation, so with --runs 2 the first run of each mode is cold (no cache
@@ -174,7 +175,26 @@ class WebUI:
         raise TimeoutError("the API never answered")
 
 
-def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
+def generation_pairs(url: str, library: Path, pairs: int) -> tuple[float, float]:
+    """``pairs`` times: a generation with nothing changed, then one right after a ``.pt`` is dropped in a
+    sub-folder. Returns the median of the first and that median plus the median of the pairs' differences (each
+    drop compared with the generation just before it: on a shared machine the load moves between pairs). The
+    dropped files stay until the end, so each pair's first generation follows one that already took the last drop."""
+    same, extra, dropped = [], [], []
+    for _ in range(pairs):
+        before = request(url + "/sdapi/v1/txt2img", TXT2IMG)[1]
+        dropped.append(library / "group3" / "sub2" / f"dropped{time.time_ns()}.pt")
+        shutil.copy(next(library.rglob("emb0.pt")), dropped[-1])
+        same.append(before)
+        extra.append(request(url + "/sdapi/v1/txt2img", TXT2IMG)[1] - before)
+    for path in dropped:
+        path.unlink()
+    print(f"  generation pairs: nothing changed {[round(x, 2) for x in same]}, after a drop minus before "
+          f"{[round(x, 2) for x in extra]}", flush=True)
+    return statistics.median(same), statistics.median(same) + statistics.median(extra)
+
+
+def measure(root: Path, library: Path, mode: str, work: Path, port: int, pairs: int = 3) -> Run:
     run = Run(mode)
     with WebUI(root, port, library, mode, work) as webui:
         parts = timer_parts(webui.wait_for("Startup time:"))
@@ -191,11 +211,7 @@ def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
         if mode == "extension":
             run.cards = min(whole_list(webui.url + "/sd-embeddings/v1/cards") for _ in range(2))
         request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)  # warm-up: the first generation builds caches
-        run.generation_same = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
-        dropped = library / "group3" / "sub2" / f"dropped{time.time_ns()}.pt"
-        shutil.copy(next(library.rglob("emb0.pt")), dropped)
-        run.generation_after_drop = request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)[1]
-        dropped.unlink()
+        run.generation_same, run.generation_after_drop = generation_pairs(webui.url, library, pairs)
         run.refresh_one_new = request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1]
         run.rss_mib = rss_mib(webui.process.pid)
     return run
@@ -258,6 +274,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=7871)
     parser.add_argument("--modes", default="stock,extension",
                         help="which modes to run, comma-separated (default both; a missing one reports nan)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="generation pairs (nothing changed, then after a drop) per run (default 3)")
     parser.add_argument("--no-rss", action="store_true", help="skip the empty-folder runs the RSS row needs")
     options = parser.parse_args()
     if not os.environ.get("WEBUI_DIR"):
@@ -280,7 +298,7 @@ def main() -> int:
             runs, modes = [], [mode for mode in ("stock", "extension") if mode in options.modes.split(",")]
             for index in range(options.runs):
                 for mode in modes if index % 2 == 0 else modes[::-1]:
-                    runs.append(measure(root, library, mode, work, options.port))
+                    runs.append(measure(root, library, mode, work, options.port, options.pairs))
                     print(f"run {index + 1} {mode}: {runs[-1]}", flush=True)
             held = {mode: float("nan") if options.no_rss or mode not in modes else
                     statistics.median(r.rss_mib for r in runs if r.mode == mode)
