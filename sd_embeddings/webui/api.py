@@ -68,7 +68,7 @@ def plain(value: Any) -> Any:
         return value if isinstance(value, int) or value == value and abs(value) != float("inf") else None
     try:
         return int(value)
-    except (TypeError, ValueError, OverflowError):
+    except Exception:  # any type at all (a tensor of several values raises RuntimeError)
         return str(value)
 
 

@@ -214,7 +214,7 @@ def test_listings_are_encoded_once_in_c_not_walked_by_fastapi(mounted, webui, mo
     db = entry.database()
     db.load_textual_inversion_embeddings(force_reload=True)
     bundled = webui.modules["modules.textual_inversion.textual_inversion"].Embedding(vectors(1), "bundled", step=7.0)
-    bundled.step, bundled.sd_checkpoint = torch.tensor(12), float("nan")
+    bundled.step, bundled.sd_checkpoint, bundled.sd_checkpoint_name = torch.tensor(12), float("nan"), torch.ones(2)
     db.register_embedding_by_name(bundled, None, "bundled")
     for path in API_ROUTES:
         assert client.get(path).status_code == 200, path
@@ -222,3 +222,4 @@ def test_listings_are_encoded_once_in_c_not_walked_by_fastapi(mounted, webui, mo
     listing = client.get("/sdapi/v1/embeddings").json()
     assert listing["loaded"]["one"]["vectors"] == 1
     assert listing["loaded"]["bundled"]["step"] == 12 and listing["loaded"]["bundled"]["sd_checkpoint"] is None
+    assert listing["loaded"]["bundled"]["sd_checkpoint_name"] == str(torch.ones(2))
