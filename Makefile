@@ -24,7 +24,7 @@ chromium:
 
 test: $(STAMP) chromium
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/scan.py

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "browser")]
 
 from browser.conftest import CHROMIUM, CHROMIUM_ARGS, start_host, stop_host  # noqa: E402
+from tab import INIT_SCRIPT, MEASURE_FIRST  # noqa: E402
 
 INLINE_DOC = re.compile(rb'<script type="application/json" class="sdemb-doc">(\{.*?)</script>', re.S)
 
@@ -133,21 +134,6 @@ def measure_http(url: str) -> None:
         print(f"whole list ({label}; {count:,} cards, as the script fetches it): {seconds * 1000:.0f} ms")
 
 
-MEASURE_BROWSER = """() => new Promise(done => {
-  const wait = () => window.__fullList ? done({prompt: window.__prompt, first: window.__firstCard,
-    full: window.__fullList}) : setTimeout(wait, 10);
-  wait();
-})"""
-
-INIT_SCRIPT = """
-new MutationObserver((_, obs) => {
-  if (!window.__prompt && document.querySelector('#txt2img_prompt textarea')) window.__prompt = performance.now();
-  if (!window.__firstCard && document.querySelector('.sdemb-card')) window.__firstCard = performance.now();
-  const p = document.querySelector('.sdemb-pane');
-  const s = p && window.sdEmbeddings && window.sdEmbeddings.states.get(p);
-  if (s && s.doc && !s.partial && !window.__fullList) { window.__fullList = performance.now(); obs.disconnect(); }
-}).observe(document, {childList: true, subtree: true, attributes: true});
-"""
 
 
 def measure_browser(url: str, count: int) -> None:
@@ -158,7 +144,7 @@ def measure_browser(url: str, count: int) -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.add_init_script(INIT_SCRIPT)
         page.goto(url)
-        found = page.evaluate(MEASURE_BROWSER)
+        found = page.evaluate(MEASURE_FIRST)
         print(f"Chromium: navigation -> gradio page up (prompt box) {found['prompt']:.0f} ms; -> first card "
               f"{found['first']:.0f} ms; -> all {count:,} cards searchable {found['full']:.0f} ms")
         browser.close()

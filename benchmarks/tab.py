@@ -46,10 +46,11 @@ def write_library(folder: Path, count: int) -> None:
             Image.new("RGB", (32, 40), (i % 255, 90, 160)).save(sub / f"{name}.preview.png")
 
 
+# Page-timing probes, shared with cards_scale.py. Attributes are observed too: the last page of cards can land
+# without adding a child.
 MEASURE_FIRST = """() => new Promise(done => {
   const wait = () => window.__fullList ? done({prompt: window.__prompt, first: window.__firstCard,
-    full: window.__fullList})
-    : setTimeout(wait, 10);
+    full: window.__fullList}) : setTimeout(wait, 10);
   wait();
 })"""
 
@@ -60,7 +61,7 @@ new MutationObserver((_, obs) => {
   const p = document.querySelector('.sdemb-pane');
   const s = p && window.sdEmbeddings && window.sdEmbeddings.states.get(p);
   if (s && s.doc && !s.partial && !window.__fullList) { window.__fullList = performance.now(); obs.disconnect(); }
-}).observe(document, {childList: true, subtree: true});
+}).observe(document, {childList: true, subtree: true, attributes: true});
 """
 
 TIME_SEARCH = """(q) => new Promise(done => {

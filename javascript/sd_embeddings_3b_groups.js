@@ -81,20 +81,13 @@
     return present ? "removed" : "inserted";
   };
 
-  function stateOf(el) {
-    let pane = el.closest(".sdemb-pane");
-    const controls = !pane ? el.closest(".sdemb-controls") : null;
-    if (controls && controls.id) pane = lib.byId(controls.id.replace(/_controls$/, "_pane"));
-    const state = pane && NS.states.get(pane);
-    return state && state.doc ? state : null;
-  }
   // Capture phase: group cards and the New group button are handled here and go no further (part 4's card
   // handler would look them up as embeddings).
   function onEvent(ev) {
     const el = ev.composedPath ? ev.composedPath()[0] : ev.target;
     if (!el || !el.closest || (ev.type === "keydown" && ev.key !== "Enter" && ev.key !== " ")) return;
     const card = el.closest(".sdemb-group"), add = el.closest(".sdemb-new-group");
-    const state = (card || add) && stateOf(card || add);
+    const state = (card || add) && lib.stateOf(card || add);
     if (!state || (ev.type === "keydown" && (add || el !== card))) return;
     ev.stopPropagation();
     ev.preventDefault();

@@ -18,13 +18,17 @@
   function target(ev) {
     return ev.composedPath ? ev.composedPath()[0] : ev.target;
   }
+  // The state of the pane an element belongs to (controls the WebUI moved out included). A pane gradio replaced
+  // gets its state at the next frame; a click before that attaches it here, so the click is not lost.
   function stateOf(el) {
     let pane = el && el.closest ? el.closest(".sdemb-pane") : null;
     const controls = !pane && el && el.closest ? el.closest(".sdemb-controls") : null;
     if (controls && controls.id) pane = lib.byId(controls.id.replace(/_controls$/, "_pane"));
+    if (pane && !states.has(pane)) attach(pane);
     const state = pane && states.get(pane);
     return state && state.doc ? state : null;
   }
+  lib.stateOf = stateOf;
   function onControl(ev) {
     const el = target(ev), state = stateOf(el);
     if (!state || !el.classList) return;

@@ -219,6 +219,9 @@ def walk_changed(folders: Sequence[str], known: dict[str, int], roots: Sequence[
     walk = Walk(folders_left=MAX_FOLDERS, names_left=MAX_NAMES)
     gone: set[str] = set()
     seen: set[tuple[int, int]] = set()
+    known_children: dict[str, list[str]] = {}  # one pass over the known folders, however many folders changed
+    for known_folder in known:
+        known_children.setdefault(os.path.dirname(known_folder), []).append(known_folder)
     for start in folders:
         root = next((r for r in roots if start == r or start.startswith(r.rstrip(os.sep) + os.sep)), None)
         if root is None or (start not in known and os.path.dirname(start) not in known):
@@ -237,7 +240,7 @@ def walk_changed(folders: Sequence[str], known: dict[str, int], roots: Sequence[
             if walk.stopped or walk.skipped or walk.loops or any(os.path.islink(path) for path, _ in children):
                 return None
             present = {path for path, _ in children}
-            gone.update(k for k in known if os.path.dirname(k) == folder and k not in present)
+            gone.update(k for k in known_children.get(folder, ()) if k not in present)
             stack.extend(item for item in children if item[0] not in known)
     return PartialWalk(walk.found, walk.stamps, gone)
 

@@ -122,8 +122,12 @@ def open_page(browser, tmp_path: Path):
         page.on("pageerror", lambda error: watch.errors.append(str(error)))
         page.goto(host.url + ("?__theme=dark" if dark else ""))
         page.wait_for_selector(".sdemb-pane[data-sdemb-init]", timeout=60_000)
-        page.wait_for_function("() => { const s = [...document.querySelectorAll('.sdemb-pane')]"
-                               ".map(p => window.sdEmbeddings.states.get(p)); return s.length && s[0].doc; }")
+        # Drawn into the pane that is in the page now: gradio may replace it after the first draw, and the script
+        # draws the new one a frame later (a test reading the tree in between would see an empty one).
+        page.wait_for_function("() => { const p = document.querySelector('.sdemb-pane');"
+                               " const s = p && window.sdEmbeddings.states.get(p);"
+                               " return !!(s && s.doc && s.tree === p.querySelector('.sdemb-tree')"
+                               " && s.cards === p.querySelector('.sdemb-cards')); }")
         return page, watch
 
     yield opener

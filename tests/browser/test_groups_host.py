@@ -84,3 +84,19 @@ def test_explicit_only_host_inserts_embedding_name_and_encode_uses_it(tmp_path, 
     assert "EasyNegative.safetensors" in text and "TI hashes:" in text and "img-embed: " not in text
     assert "'img-embed' stays plain text: bare keywords are off" in text
     assert watch.errors == []
+
+
+def test_new_group_click_on_a_pane_gradio_just_replaced_opens_the_dialog(tmp_path, host_factory, open_page):
+    """A click that lands between gradio replacing the pane and the script's next-frame re-attach still opens the
+    dialog. The replacement is done by hand (a clone put in the pane's place, as a re-render does, then a click in
+    the same task, before any frame): gradio's own timing cannot be steered from a test."""
+    page, watch = open_page(host_factory(build(tmp_path / "embeddings")))
+    page.locator(".sdemb-new-group").wait_for()
+    page.evaluate("""() => {
+        const old = document.querySelector('.sdemb-pane'), copy = old.cloneNode(true);
+        delete copy.dataset.sdembInit;
+        old.replaceWith(copy);
+        copy.querySelector('.sdemb-new-group').click();
+    }""")
+    page.locator("dialog.sdemb-group-dialog").wait_for(state="visible", timeout=5_000)
+    assert watch.errors == []

@@ -170,7 +170,8 @@ def fake_modules(layout: str, folder: str, data: str, callbacks: dict, pages: li
         "modules.shared": _module("modules.shared", opts=types.SimpleNamespace(
             data={"sd_embeddings_watch": False}, textual_inversion_print_at_load=False,
             textual_inversion_add_hashes_to_infotext=True, samples_format="png"),
-            cmd_opts=types.SimpleNamespace(embeddings_dir=folder, no_hashing=False), sd_model=None),
+            cmd_opts=types.SimpleNamespace(embeddings_dir=folder, no_hashing=False, loglevel="INFO"),
+            sd_model=None),  # ``--loglevel`` given: the WebUI owns logging (pytest's caplog stands in for it)
         "modules.devices": _module("modules.devices", device=torch.device("cpu")),
         "modules.sd_models": _module("modules.sd_models", model_data=types.SimpleNamespace(
             sd_model=FakeInitialModel(), forge_loading_parameters={}), engine_class=engine,
