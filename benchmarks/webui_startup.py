@@ -1,6 +1,7 @@
 """The WebUI with this extension disabled (stock) and enabled, on the same generated library, alternating runs.
 
     WEBUI_DIR=/path/to/stable-diffusion-webui python benchmarks/webui_startup.py --n 10000 --runs 2
+    (--modes extension --no-rss: the extension's rows only, without the RSS runs; --runs 0: only the RSS row)
 
 Opt-in: needs a WebUI checkout (and its venv, ``WEBUI_PYTHON`` or ``$WEBUI_DIR/venv/bin/python``). The repository is
 linked into ``extensions/sd-embeddings`` for the run (and unlinked after); "stock" runs set
@@ -17,8 +18,9 @@ Per run it records, from the WebUI's own console lines and from the outside:
   api size     bytes of that listing once the model has loaded
   refresh      POST /sdapi/v1/refresh-embeddings with nothing changed (best of 3), and after one file was added
   cards        GET /sd-embeddings/v1/cards and its further pages (the tab's whole list; the extension only): the
-               bulk of a browser Refresh, whose rescan is the refresh row
+               bulk of a browser Refresh, whose rescan is the refresh row; first (the build) and again (kept)
   generation   a 64x64, 1-step txt2img with nothing changed, and the next one after a .pt is dropped in a sub-folder
+               (``--pairs`` pairs; the row is the median difference within a pair)
   rss          in one process per mode: the WebUI starts on an empty folder and makes the requests of ``exercise``;
                the library's folders are moved in, it refreshes, lists (the extension: hashes every file) and makes
                the same requests again; the RSS held is the difference of the two settled samples (sampled every
@@ -37,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -63,6 +66,7 @@ class Run:
     api_first_xl_loaded: bool = False
     api_first_partial: bool = False
     cards: float = 0.0
+    cards_again: float = 0.0
     api_size: int = 0
     refresh_same: float = 0.0
     refresh_one_new: float = 0.0
@@ -88,7 +92,26 @@ def timer_parts(line: str) -> dict[str, float]:
     return {"total": float(total.group(1)) if total else 0.0, **parts}
 
 
-def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
+def generation_pairs(url: str, library: Path, pairs: int) -> tuple[float, float]:
+    """``pairs`` times: a generation with nothing changed, then one right after a ``.pt`` is dropped in a
+    sub-folder. Returns the median of the first and that median plus the median of the pairs' differences (each
+    drop compared with the generation just before it: on a shared machine the load moves between pairs). The
+    dropped files stay until the end, so each pair's first generation follows one that already took the last drop."""
+    same, extra, dropped = [], [], []
+    for _ in range(pairs):
+        before = request(url + "/sdapi/v1/txt2img", TXT2IMG)[1]
+        dropped.append(library / "group3" / "sub2" / f"dropped{time.time_ns()}.pt")
+        shutil.copy(next(library.rglob("emb0.pt")), dropped[-1])
+        same.append(before)
+        extra.append(request(url + "/sdapi/v1/txt2img", TXT2IMG)[1] - before)
+    for path in dropped:
+        path.unlink()
+    print(f"  generation pairs: nothing changed {[round(x, 2) for x in same]}, after a drop minus before "
+          f"{[round(x, 2) for x in extra]}", flush=True)
+    return statistics.median(same), statistics.median(same) + statistics.median(extra)
+
+
+def measure(root: Path, library: Path, mode: str, work: Path, port: int, pairs: int = 3) -> Run:
     run = Run(mode)
     with WebUI(root, port, library, mode, work) as webui:
         parts = timer_parts(webui.wait_for("Startup time:"))
@@ -101,7 +124,13 @@ def measure(root: Path, library: Path, mode: str, work: Path, port: int) -> Run:
         run.ti_load = timer_parts(webui.wait_for("Model loaded in")).get("load textual inversion embeddings", 0.0)
         payload, _ = request(webui.url + "/sdapi/v1/embeddings")
         run.api_size = len(payload)
-        exercise(webui, library / "group3" / "sub2", next(library.rglob("emb0.pt")), run)
+        run.refresh_same = min(request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1] for _ in range(3))
+        if mode == "extension":
+            run.cards = whole_list(webui.url + "/sd-embeddings/v1/cards")  # built for this library state
+            run.cards_again = min(whole_list(webui.url + "/sd-embeddings/v1/cards") for _ in range(2))
+        request(webui.url + "/sdapi/v1/txt2img", TXT2IMG)  # warm-up: the first generation builds caches
+        run.generation_same, run.generation_after_drop = generation_pairs(webui.url, library, pairs)
+        run.refresh_one_new = request(webui.url + "/sdapi/v1/refresh-embeddings", {})[1]
         run.rss_mib = settled_rss(webui.process.pid)
     return run
 
@@ -173,11 +202,14 @@ def wait_hashed(webui: WebUI, limit: float = 900) -> None:
         time.sleep(3)
 
 
+NUMBERS = [name for name, kind in Run.__annotations__.items() if kind in ("float", "int")]
+
+
 def report(runs: list[Run], held: dict[str, float]) -> None:
     """The issue's table: each row measured for stock and the extension, with the goal and whether it is met."""
     def run(mode: str, index: int) -> Run:
         found = [r for r in runs if r.mode == mode]
-        return found[min(index, len(found) - 1)]
+        return found[min(index, len(found) - 1)] if found else Run(mode, **{name: float("nan") for name in NUMBERS})
 
     stock, ext = (run("stock", 0), run("stock", 1)), (run("extension", 0), run("extension", 1))
     rows = [
@@ -193,7 +225,8 @@ def report(runs: list[Run], held: dict[str, float]) -> None:
          ext[1].generation_after_drop - ext[1].generation_same, 0.1),
         ("RSS held for the library (MiB)", held["stock"], held["extension"], 40.0),
         ("GET embeddings size (MB)", stock[1].api_size / 1e6, ext[1].api_size / 1e6, 1.5),
-        ("tab document GET /sd-embeddings/v1/cards (s)", float("nan"), ext[1].cards, 0.3),
+        ("tab document GET /sd-embeddings/v1/cards, first (s)", float("nan"), ext[1].cards, 0.3),
+        ("tab document GET /sd-embeddings/v1/cards, again (s)", float("nan"), ext[1].cards_again, 0.3),
     ]
     print(f"{'measure (' + str(len(runs)) + ' runs)':56} {'stock':>9} {'extension':>10} {'goal':>8}  met")
     for label, stock_value, ext_value, goal in rows:
@@ -213,7 +246,11 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=10_000, help="embeddings to generate (default 10,000)")
     parser.add_argument("--runs", type=int, default=2, help="alternating runs per mode (default 2)")
     parser.add_argument("--port", type=int, default=7871)
-    parser.add_argument("--rss-only", action="store_true", help="only the RSS held for the library, per mode")
+    parser.add_argument("--modes", default="stock,extension",
+                        help="which modes to run, comma-separated (default both; a missing one reports nan)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="generation pairs (nothing changed, then after a drop) per run (default 3)")
+    parser.add_argument("--no-rss", action="store_true", help="skip the runs the RSS row needs (one per mode)")
     options = parser.parse_args()
     if not os.environ.get("WEBUI_DIR"):
         print("set WEBUI_DIR to a WebUI checkout (see the docstring)", file=sys.stderr)
@@ -232,22 +269,19 @@ def main() -> int:
             empty.mkdir()
             generate(library, options.n)
             print(f"generated {options.n} embeddings in {library}", flush=True)
-            runs = []
-            for index in range(0 if options.rss_only else options.runs):
-                for mode in ("stock", "extension") if index % 2 == 0 else ("extension", "stock"):
-                    runs.append(measure(root, library, mode, work, options.port))
+            runs, modes = [], [mode for mode in ("stock", "extension") if mode in options.modes.split(",")]
+            for index in range(options.runs):
+                for mode in modes if index % 2 == 0 else modes[::-1]:
+                    runs.append(measure(root, library, mode, work, options.port, options.pairs))
                     print(f"run {index + 1} {mode}: {runs[-1]}", flush=True)
-            held = {}
-            for mode in ("stock", "extension"):
+            held = {"stock": float("nan"), "extension": float("nan")}
+            for mode in [] if options.no_rss else modes:
                 before, after = held_in_process(root, library, empty, mode, work, options.port)
                 held[mode] = after[1] - before[1] if after[1] == after[1] else after[0] - before[0]
                 print(f"{mode} RSS in one process (MiB), empty folder -> library: {before[0]:.0f} -> {after[0]:.0f} "
                       f"({after[0] - before[0]:+.1f}); with the C heap trimmed (gdb): {before[1]:.0f} -> "
                       f"{after[1]:.0f} ({after[1] - before[1]:+.1f})", flush=True)
-            if runs:
-                report(runs, held)
-            else:
-                print(f"RSS held for the library (MiB): stock {held['stock']:.1f}, extension {held['extension']:.1f}")
+            report(runs, held)
     finally:
         if made_link:
             link.unlink()

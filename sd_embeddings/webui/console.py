@@ -15,10 +15,13 @@ import logging
 import os
 import sys
 from collections import Counter
+from typing import Any
 
 from ..formats.logs import get_logger
+from ..formats.text import printable
 from ..library import Library
 from ..records import Family, Status
+from . import settings
 
 logger = get_logger(__name__)
 _HANDLER_NAME = "sd-embeddings-console"
@@ -95,3 +98,15 @@ class SummaryPrinter:
         if line != self.last:
             self.last = line
             logger.info("%s", line)
+
+
+def print_at_load(db: Any) -> None:
+    """The WebUI's own list of loaded and skipped names (its setting), when the lists changed since last shown."""
+    shown = (tuple(db.word_embeddings), tuple(db.skipped_embeddings))
+    if not settings.webui_option("textual_inversion_print_at_load", False) or shown == \
+            db.previously_displayed_embeddings:
+        return
+    db.previously_displayed_embeddings = shown
+    print(f"Textual inversion embeddings loaded({len(shown[0])}): {', '.join(map(printable, shown[0]))}")
+    if shown[1]:
+        print(f"Textual inversion embeddings skipped({len(shown[1])}): {', '.join(map(printable, shown[1]))}")

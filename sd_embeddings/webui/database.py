@@ -9,7 +9,8 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 * the per-generation check notices new, overwritten and deleted files in any sub-folder (``watcher``), for the
   cost of an ``Event.is_set()``, or on network folders a bounded number of ``stat`` calls (``polling``);
 * a model switch (also to an already-loaded model) is noticed on the next call and re-evaluates compatibility;
-* names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state;
+* names registered from outside (Lora bundles) survive a rescan; ``version`` counts every change of state, and
+  ``clock`` says which ``ids_lookup`` buckets each one touched (``cond_cache``: the conditioning cache key);
 * ``embedding:name`` (ComfyUI's syntax) always matches (``explicit_lookup``); with ``bare_keywords`` off the
   library's names are listed in ``word_embeddings`` but left out of ``ids_lookup``, so only that form fires.
 """
@@ -17,21 +18,20 @@ tab, the API and third-party extensions keep reading it. Differences, all delibe
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..formats.logs import get_logger
-from ..formats.text import printable
 from ..library import Library
 from ..library import watcher as watching
 from ..library.bulk import gc_paused
 from ..library.polling import BudgetedPoll
 from ..records import Family
-from . import model_family, settings, table_update
+from . import cond_cache, console, model_family, table_update
 from .embedding import EmbeddingDir, embedding_objects
 from .explicit_lookup import ExplicitLookup
 from .host import Host
-from .keyword_index import TokenIndex, build_lookup, claims_its_name, model_key, replace_contents
+from .keyword_index import TokenIndex, build_lookup, changed_buckets, claims_its_name, model_key, replace_contents
 from .lookup import Lookup, match_at
 from .tokens import TokenTable
 
@@ -59,6 +59,8 @@ class LibraryDatabase:
         self.embedding_dirs: dict[str, EmbeddingDir] = {}
         self.previously_displayed_embeddings: tuple = ()
         self.version = 0
+        self.clock = cond_cache.BucketClock()
+        self._indexed_for: tuple[int, int] | None = None
         self.model_family: Family | None = None
         self.webui_dirs: list[str] = []
         self._lock = threading.RLock()
@@ -117,7 +119,7 @@ class LibraryDatabase:
                 result = embedding
             else:
                 result = self._register(embedding, model, name)
-            self.version += 1
+            self.changed(None if model is None else self._tokenize(model, name)[:1])
             return result
 
     def _register(self, embedding: Any, model: Any, name: str) -> Any:
@@ -151,6 +153,7 @@ class LibraryDatabase:
         """The longest name at ``offset``: a bare keyword from ``ids_lookup`` or an ``embedding:name``."""
         if not self.index.ready.is_set():  # names still being tokenized after a first start: match against all
             self.index.ready.wait()
+        cond_cache.note(self.clock, tokens[offset])
         return match_at(self.ids_lookup, tokens, offset, self.explicit)
 
     def set_bare_keywords(self, value: bool) -> None:
@@ -211,7 +214,7 @@ class LibraryDatabase:
                 embdir.update()
             if model_changed or self._built != (self.library.version, self._model_key):
                 self._rebuild(model)
-        self._print_at_load()
+        console.print_at_load(self)
 
     def rescan_after_replace(self, path: str) -> Any:
         """A file was replaced after its scan (``Embedding.vec``): rescan, re-register, return its new entry."""
@@ -273,22 +276,24 @@ class LibraryDatabase:
             logger.warning("Embedding %s: its name %r gives no tokens; it cannot be used in a prompt",
                            getattr(self._listed[name], "filename", name), name)
         replace_contents(self.word_embeddings, dict(sorted(names.items(), key=lambda item: item[0].lower())))
+        indexed_for = self._model_key if model is not None else None
+        touched = changed_buckets(self.ids_lookup, lookup) if indexed_for == self._indexed_for is not None else None
         replace_contents(self.ids_lookup, lookup)
-        self.version += 1
+        self._indexed_for = indexed_for
+        self.changed(touched)
         self.index.save_later()
+
+    def cache_state(self) -> cond_cache.TablesState:
+        """The tables' part of the WebUI's conditioning cache key (``cond_cache``)."""
+        return cond_cache.TablesState(self.clock, self.version)
+
+    def changed(self, first_ids: Iterable[int] | None) -> None:
+        """A new ``version``, whose tables differ in the buckets of these first ids (None: anywhere)."""
+        self.version += 1
+        self.clock.touch(self.version, first_ids, self.explicit.first_id)
 
     def _index_after_tokenizing(self, model: Any, job: int) -> None:
         with self._lock, gc_paused():
             if self.index.current(job):
                 self._index(model, complete=True)
-
-    def _print_at_load(self) -> None:
-        shown = (tuple(self.word_embeddings), tuple(self.skipped_embeddings))
-        if not settings.webui_option("textual_inversion_print_at_load", False) or shown == \
-                self.previously_displayed_embeddings:
-            return
-        self.previously_displayed_embeddings = shown
-        print(f"Textual inversion embeddings loaded({len(shown[0])}): {', '.join(map(printable, shown[0]))}")
-        if shown[1]:
-            print(f"Textual inversion embeddings skipped({len(shown[1])}): {', '.join(map(printable, shown[1]))}")
 

@@ -166,7 +166,7 @@ def _hooks() -> hosts.Hooks:
 
 def _cache_version() -> Any:
     db = state.db
-    return db.version if db is not None and settings.option(settings.key("fix_cond_cache")) else None
+    return db.cache_state() if db is not None and settings.option(settings.key("fix_cond_cache")) else None
 
 
 def install() -> None:

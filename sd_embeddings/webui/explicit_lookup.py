@@ -58,6 +58,11 @@ class ExplicitLookup:
         if self._trigger is None:
             self._build_pending(pending)
 
+    @property
+    def first_id(self) -> int | None:
+        """The token every spelling starts with (a tokenizer that cuts ``embedding`` off what follows), else None."""
+        return self._trigger
+
     def _build_pending(self, pending: tuple) -> None:
         embeddings, ids_of, entries = pending
         ours = [embedding for embedding in embeddings if getattr(embedding, "entry", None) is not None]

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..formats.logs import get_logger
+from .cond_cache import note_untracked
 from .database import LibraryDatabase
 from .explicit_lookup import ExplicitLookup
 from .lookup import Lookup, match_at
@@ -70,6 +71,7 @@ class EngineDatabase:
 
     def find_embedding_at_position(self, tokens: list[int], offset: int) -> tuple[Any, int | None]:
         tables = self._current()
+        note_untracked()  # this view's ids come from its own tokenizer: the database's clock cannot vouch for them
         return match_at(tables[3], tokens, offset, tables[4])
 
     def name_ids(self, name: str) -> list[int]:

@@ -5,9 +5,10 @@
   overwrite padding). We run the WebUI's own function, move each orphaned fix by the core's backtrack rule
   (``prompt.chunks.split_at_backtrack``) so every other chunk stays exactly the WebUI's, and hand the result to the
   per-generation record (``usage``): the only match of a prompt in a generation is the WebUI's own.
-* ``cached_params_with_embeddings``: the conditioning cache key gains the embedding database version, so a changed
-  or replaced file is used on the next generation of the same prompt; the key also tells the record which
-  conditioning ``p`` is getting (cache hit or not).
+* ``cached_params_with_embeddings``: the conditioning cache key gains the embedding tables' state
+  (``cond_cache.TablesState``), so a changed, added or deleted file that a prompt's encoding could match is used on
+  the next generation of the same prompt, while a change no prompt reads keeps the cached conditioning; the key
+  also tells the record which conditioning ``p`` is getting (cache hit or not).
 * ``setup_conds_then``: runs a function after ``StableDiffusionProcessing.setup_conds``, where the
   WebUI's ``model_hijack.extra_generation_params`` holds the conditioning's duplicated ``TI hashes`` and is about to
   be merged into ``p.extra_generation_params`` and written to ``params.txt``: the de-duplicated value goes there.
@@ -21,6 +22,7 @@ from typing import Any
 
 from ..prompt.chunks import split_at_backtrack
 from ..prompt.infotext import sanitize
+from .cond_cache import Reads, reading
 
 
 def relocate_orphaned_fixes(chunks: list[Any], id_end: int, make_fix: Callable[[int, Any], Any]) -> int:
@@ -52,14 +54,16 @@ def relocate_orphaned_fixes(chunks: list[Any], id_end: int, make_fix: Callable[[
 
 
 def tokenize_line_with_fix(original: Callable, enabled: Callable[[], bool], make_fix: Callable[[int, Any], Any],
-                           record: Callable[[str, list[Any], int], None]) -> Callable:
-    """Wrap ``tokenize_line``: same chunks, orphaned fixes moved when ``enabled()``, the result ``record``-ed."""
+                           record: Callable[[str, list[Any], int, Reads], None]) -> Callable:
+    """Wrap ``tokenize_line``: same chunks, orphaned fixes moved when ``enabled()``, the result ``record``-ed with
+    the ``ids_lookup`` buckets the WebUI's matching looked up (``cond_cache``)."""
 
     def tokenize_line(self: Any, line: str) -> tuple[list[Any], int]:
-        chunks, token_count = original(self, line)
+        with reading() as reads:
+            chunks, token_count = original(self, line)
         if enabled() and len(chunks) > 1:
             relocate_orphaned_fixes(chunks, self.id_end, make_fix)
-        record(line, chunks, self.id_end)
+        record(line, chunks, self.id_end, reads)
         return chunks, token_count
 
     tokenize_line.__wrapped__ = original  # type: ignore[attr-defined]
@@ -68,8 +72,8 @@ def tokenize_line_with_fix(original: Callable, enabled: Callable[[], bool], make
 
 def cached_params_with_embeddings(original: Callable, version: Callable[[], Any | None],
                                   seen: Callable[[Any, Any], None] = lambda p, key: None) -> Callable:
-    """Wrap ``StableDiffusionProcessing.cached_params``: the key also holds the embedding state version; ``seen``
-    learns which key ``p`` asks for."""
+    """Wrap ``StableDiffusionProcessing.cached_params``: the key also holds ``version()``, the embedding tables'
+    state (compared with ``==`` as the WebUI compares keys); ``seen`` learns which key ``p`` asks for."""
 
     def cached_params(self: Any, *args: Any, **kwargs: Any) -> Any:
         key = original(self, *args, **kwargs)

@@ -62,6 +62,11 @@ def build_lookup(pairs: Iterable[tuple[str, Any]], ids_of: Callable[[str], tuple
     return names, lookup, no_tokens
 
 
+def changed_buckets(before: Lookup, after: Lookup) -> set[int]:
+    """First ids whose bucket differs (names, ids, order or objects) between two ``ids_lookup`` tables."""
+    return {first for first in before.keys() | after.keys() if before.get(first) != after.get(first)}
+
+
 def replace_contents(table: dict, new: dict) -> None:
     """Same dict object (other extensions may hold the database's tables), new contents in two C-speed steps."""
     table.clear()

@@ -51,7 +51,7 @@ def update(db: Any, model: Any) -> bool:
     replace_contents(db.word_embeddings, dict(sorted(names.items(), key=lambda item: item[0].lower())))
     db.explicit.build(db._listed.values(), lambda text: db._tokenize(model, text), library.entries)
     db._built = (version, db._model_key)
-    db.version += 1
+    db.changed(touched)
     db.index.save_later()
     return True
 

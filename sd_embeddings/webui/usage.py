@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cond_cache import Reads, TablesState, state_of
+
 ATTRIBUTE = "sd_embeddings_usage"
 """The per-generation record lives on ``p`` (a fresh one for each batch, from ``Script.process_batch``)."""
 EMBEDDING_ROW = -1
@@ -87,7 +89,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._current: dict[int, tuple[GenerationUsage, Any]] = {}
+        self._current: dict[int, tuple[GenerationUsage, Any, TablesState | None]] = {}
         self._recent: list[tuple[Any, dict[str, LineRecord]]] = []
 
     def begin(self, p: Any) -> GenerationUsage:
@@ -102,16 +104,18 @@ class Recorder:
         if not isinstance(usage, GenerationUsage):
             usage = self.begin(p)
         with self._lock:
-            self._current[threading.get_ident()] = (usage, key)
+            self._current[threading.get_ident()] = (usage, key, state_of(key))
             for record in self._lines_of(key).values():
                 usage.add(record, encoded=False)
 
-    def line(self, text: str, chunks: list[Any], id_end: int) -> None:
-        """The WebUI encoded ``text`` as ``chunks`` on this thread."""
+    def line(self, text: str, chunks: list[Any], id_end: int, reads: Reads | None = None) -> None:
+        """The WebUI encoded ``text`` as ``chunks`` on this thread, looking up ``reads`` (for the key's state)."""
         current = self._current.get(threading.get_ident())
         if current is None:
             return  # not a generation (the token counter, another extension)
-        usage, key = current
+        usage, key, state = current
+        if state is not None:
+            state.add(reads if reads is not None else Reads(untracked=True))
         record = line_record(text, chunks, id_end)
         usage.add(record)
         with self._lock:

@@ -25,6 +25,7 @@ import os
 import secrets
 
 import pytest
+import torch
 from factories import vectors, write_a1111_pt
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -197,3 +198,28 @@ def test_api_listings_carry_names_that_are_not_utf8(mounted, webui) -> None:
         response = client.get(path)
         assert response.status_code == 200, path
         assert "caf\ufffd" in response.content.decode("utf-8")  # strict UTF-8, the name shown with U+FFFD
+
+
+def test_listings_are_encoded_once_in_c_not_walked_by_fastapi(mounted, webui, monkeypatch) -> None:
+    """FastAPI's ``jsonable_encoder`` walks a returned dict value by value in Python (most of a 10,000-item
+    listing's time); the listings come back as ready responses, so it never sees them. A bundle's odd ``step``
+    (any pickled type) still lists, as a plain JSON value."""
+    import fastapi.routing
+
+    walked = []
+    original = fastapi.routing.jsonable_encoder
+    monkeypatch.setattr(fastapi.routing, "jsonable_encoder", lambda *a, **k: walked.append(a) or original(*a, **k))
+    client = mounted()
+    webui.load_model(768)
+    db = entry.database()
+    db.load_textual_inversion_embeddings(force_reload=True)
+    bundled = webui.modules["modules.textual_inversion.textual_inversion"].Embedding(vectors(1), "bundled", step=7.0)
+    bundled.step, bundled.sd_checkpoint, bundled.sd_checkpoint_name = torch.tensor(12), float("nan"), torch.ones(2)
+    db.register_embedding_by_name(bundled, None, "bundled")
+    for path in API_ROUTES:
+        assert client.get(path).status_code == 200, path
+    assert walked == []
+    listing = client.get("/sdapi/v1/embeddings").json()
+    assert listing["loaded"]["one"]["vectors"] == 1
+    assert listing["loaded"]["bundled"]["step"] == 12 and listing["loaded"]["bundled"]["sd_checkpoint"] is None
+    assert listing["loaded"]["bundled"]["sd_checkpoint_name"] == str(torch.ones(2))

@@ -28,7 +28,7 @@ def test_comma_backtrack_keeps_embedding_vectors(webui):
     enabled, recorded = [True], []
     fix_type = webui.modules["modules.sd_hijack_clip"].PromptChunkFix
     fixed = generation.tokenize_line_with_fix(type(cond).tokenize_line, lambda: enabled[0], fix_type,
-                                              lambda *args: recorded.append(usage.line_record(*args)))
+                                              lambda *args: recorded.append(usage.line_record(*args[:3])))
     chunks, _ = fixed(cond, line)
     assert not chunks[0].fixes
     (fix,) = chunks[1].fixes
