@@ -230,7 +230,7 @@ def after_batch(p: Any) -> None:
     if settings.option(settings.key("diagnostics")):
         db = database()
         lines = prompt_warnings.generation_warnings(db.library, db.model_family, usage_of(p).lines.values(),
-                                                    db.keyword_ids, bare_keywords=db.bare_keywords)
+                                                    db.keyword_ids, db.bare_keywords, db.host.current_model())
         for line in lines:
             p.comment(line)
     state.recorder.end()

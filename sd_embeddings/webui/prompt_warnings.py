@@ -14,6 +14,7 @@ placed), so no prompt is tokenized a second time:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 
 from ..formats.logs import get_logger
@@ -61,14 +62,34 @@ def notices_of(record: LineRecord, library: Library, unusable: KeywordIndex,
     return notices
 
 
+_INDEXES: weakref.WeakKeyDictionary[Library, tuple[tuple, KeywordIndex, KeywordIndex | None]] = \
+    weakref.WeakKeyDictionary()
+"""The last generation's keyword indexes per library: built once per library version, family, setting and model
+(10,000 keywords took about 0.15 s to index, which every generation paid)."""
+
+
+def keyword_indexes(library: Library, family: Family | None, keyword_ids: Callable[[str], list[int]],
+                    bare_keywords: bool, model: object = None) -> tuple[KeywordIndex, KeywordIndex | None]:
+    """The unusable files' keywords and (bare keywords off) the usable ones' bare keywords, by token ids."""
+    key = (library.version, family, bare_keywords, id(model))  # the version before the entries, as elsewhere
+    cached = _INDEXES.get(library)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    ids = KeywordIds(keyword_ids)
+    unusable = KeywordIndex(unusable_entries(library, family), ids, bare_keywords)
+    plain = None if bare_keywords else KeywordIndex(usable_entries(library, family), ids, explicit=False)
+    _INDEXES[library] = (key, unusable, plain)
+    return unusable, plain
+
+
 def generation_warnings(library: Library, family: Family | None, records: Iterable[LineRecord],
-                        keyword_ids: Callable[[str], list[int]], bare_keywords: bool = True) -> list[str]:
-    """One line per warning over every encoded line of a generation; never raises (a failure is logged)."""
+                        keyword_ids: Callable[[str], list[int]], bare_keywords: bool = True,
+                        model: object = None) -> list[str]:
+    """One line per warning over every encoded line of a generation; never raises (a failure is logged).
+    ``model``: the loaded model, whose tokenizer ``keyword_ids`` reads (a new one rebuilds the indexes)."""
     found: dict[str, None] = {}
     try:
-        ids = KeywordIds(keyword_ids)
-        unusable = KeywordIndex(unusable_entries(library, family), ids, bare_keywords)
-        plain = None if bare_keywords else KeywordIndex(usable_entries(library, family), ids, explicit=False)
+        unusable, plain = keyword_indexes(library, family, keyword_ids, bare_keywords, model)
     except Exception:  # diagnostics must never stop a generation
         logger.exception("Textual inversion: could not index the keywords of unusable files")
         return []
