@@ -24,10 +24,11 @@ import array
 import bisect
 import re
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..library import Library
+from ..library.bulk import gc_paused
 from ..library.collisions import compatibility
 from ..library.common_words import is_common_word
 from ..records import Entry, Family, Status
@@ -67,6 +68,10 @@ class NearMissIndex:
         self.longest = 0
         """A word longer than this + 1 is no keyword's near miss: its deletions (quadratic in its length) are
         never made, so a prompt word of 100,000 letters costs one look-up."""
+        self.keys = array.array("Q", sorted(self._numbered(entries)))
+
+    def _numbered(self, entries: Iterable[Entry]) -> list[int]:
+        """Takes ``entries`` in (numbered after those already in) and returns their forms' keys."""
         keys: list[int] = []
         for entry in entries:
             key = squash(entry.keyword)
@@ -77,7 +82,16 @@ class NearMissIndex:
             self.longest = max(self.longest, len(key))
             forms = {key, *_deletions(key)} if len(key) >= MIN_EDIT_LENGTH else (key,)
             keys.extend(_hashed(form) << _SHIFT | number for form in forms)
-        self.keys = array.array("Q", sorted(keys))
+        return keys
+
+    def extended(self, added: list[Entry]) -> NearMissIndex:
+        """A new index: this one's keywords and ``added`` (a few files dropped in), without hashing all again.
+        This one is left as it is: a generation on another thread may be reading it."""
+        grown = NearMissIndex([])
+        grown.entries, grown.longest, grown.keys = list(self.entries), self.longest, array.array("Q", self.keys)
+        for key in sorted(grown._numbered(added)):
+            grown.keys.insert(bisect.bisect_left(grown.keys, key), key)
+        return grown
 
     def _candidates(self, form: str) -> Iterator[Entry]:
         """Entries with a form of this hash, in library order."""
@@ -135,13 +149,33 @@ _NEAR_CACHE: weakref.WeakKeyDictionary[Library, tuple[int, Family | None, NearMi
     weakref.WeakKeyDictionary()
 
 
+def _grown(index: NearMissIndex, usable: list[Entry]) -> NearMissIndex | None:
+    """``index`` extended by the usable entries it lacks, when it lacks only a few and holds none that went away
+    (entries are replaced, never changed, so identity tells); None: build it again."""
+    held = {id(entry) for entry in index.entries}
+    added = [entry for entry in usable if id(entry) not in held]
+    if len(added) > _FEW_ADDED or len(usable) - len(added) != len(index.entries):
+        return None
+    return index.extended(added)
+
+
+_FEW_ADDED = 64
+"""Up to this many new keywords are added to the index it has; more, and it is built again."""
+
+
 def near_miss_index(library: Library, family: Family | None) -> NearMissIndex:
     version = library.version  # before the entries, as in keywords.indexes_for (a refresh may come between)
     cached = _NEAR_CACHE.get(library)
     if cached is not None and cached[:2] == (version, family):
         return cached[2]
     usable = [e for e in library.usable() if family is None or e.family is family]
-    index = NearMissIndex(usable)
+    if cached is not None and cached[1] == family:
+        index = _grown(cached[2], usable)
+        if index is not None:
+            _NEAR_CACHE[library] = (version, family, index)
+            return index
+    with gc_paused():  # about 80,000 forms for 10,000 keywords: no collector passes over a WebUI's heap meanwhile
+        index = NearMissIndex(usable)
     _NEAR_CACHE[library] = (version, family, index)
     return index
 

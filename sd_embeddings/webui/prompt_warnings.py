@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable
 
 from ..formats.logs import get_logger
 from ..library import Library
+from ..library.bulk import gc_paused
 from ..prompt.chunks import CHUNK_LENGTH, KeywordIndex, Notice, PromptTokens, unusable_entries, usable_entries
 from ..prompt.diagnostics import PromptWarning, warnings_for
-from ..records import Family
+from ..records import Entry, Family
 from .usage import LineRecord
 
 logger = get_logger(__name__)
@@ -62,23 +63,29 @@ def notices_of(record: LineRecord, library: Library, unusable: KeywordIndex,
     return notices
 
 
-_INDEXES: weakref.WeakKeyDictionary[Library, tuple[tuple, KeywordIndex, KeywordIndex | None]] = \
+_INDEXES: weakref.WeakKeyDictionary[Library, tuple[tuple, list[Entry], KeywordIndex, KeywordIndex | None]] = \
     weakref.WeakKeyDictionary()
-"""The last generation's keyword indexes per library: built once per library version, family, setting and model
-(10,000 keywords took about 0.15 s to index, which every generation paid)."""
+"""The last generation's keyword indexes per library, kept while they would come out the same. Building them took
+about 0.15 s at 10,000 files, which every generation paid; a dropped file that works changes no unusable file."""
 
 
 def keyword_indexes(library: Library, family: Family | None, keyword_ids: Callable[[str], list[int]],
                     bare_keywords: bool, model: object = None) -> tuple[KeywordIndex, KeywordIndex | None]:
     """The unusable files' keywords and (bare keywords off) the usable ones' bare keywords, by token ids."""
-    key = (library.version, family, bare_keywords, id(model))  # the version before the entries, as elsewhere
+    version = library.version  # before the entries, as elsewhere: a refresh in between makes the key older
+    unusable_now = unusable_entries(library, family)
+    # Entries are replaced, never changed, when their file or outcome changes; the cache holds the ones it indexed,
+    # so the same objects in the same order mean the same index (the usable keywords' one: the same version).
+    key = (family, id(model), bare_keywords, None if bare_keywords else version)
     cached = _INDEXES.get(library)
-    if cached is not None and cached[0] == key:
-        return cached[1], cached[2]
+    if cached is not None and cached[0] == key and len(cached[1]) == len(unusable_now) and \
+            all(a is b for a, b in zip(cached[1], unusable_now)):
+        return cached[2], cached[3]
     ids = KeywordIds(keyword_ids)
-    unusable = KeywordIndex(unusable_entries(library, family), ids, bare_keywords)
-    plain = None if bare_keywords else KeywordIndex(usable_entries(library, family), ids, explicit=False)
-    _INDEXES[library] = (key, unusable, plain)
+    with gc_paused():  # thousands of small objects in a WebUI's large heap: no collector passes meanwhile
+        unusable = KeywordIndex(unusable_now, ids, bare_keywords)
+        plain = None if bare_keywords else KeywordIndex(usable_entries(library, family), ids, explicit=False)
+    _INDEXES[library] = (key, unusable_now, unusable, plain)
     return unusable, plain
 
 

@@ -53,9 +53,9 @@ def test_an_applied_embedding_is_not_reported_even_if_its_name_looks_unusable(en
     assert "'xlstyle' stays plain text" in line
 
 
-def test_keyword_indexes_are_built_once_per_library_version(encoded, webui, monkeypatch):
+def test_keyword_indexes_are_built_again_only_when_an_unusable_file_or_the_model_changes(encoded, webui, monkeypatch):
     """Every generation asked for the unusable files' keyword index, and built it again: 0.15 s a generation at
-    10,000 files. Now it is built when the library, family, setting or model changes, and only then."""
+    10,000 files. Now it is built when an unusable file, the family, the setting or the model changes, only then."""
     built = []
 
     class Counted(prompt_warnings.KeywordIndex):
@@ -67,6 +67,9 @@ def test_keyword_indexes_are_built_once_per_library_version(encoded, webui, monk
     for _ in range(3):
         (line,) = encoded("a xlstyle cat")
     assert "'xlstyle' stays plain text" in line and len(built) == 1
+    write_a1111_pt(webui.folder / "sub" / "working.pt", vectors(1, seed=7))  # a file that works: nothing to redo
+    encoded.db.load_textual_inversion_embeddings(force_reload=True)
+    assert "working" in encoded.db.word_embeddings and encoded("a xlstyle cat") == [line] and len(built) == 1
     write_safetensors(webui.folder / "xl" / "xlother.safetensors", sdxl_vectors(1, seed=5))
     encoded.db.load_textual_inversion_embeddings(force_reload=True)
     (line,) = encoded("a xlother cat")  # the new file's name is known at once
