@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import Embedding
 from factories import sdxl_vectors, vectors, write_a1111_pt, write_image, write_safetensors
 
 from sd_embeddings.library import Library
@@ -33,7 +32,8 @@ def test_a_few_changed_files_update_the_tables_which_equal_a_rebuild(webui, monk
     write_safetensors(root / "xl" / "x1.safetensors", sdxl_vectors(1))  # skipped on an SD1 model
     model = webui.load_model(768)
     db = webui.make_db()
-    db.register_embedding_by_name(Embedding(vectors(1), "outside"), model, "outside")  # as a Lora bundle does
+    embedding_class = webui.modules["modules.textual_inversion.textual_inversion"].Embedding  # the fake WebUI's
+    db.register_embedding_by_name(embedding_class(vectors(1), "outside"), model, "outside")  # as a Lora bundle does
     db.load_textual_inversion_embeddings()
     rebuilds: list[int] = []
     real = database_module.build_lookup
