@@ -11,7 +11,7 @@ from factories import sdxl_vectors, vectors, write_a1111_pt, write_image, write_
 from token_tables import VOCABULARY, crafted_table, token_id
 
 from sd_embeddings.formats import decoding
-from sd_embeddings.library import Library
+from sd_embeddings.library import Library, cache_file, verifier
 from sd_embeddings.library import vectors as vector_math
 from sd_embeddings.library.hashing import HashCache
 from sd_embeddings.records import EmbeddingData
@@ -119,6 +119,7 @@ def test_an_older_scan_cache_without_fingerprints_gets_them(tmp_path) -> None:
     library = Library([folder], hash_cache=cache)
     library.refresh()
     assert library.checks.idle.wait(60)
+    cache.save()  # a pass this small is saved at the worker's idle exit (verifier.SAVE_AT_ONCE): now, here
     stored = json.loads((tmp_path / "hashes.json").read_text())
     assert stored["columns"]["verified"] == [True] and stored["columns"]["fingerprint"][0]
     stored["columns"]["fingerprint"] = [None]  # as an earlier version stored them: verified, no fingerprint
@@ -134,3 +135,29 @@ def test_fingerprint_is_not_a_file_hash(tmp_path) -> None:
     a = write_a1111_pt(tmp_path / "a.pt", vec)
     b = write_safetensors(tmp_path / "b.safetensors", {"emb_params": vec})
     assert a.read_bytes() != b.read_bytes() and fingerprint_of(a) == fingerprint_of(b)
+
+
+def test_a_small_pass_leaves_the_cache_save_to_the_idle_worker(tmp_path, monkeypatch) -> None:
+    """A file dropped into a big library: its check did not rewrite the whole scan cache at once (about a second of
+    the interpreter at 10,000 files, paid by the generation right after the drop); the worker saves it when idle."""
+    monkeypatch.setattr(verifier, "SAVE_AT_ONCE", 3)
+    monkeypatch.setattr(verifier, "IDLE_EXIT_S", 0.3)
+    writes: list[int] = []
+    real = cache_file.encode
+    monkeypatch.setattr(cache_file, "encode", lambda items: writes.append(len(items)) or real(items))
+    folder = tmp_path / "emb"
+    for i in range(3):
+        write_a1111_pt(folder / f"e{i}.pt", vectors(1, seed=i))
+    library = Library([folder], hash_cache=HashCache(tmp_path / "hashes.json"))
+    library.refresh()
+    assert library.checks.idle.wait(60) and writes == [3]  # a pass of SAVE_AT_ONCE files: saved when it ends
+    write_a1111_pt(folder / "dropped.pt", vectors(1, seed=9))
+    library.refresh()
+    assert library.checks.idle.wait(60) and library.get("dropped").verified and writes == [3]
+    thread = library.checks._thread
+    if thread is not None:
+        thread.join(60)  # the idle exit
+    assert writes == [3, 4]
+    again = Library([folder], hash_cache=HashCache(tmp_path / "hashes.json"))
+    again.refresh()
+    assert again.get("dropped").verified  # from the cache: nothing read again

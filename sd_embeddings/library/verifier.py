@@ -27,9 +27,13 @@ from .hashing import HashCache
 logger = get_logger(__name__)
 
 IDLE_EXIT_S = 30
+"""The worker thread ends after this long without work; the next scan starts a new one."""
 RELEASE_AFTER = 256
 """A pass over at least this many files ends by handing the memory it freed back (``bulk.release_memory``)."""
-"""The worker thread ends after this long without work; the next scan starts a new one."""
+SAVE_AT_ONCE = 64
+"""A pass over at least this many files saves the scan cache when it ends. A smaller one (files dropped in) leaves
+the save to the worker's idle exit: writing 10,000 rows held the interpreter for about a second, which the
+generation that followed the drop paid. Rows not saved yet only cost a re-read after a restart."""
 
 
 class FileRecords(Protocol):
@@ -186,6 +190,7 @@ class Verifier:
     def _run(self) -> None:
         while True:
             if not self._wakeup.wait(timeout=IDLE_EXIT_S):
+                self._save_quietly()  # what small passes left unsaved
                 with self._lock:
                     if not self._wakeup.is_set():
                         self._thread = None
@@ -203,9 +208,16 @@ class Verifier:
         pending = self.records.unchecked_files()
         for entry in pending:
             self.check_isolated(entry)
-        self.hash_cache.save()
+        if len(pending) >= SAVE_AT_ONCE:
+            self.hash_cache.save()
         if len(pending) >= RELEASE_AFTER:
             release_memory()
+
+    def _save_quietly(self) -> None:
+        try:
+            self.hash_cache.save()
+        except Exception:  # only our own bookkeeping can get here (save logs OSError itself)
+            logger.exception("Could not save the scan cache; the files are read again after a restart")
 
 
 def _decode(raw: bytes, path: str) -> EmbeddingData:
