@@ -63,7 +63,7 @@ def notices_of(record: LineRecord, library: Library, unusable: KeywordIndex,
     return notices
 
 
-_INDEXES: weakref.WeakKeyDictionary[Library, tuple[tuple, list[Entry], KeywordIndex, KeywordIndex | None]] = \
+_INDEXES: weakref.WeakKeyDictionary[Library, tuple[tuple, int, list[Entry], KeywordIndex, KeywordIndex | None]] = \
     weakref.WeakKeyDictionary()
 """The last generation's keyword indexes per library, kept while they would come out the same. Building them took
 about 0.15 s at 10,000 files, which every generation paid; a dropped file that works changes no unusable file."""
@@ -73,19 +73,22 @@ def keyword_indexes(library: Library, family: Family | None, keyword_ids: Callab
                     bare_keywords: bool, model: object = None) -> tuple[KeywordIndex, KeywordIndex | None]:
     """The unusable files' keywords and (bare keywords off) the usable ones' bare keywords, by token ids."""
     version = library.version  # before the entries, as elsewhere: a refresh in between makes the key older
+    key = (family, id(model), bare_keywords)
+    cached = _INDEXES.get(library)
+    if cached is not None and cached[0] == key and cached[1] == version:
+        return cached[3], cached[4]  # the common case: nothing changed, not even a pass over the entries
     unusable_now = unusable_entries(library, family)
     # Entries are replaced, never changed, when their file or outcome changes; the cache holds the ones it indexed,
-    # so the same objects in the same order mean the same index (the usable keywords' one: the same version).
-    key = (family, id(model), bare_keywords, None if bare_keywords else version)
-    cached = _INDEXES.get(library)
-    if cached is not None and cached[0] == key and len(cached[1]) == len(unusable_now) and \
-            all(a is b for a, b in zip(cached[1], unusable_now)):
-        return cached[2], cached[3]
+    # so the same objects in the same order mean the same index (the usable keywords' one needs the same version).
+    if cached is not None and cached[0] == key and bare_keywords and len(cached[2]) == len(unusable_now) and \
+            all(a is b for a, b in zip(cached[2], unusable_now)):
+        _INDEXES[library] = (key, version, *cached[2:])
+        return cached[3], cached[4]
     ids = KeywordIds(keyword_ids)
     with gc_paused():  # thousands of small objects in a WebUI's large heap: no collector passes meanwhile
         unusable = KeywordIndex(unusable_now, ids, bare_keywords)
         plain = None if bare_keywords else KeywordIndex(usable_entries(library, family), ids, explicit=False)
-    _INDEXES[library] = (key, unusable_now, unusable, plain)
+    _INDEXES[library] = (key, version, unusable_now, unusable, plain)
     return unusable, plain
 
 

@@ -64,9 +64,13 @@ def test_keyword_indexes_are_built_again_only_when_an_unusable_file_or_the_model
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(prompt_warnings, "KeywordIndex", Counted)
+    listed = []
+    real_unusable = prompt_warnings.unusable_entries
+    monkeypatch.setattr(prompt_warnings, "unusable_entries", lambda *a: listed.append(1) or real_unusable(*a))
     for _ in range(3):
         (line,) = encoded("a xlstyle cat")
     assert "'xlstyle' stays plain text" in line and len(built) == 1
+    assert len(listed) == 1  # an unchanged library is not even walked again
     write_a1111_pt(webui.folder / "sub" / "working.pt", vectors(1, seed=7))  # a file that works: nothing to redo
     encoded.db.load_textual_inversion_embeddings(force_reload=True)
     assert "working" in encoded.db.word_embeddings and encoded("a xlstyle cat") == [line] and len(built) == 1
