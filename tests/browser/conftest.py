@@ -100,12 +100,57 @@ def browser() -> Iterator[object]:
 class Watch:
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    trail: list[str] = field(default_factory=list)
+    """Console lines, failed requests and answers of 400 and up: printed when the test fails (a rare failure on a
+    loaded CI machine is then explained by its own report)."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.failed_call = report.failed
+    return report
+
+
+def explain_failure(request: pytest.FixtureRequest, pages: list[tuple[object, Watch, Host]]) -> None:
+    """After a failed test: each page's screenshot under test-artifacts/failures/, its trail and its host's log."""
+    if not getattr(request.node, "failed_call", False):
+        return
+    folder = ARTIFACTS / "failures"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)[:120]
+    for i, (page, watch, host) in enumerate(pages):
+        with contextlib.suppress(Exception):  # a page that is gone explains nothing more
+            page.screenshot(path=str(folder / f"{stem}-{i}.png"))
+        print(f"--- page {i} on {host.url}: errors {watch.errors}, dialogs {watch.dialogs}")
+        print("\n".join(watch.trail[-60:]))
+        with contextlib.suppress(OSError):
+            print(f"--- host log {host.log}:\n{host.log.read_text()[-4000:]}")
+
+
+def track_queue_streams(page) -> set[object]:
+    """The page's open gradio event streams (``/queue/data``): the page load's events run on one."""
+    streams: set[object] = set()
+    page.on("request", lambda r: "/queue/data" in r.url and streams.add(r))
+    page.on("requestfinished", lambda r: streams.discard(r))
+    page.on("requestfailed", lambda r: streams.discard(r))
+    return streams
+
+
+def settle(page, streams: set[object], cap_s: float = 60.0) -> None:
+    """Wait until the page load's gradio events are done (their stream has closed). An event sent while that
+    stream is closing is now and then never answered by gradio's client (an Encode click that a user would make
+    again); a test clicks once the page is settled, as a user whose page has finished loading."""
+    deadline = time.monotonic() + cap_s
+    while streams and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
 
 
 @pytest.fixture
-def open_page(browser, tmp_path: Path):
+def open_page(browser, tmp_path: Path, request: pytest.FixtureRequest):
     """``open_page(host, dark=False) -> (page, watch)``: a page on the host's tab, cards rendered by the script."""
-    contexts = []
+    contexts, pages = [], []
 
     def opener(host: Host, dark: bool = False, width: int = 1280):
         context = browser.new_context(viewport={"width": width, "height": 900},
@@ -120,6 +165,12 @@ def open_page(browser, tmp_path: Path):
 
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda error: watch.errors.append(str(error)))
+        page.on("console", lambda message: watch.trail.append(f"console {message.type}: {message.text[:300]}"))
+        page.on("requestfailed", lambda r: watch.trail.append(f"failed {r.method} {r.url[:200]}: {r.failure}"))
+        page.on("response", lambda r: r.status >= 400 and watch.trail.append(f"{r.status} {r.request.method} "
+                                                                            f"{r.url[:200]}"))
+        pages.append((page, watch, host))
+        streams = track_queue_streams(page)
         page.goto(host.url + ("?__theme=dark" if dark else ""))
         page.wait_for_selector(".sdemb-pane[data-sdemb-init]", timeout=60_000)
         # Drawn into the pane that is in the page now: gradio may replace it after the first draw, and the script
@@ -128,9 +179,11 @@ def open_page(browser, tmp_path: Path):
                                " const s = p && window.sdEmbeddings.states.get(p);"
                                " return !!(s && s.doc && s.tree === p.querySelector('.sdemb-tree')"
                                " && s.cards === p.querySelector('.sdemb-cards')); }")
+        settle(page, streams)
         return page, watch
 
     yield opener
+    explain_failure(request, pages)
     for context in contexts:
         context.close()
 

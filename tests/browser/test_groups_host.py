@@ -8,6 +8,7 @@ import json
 
 import pytest
 from library_fixture import build
+from page_actions import encode
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
@@ -77,10 +78,7 @@ def test_explicit_only_host_inserts_embedding_name_and_encode_uses_it(tmp_path, 
     page.locator('#txt2img_textual_inversion_cards .card[data-name="EasyNegative"]').click()
     assert page.input_value(NEG) == "embedding:EasyNegative"
     page.fill(POS, "img-embed")  # a keyword typed alone stays a word here
-    page.click("#sdemb_encode")
-    report = page.locator("#sdemb_report .sdemb-report")
-    report.wait_for(timeout=120_000)
-    text = report.inner_text()
+    text = encode(page, watch)
     assert "EasyNegative.safetensors" in text and "TI hashes:" in text and "img-embed: " not in text
     assert "'img-embed' stays plain text: bare keywords are off" in text
     assert watch.errors == []

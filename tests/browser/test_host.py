@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from library_fixture import build
+from page_actions import encode
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
@@ -20,10 +21,7 @@ def test_click_a_negative_then_encode_shows_it_used(shared_host, open_page):
     page.fill("#txt2img_prompt textarea", "a photo of a cat")
     card(page, "EasyNegative").click()
     assert page.input_value(NEG) == "EasyNegative"
-    page.click("#sdemb_encode")
-    report = page.locator("#sdemb_report .sdemb-report")
-    report.wait_for(timeout=120_000)
-    text = report.inner_text()
+    text = encode(page, watch)
     assert "Negative prompt: 2/75 tokens" in text
     assert "EasyNegative.safetensors" in text
     assert "TI hashes:" in text and "EasyNegative: " in text
@@ -80,10 +78,8 @@ def test_family_shown_after_a_reload_is_the_servers_and_encode_uses_it(shared_ho
     assert "sdemb-unusable" not in card(page, "big-xl").get_attribute("class")
     assert "model is SDXL" in card(page, "cat").inner_text()
     page.fill("#txt2img_prompt textarea", "big-xl")
-    page.click("#sdemb_encode")
-    report = page.locator("#sdemb_report .sdemb-report")
-    report.wait_for(timeout=120_000)
-    assert "big-xl" in report.inner_text() and "2048" in report.inner_text()  # SDXL: 768 + 1280 per token
+    text = encode(page, watch)
+    assert "big-xl" in text and "2048" in text  # SDXL: 768 + 1280 per token
     choose_family(page, "SD1.5", usable="cat")
     assert "sdemb-unusable" in card(page, "big-xl").get_attribute("class")
     assert watch.errors == []

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from factories import vectors, write_safetensors
+from page_actions import encode
 from realistic_library import build_civitai, build_realistic
 
 pytestmark = pytest.mark.browser
@@ -61,10 +62,7 @@ def test_embedding_name_and_common_word_warnings(tmp_path, host_factory, open_pa
     page, watch = open_page(host)
     page.fill("#txt2img_prompt textarea", "a photo of a lighthouse at dusk, (embedding:wtrcolor-style:0.8)")
     page.fill("#txt2img_neg_prompt textarea", "embedding:EasyNegative, (embedding:negative/bad-hands-5:1.2)")
-    page.click("#sdemb_encode")
-    report = page.locator("#sdemb_report .sdemb-report")
-    report.wait_for(timeout=120_000)
-    text = report.inner_text()
+    text = encode(page, watch)
     for used in ("styles/watercolor/wtrcolor-style.pt", "negative/EasyNegative.safetensors",
                  "negative/bad-hands-5.pt", "styles/photo.safetensors"):
         assert used in text, used
