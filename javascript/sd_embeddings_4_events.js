@@ -129,7 +129,12 @@
       if (seen.some((s) => s.isIntersecting) && state.rendered < state.view.length) lib.renderMore(state);
     }, { rootMargin: "600px" }).observe(sentinel);
     const every = parseInt(pane.dataset.watch || "0", 10);
-    if (every > 0) state.timer = setInterval(() => poll(state), every);
+    if (every > 0) {
+      state.timer = setInterval(() => poll(state), every);
+      // The inline document can be older than the page: gradio keeps the pane as it was built at the server's
+      // start until its load event lands. One check at once, not a tick later (attach shows the document first).
+      setTimeout(() => poll(state), 0);
+    }
     states.set(pane, state);
     return state;
   }

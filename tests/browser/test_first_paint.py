@@ -172,3 +172,29 @@ def test_controls_the_webui_moved_into_its_tab_bar_stay_the_live_ones(tmp_path, 
     page.select_option(".tab-nav .sdemb-family", "SDXL")
     assert page.locator(".sdemb-card").evaluate_all("els => els.map(e => e.dataset.name)") == ["big-xl"]
     assert tab.errors == []
+
+
+def test_an_inline_document_older_than_the_page_is_replaced_at_once(tmp_path, browser):
+    """Gradio serves the pane as it was built when the server started until the page's load event lands: its
+    inline document can miss files added since. A page that polls checks the version at once, not a tick later
+    (here a tick is a minute)."""
+    from static_tab import ORIGIN, StaticTab, page_html
+
+    library = Library([tmp_path / "emb"], family=Family.SD1, background_hashing=False)
+    write_safetensors(tmp_path / "emb" / "old.safetensors", {"emb_params": vectors(1, seed=1)})
+    library.refresh()
+    stale = page_html(library, watch_ms=60_000)
+    write_safetensors(tmp_path / "emb" / "arrived.safetensors", {"emb_params": vectors(1, seed=2)})
+    library.refresh()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        tab = StaticTab(page, library, options={"watch_ms": 60_000})
+        page.on("pageerror", lambda error: tab.errors.append(str(error)))
+        page.route(f"{ORIGIN}/**", lambda route: route.fulfill(status=200, content_type="text/html", body=stale)
+                   if route.request.url == f"{ORIGIN}/" else tab.answer(route))
+        page.goto(f"{ORIGIN}/")
+        page.wait_for_selector('.sdemb-card[data-name="arrived"]', timeout=20_000)
+        assert tab.requests.count("/sd-embeddings/v1/version") == 1 and tab.errors == []
+    finally:
+        context.close()
