@@ -139,9 +139,9 @@ def track_queue_streams(page) -> set[object]:
 
 
 def settle(page, streams: set[object], cap_s: float = 60.0) -> None:
-    """Wait until the page load's gradio events are done (their stream has closed). An event sent while that
-    stream is closing is now and then never answered by gradio's client (an Encode click that a user would make
-    again); a test clicks once the page is settled, as a user whose page has finished loading."""
+    """Wait until the page load's gradio events are done (their stream has closed), so a test acts on a page that
+    has finished loading, as a user does: an event sent while that stream closes is the suspected (not proven)
+    way an Encode click once got no answer."""
     deadline = time.monotonic() + cap_s
     while streams and time.monotonic() < deadline:
         page.wait_for_timeout(50)

@@ -12,9 +12,10 @@ FIRST_WAIT_MS = 45_000
 
 def encode(page, watch) -> str:
     """Click Encode and return the report's text. A click whose report never came (seen once in about ten full
-    runs on a loaded machine, with nothing in the host's log: gradio's client lost the event) is made again, as a
-    user would, with a warning carrying the page's trail; a host that does not answer fails on the second click
-    too (the Encode event runs one at a time, so the second waits behind a hung first)."""
+    runs on a loaded machine, with nothing in the host's log; not reproduced, so the cause is unknown, a race in
+    gradio's client being the likeliest) is made again, as a user would, with a warning carrying the page's trail
+    for the next time; a host that does not answer fails on the second click too (the Encode event runs one at a
+    time, so the second waits behind a hung first)."""
     report = page.locator(REPORT)
     page.click("#sdemb_encode")
     try:
